@@ -1,0 +1,129 @@
+//! API tokens: kept in a `Secret` that never prints, and checked in constant time.
+
+use base64::Engine as _;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("authentication required: send an API token (HTTP basic `__token__:<token>` or `Authorization: Bearer <token>`)")]
+    Missing,
+    #[error("the API token is not valid for this operation")]
+    Invalid,
+}
+
+/// The configured tokens, stored as sha256 digests so comparison time does not depend on
+/// where two tokens first differ, nor on their length.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    write: Vec<[u8; 32]>,
+    read: Vec<[u8; 32]>,
+    read_requires_token: bool,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Extracts the token from `Authorization`: twine sends basic auth as `__token__:<token>`;
+/// any user name is accepted so `pip`'s `https://user:token@host/` works too.
+pub fn token_from_header(header: &str) -> Option<String> {
+    let (scheme, value) = header.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(value.trim().to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(value.trim()).ok()?;
+        let (_, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+        return Some(password.to_string());
+    }
+    None
+}
+
+impl Tokens {
+    pub fn new(write: &[Secret], read: &[Secret], read_requires_token: bool) -> Self {
+        Self {
+            write: write.iter().map(|secret| digest(secret.expose())).collect(),
+            read: read.iter().map(|secret| digest(secret.expose())).collect(),
+            read_requires_token,
+        }
+    }
+
+    fn matches(candidates: &[[u8; 32]], presented: &[u8; 32]) -> bool {
+        candidates.iter().fold(false, |found, candidate| found | bool::from(candidate.ct_eq(presented)))
+    }
+
+    /// Checks an `Authorization` header value for `access`.
+    pub fn check(&self, header: Option<&str>, access: Access) -> Result<(), AuthError> {
+        if access == Access::Read && !self.read_requires_token {
+            return Ok(());
+        }
+        let token = header.and_then(token_from_header).ok_or(AuthError::Missing)?;
+        let presented = digest(&token);
+        let allowed = match access {
+            Access::Write => Self::matches(&self.write, &presented),
+            Access::Read => Self::matches(&self.write, &presented) | Self::matches(&self.read, &presented),
+        };
+        if allowed { Ok(()) } else { Err(AuthError::Invalid) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user: &str, password: &str) -> String {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    }
+
+    #[test]
+    fn accepts_twine_basic_and_bearer_tokens() {
+        let tokens = Tokens::new(&[Secret::new("upload-token-0123456789")], &[], false);
+        assert_eq!(tokens.check(Some(&basic("__token__", "upload-token-0123456789")), Access::Write), Ok(()));
+        assert_eq!(tokens.check(Some("Bearer upload-token-0123456789"), Access::Write), Ok(()));
+        assert_eq!(tokens.check(Some(&basic("__token__", "wrong")), Access::Write), Err(AuthError::Invalid));
+        assert_eq!(tokens.check(None, Access::Write), Err(AuthError::Missing));
+        assert_eq!(tokens.check(None, Access::Read), Ok(()));
+    }
+
+    #[test]
+    fn read_tokens_cannot_write() {
+        let tokens = Tokens::new(&[Secret::new("w".repeat(20))], &[Secret::new("r".repeat(20))], true);
+        let read = format!("Bearer {}", "r".repeat(20));
+        assert_eq!(tokens.check(Some(&read), Access::Read), Ok(()));
+        assert_eq!(tokens.check(Some(&read), Access::Write), Err(AuthError::Invalid));
+        assert_eq!(tokens.check(None, Access::Read), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret([redacted])");
+    }
+}

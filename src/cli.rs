@@ -1,0 +1,67 @@
+//! Command-line definitions.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+
+#[derive(Debug, Parser)]
+#[command(name = "edelweiss", version, about = "A Python package index that serves musllinux wheels")]
+pub struct Cli {
+    /// Configuration file (TOML); see config/edelweiss.toml for every key.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the index server.
+    Serve(ServeArgs),
+    /// Ingest local wheels and sdists into a data directory (no server needed).
+    Add(AddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Data directory: sled database, spool and (by default) blobs.
+    #[arg(long = "data", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Address to listen on, e.g. 0.0.0.0:8080; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Serve local files only, with no upstream index.
+    #[arg(long)]
+    pub no_upstream: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Wheels (.whl) and sdists (.tar.gz, .zip) to ingest.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+impl Command {
+    pub fn overrides(&self) -> Overrides {
+        match self {
+            Self::Serve(args) => Overrides {
+                listen: args.listen,
+                data_dir: args.data.data_dir.clone(),
+                no_upstream: args.no_upstream,
+            },
+            Self::Add(args) => Overrides { data_dir: args.data.data_dir.clone(), ..Overrides::default() },
+        }
+    }
+}

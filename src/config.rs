@@ -1,0 +1,243 @@
+//! Typed settings, layered: defaults < config file < `EDELWEISS_*` environment < flags.
+//! Every key is documented here and in `config/edelweiss.toml`; `validate` runs before a
+//! socket is bound.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::auth::Secret;
+use crate::ingest::ArchiveLimits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("environment variable {name}={value:?}: {reason}")]
+    Environment { name: &'static str, value: String, reason: String },
+    #[error("invalid setting `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address the HTTP server binds; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Directory for the sled database, spool files and (by default) blobs.
+    pub data_dir: PathBuf,
+    /// Blob storage URL: `file:///abs/dir` or `s3://bucket/prefix`. Empty means
+    /// `file://<data_dir>/blobs`.
+    pub storage_url: String,
+    /// Serve local files only. Until upstream mirroring exists this is always the behaviour.
+    pub no_upstream: bool,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Tokens accepted by `POST /legacy/` and the write API (twine: user `__token__`).
+    pub upload_tokens: Vec<Secret>,
+    /// When true, every read (pages and files) needs one of `upload_tokens` or `read_tokens`.
+    pub read_requires_token: bool,
+    /// Tokens that may only read, used when `read_requires_token` is set.
+    pub read_tokens: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Largest file an upload may carry, in bytes.
+    pub max_upload_bytes: u64,
+    /// Most entries an archive may have.
+    pub max_archive_entries: u64,
+    /// Largest total an archive may unpack to, in bytes (zip bomb guard).
+    pub max_unpacked_bytes: u64,
+    /// Largest METADATA / PKG-INFO / WHEEL file, in bytes.
+    pub max_metadata_bytes: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 1 << 30,
+            max_archive_entries: 100_000,
+            max_unpacked_bytes: 4 << 30,
+            max_metadata_bytes: 4 << 20,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./edelweiss-data"),
+            storage_url: String::new(),
+            no_upstream: false,
+            auth: AuthSettings::default(),
+            limits: LimitSettings::default(),
+        }
+    }
+}
+
+/// Flags that override every other layer; `None` leaves the setting alone.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub no_upstream: bool,
+}
+
+type EnvSetter = fn(&mut Settings, &str) -> Result<(), String>;
+
+fn parse<T: std::str::FromStr>(value: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|error: T::Err| error.to_string())
+}
+
+fn secrets(value: &str) -> Vec<Secret> {
+    value.split(',').map(str::trim).filter(|token| !token.is_empty()).map(Secret::new).collect()
+}
+
+/// The environment layer: one variable per key, lists comma-separated.
+const ENVIRONMENT: &[(&str, EnvSetter)] = &[
+    ("EDELWEISS_LISTEN", |s, v| Ok(s.listen = parse(v)?)),
+    ("EDELWEISS_DATA_DIR", |s, v| Ok(s.data_dir = PathBuf::from(v))),
+    ("EDELWEISS_STORAGE_URL", |s, v| Ok(s.storage_url = v.to_string())),
+    ("EDELWEISS_NO_UPSTREAM", |s, v| Ok(s.no_upstream = parse(v)?)),
+    ("EDELWEISS_UPLOAD_TOKENS", |s, v| Ok(s.auth.upload_tokens = secrets(v))),
+    ("EDELWEISS_READ_TOKENS", |s, v| Ok(s.auth.read_tokens = secrets(v))),
+    ("EDELWEISS_READ_REQUIRES_TOKEN", |s, v| Ok(s.auth.read_requires_token = parse(v)?)),
+    ("EDELWEISS_MAX_UPLOAD_BYTES", |s, v| Ok(s.limits.max_upload_bytes = parse(v)?)),
+    ("EDELWEISS_MAX_ARCHIVE_ENTRIES", |s, v| Ok(s.limits.max_archive_entries = parse(v)?)),
+    ("EDELWEISS_MAX_UNPACKED_BYTES", |s, v| Ok(s.limits.max_unpacked_bytes = parse(v)?)),
+    ("EDELWEISS_MAX_METADATA_BYTES", |s, v| Ok(s.limits.max_metadata_bytes = parse(v)?)),
+];
+
+impl Settings {
+    /// Loads every layer. `lookup` reads the environment (a parameter so tests need not
+    /// mutate the process environment).
+    pub fn load(
+        config_file: Option<&Path>,
+        lookup: impl Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut settings = match config_file {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        for (name, set) in ENVIRONMENT {
+            if let Some(value) = lookup(name) {
+                set(&mut settings, &value)
+                    .map_err(|reason| ConfigError::Environment { name, value: value.clone(), reason })?;
+            }
+        }
+        if let Some(listen) = overrides.listen {
+            settings.listen = listen;
+        }
+        if let Some(data_dir) = &overrides.data_dir {
+            settings.data_dir = data_dir.clone();
+        }
+        settings.no_upstream |= overrides.no_upstream;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_string() });
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty");
+        }
+        if !self.storage_url.is_empty() && !self.storage_url.starts_with("file://") && !self.storage_url.starts_with("s3://") {
+            return invalid("storage_url", "must start with file:// or s3://");
+        }
+        if self.auth.read_requires_token && self.auth.upload_tokens.is_empty() && self.auth.read_tokens.is_empty() {
+            return invalid("auth.read_requires_token", "is set but no token is configured, so nobody could read");
+        }
+        if let Some(token) = self.auth.upload_tokens.iter().chain(&self.auth.read_tokens).find(|t| t.expose().len() < 16) {
+            let _ = token;
+            return invalid("auth", "tokens must be at least 16 characters");
+        }
+        let limits = &self.limits;
+        if limits.max_upload_bytes == 0 || limits.max_archive_entries == 0 || limits.max_unpacked_bytes == 0 || limits.max_metadata_bytes == 0 {
+            return invalid("limits", "every limit must be greater than zero");
+        }
+        Ok(())
+    }
+
+    /// The blob store URL, resolving the default under `data_dir`.
+    pub fn resolved_storage_url(&self) -> Result<String, ConfigError> {
+        if !self.storage_url.is_empty() {
+            return Ok(self.storage_url.clone());
+        }
+        let dir = std::path::absolute(self.data_dir.join("blobs"))
+            .map_err(|error| ConfigError::Invalid { key: "data_dir", reason: error.to_string() })?;
+        url::Url::from_directory_path(&dir)
+            .map(String::from)
+            .map_err(|()| ConfigError::Invalid { key: "data_dir", reason: format!("{} is not a usable path", dir.display()) })
+    }
+
+    pub fn archive_limits(&self) -> ArchiveLimits {
+        ArchiveLimits {
+            max_entries: self.limits.max_archive_entries,
+            max_uncompressed_bytes: self.limits.max_unpacked_bytes,
+            max_metadata_bytes: self.limits.max_metadata_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("edelweiss.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/a\"\n[limits]\nmax_upload_bytes = 10\n").unwrap();
+        let env = |name: &str| (name == "EDELWEISS_DATA_DIR").then(|| "/srv/b".to_string());
+        let overrides = Overrides { listen: Some("127.0.0.1:9001".parse().unwrap()), ..Default::default() };
+        let settings = Settings::load(Some(&file), env, &overrides).unwrap();
+        assert_eq!(settings.listen.port(), 9001);
+        assert_eq!(settings.data_dir, PathBuf::from("/srv/b"));
+        assert_eq!(settings.limits.max_upload_bytes, 10);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("edelweiss.toml");
+        std::fs::write(&file, "listne = \"127.0.0.1:9000\"\n").unwrap();
+        let error = Settings::load(Some(&file), |_| None, &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("unknown field `listne`"), "{error}");
+        let env = |name: &str| (name == "EDELWEISS_LISTEN").then(|| "nowhere".to_string());
+        let error = Settings::load(None, env, &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("EDELWEISS_LISTEN"), "{error}");
+        let env = |name: &str| (name == "EDELWEISS_UPLOAD_TOKENS").then(|| "short".to_string());
+        assert!(Settings::load(None, env, &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn the_shipped_config_file_parses_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/edelweiss.toml");
+        let shipped = Settings::from_file(&path).unwrap();
+        let defaults = Settings::default();
+        assert_eq!(shipped.listen, defaults.listen);
+        assert_eq!(shipped.data_dir, defaults.data_dir);
+        assert_eq!(shipped.limits.max_upload_bytes, defaults.limits.max_upload_bytes);
+        assert_eq!(shipped.limits.max_unpacked_bytes, defaults.limits.max_unpacked_bytes);
+    }
+}

@@ -1,0 +1,84 @@
+//! The one place where errors become HTTP statuses and bodies.
+//!
+//! Policy: client mistakes are 4xx with a one-line reason naming the rule broken; storage
+//! and database failures are 5xx, logged here once, with a generic body.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::auth::AuthError;
+use crate::ingest::{IngestError, SpoolError};
+use crate::metadata::IndexError;
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("no representation acceptable to `Accept: {0}`; this index serves application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html and text/html")]
+    NotAcceptable(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl ApiError {
+    fn is_server_fault(&self) -> bool {
+        self.status_code().is_server_error()
+    }
+}
+
+fn index_status(error: &IndexError) -> StatusCode {
+    match error {
+        IndexError::Conflict { .. } => StatusCode::CONFLICT,
+        IndexError::FileNotFound { .. } => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::Auth(AuthError::Missing) => StatusCode::UNAUTHORIZED,
+            Self::Auth(AuthError::Invalid) => StatusCode::FORBIDDEN,
+            Self::Spool(SpoolError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Spool(SpoolError::Io(_)) => StatusCode::INSUFFICIENT_STORAGE,
+            Self::Ingest(IngestError::Index(error)) | Self::Index(error) => index_status(error),
+            Self::Ingest(IngestError::Storage(StorageError::NotFound { .. })) | Self::Storage(StorageError::NotFound { .. }) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Ingest(IngestError::Storage(_) | IngestError::Interrupted(_)) | Self::Storage(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Ingest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let message = if self.is_server_fault() {
+            tracing::error!(error = %self, "request failed");
+            format!("{}: the server could not complete the request; see its log", status.canonical_reason().unwrap_or("error"))
+        } else {
+            self.to_string()
+        };
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Basic realm=\"edelweiss\""));
+        }
+        // twine prints the reason phrase; a one-line body serves curl and pip.
+        response.content_type("text/plain; charset=utf-8").body(format!("{message}\n"))
+    }
+}

@@ -1,0 +1,105 @@
+//! The ingest pipeline shared by `POST /legacy/` and `edelweiss add`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::archive::{ArchiveError, ArchiveLimits, inspect};
+use super::spool::SpooledFile;
+use crate::metadata::{FileKind, FileRecord, IndexError, IndexStore, InsertOutcome};
+use crate::pypi::{DistFilename, FilenameError, Sha256Digest};
+use crate::storage::{BlobStore, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("invalid filename: {0}")]
+    Filename(#[from] FilenameError),
+    #[error("invalid archive {filename}: {source}")]
+    Archive { filename: String, source: ArchiveError },
+    #[error("sha256_digest {declared} does not match the uploaded bytes ({actual})")]
+    DigestMismatch { declared: String, actual: Sha256Digest },
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("archive inspection was interrupted: {0}")]
+    Interrupted(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestOutcome {
+    pub record: FileRecord,
+    pub outcome: InsertOutcome,
+}
+
+#[derive(Clone)]
+pub struct Ingestor {
+    store: BlobStore,
+    index: Arc<dyn IndexStore>,
+    limits: ArchiveLimits,
+    spool_dir: PathBuf,
+}
+
+impl Ingestor {
+    pub fn new(store: BlobStore, index: Arc<dyn IndexStore>, limits: ArchiveLimits, spool_dir: PathBuf) -> Self {
+        Self { store, index, limits, spool_dir }
+    }
+
+    pub fn spool_dir(&self) -> &std::path::Path {
+        &self.spool_dir
+    }
+
+    /// Validates and stores `spooled` as `filename`. `declared` is the client's
+    /// `sha256_digest`, checked when given.
+    pub async fn ingest(
+        &self,
+        spooled: SpooledFile,
+        filename: &str,
+        declared: Option<&str>,
+    ) -> Result<IngestOutcome, IngestError> {
+        let parsed: DistFilename = filename.parse()?;
+        if let Some(declared) = declared.filter(|declared| *declared != spooled.sha256.to_hex()) {
+            return Err(IngestError::DigestMismatch { declared: declared.to_string(), actual: spooled.sha256 });
+        }
+        if let Some(existing) = self.index.file(parsed.name(), filename)? {
+            if existing.sha256 == spooled.sha256 {
+                return Ok(IngestOutcome { record: existing, outcome: InsertOutcome::AlreadyPresent });
+            }
+            return Err(IndexError::Conflict { filename: filename.to_string(), existing: existing.sha256 }.into());
+        }
+        let inspected = {
+            let (path, parsed, limits) = (spooled.path.to_path_buf(), parsed.clone(), self.limits);
+            tokio::task::spawn_blocking(move || inspect(&path, &parsed, &limits))
+                .await
+                .map_err(|error| IngestError::Interrupted(error.to_string()))?
+                .map_err(|source| IngestError::Archive { filename: filename.to_string(), source })?
+        };
+        self.store.put_file(spooled.sha256, &spooled.path).await?;
+        let metadata_sha256 = match inspected.metadata_file {
+            Some(bytes) => {
+                let digest = Sha256Digest::of(&bytes);
+                self.store.put_bytes(digest, Bytes::from(bytes)).await?;
+                Some(digest)
+            }
+            None => None,
+        };
+        let record = FileRecord {
+            project: parsed.name().to_string(),
+            filename: filename.to_string(),
+            version: parsed.version().to_string(),
+            kind: match parsed {
+                DistFilename::Wheel(_) => FileKind::Wheel,
+                DistFilename::Sdist(_) => FileKind::Sdist,
+            },
+            sha256: spooled.sha256,
+            size: spooled.size,
+            upload_time: jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            requires_python: inspected.metadata.requires_python.clone(),
+            metadata_sha256,
+            yanked: None,
+        };
+        let outcome = self.index.insert_file(&record, &inspected.metadata.display_name)?;
+        Ok(IngestOutcome { record, outcome })
+    }
+}

@@ -1,0 +1,19 @@
+use clap::Parser as _;
+use edelweiss::cli::{Cli, Command};
+use edelweiss::commands;
+use edelweiss::config::Settings;
+use tracing_subscriber::EnvFilter;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("EDELWEISS_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = Settings::load(cli.config.as_deref(), |name| std::env::var(name).ok(), &cli.command.overrides())?;
+    match cli.command {
+        Command::Serve(_) => commands::serve(settings).await,
+        Command::Add(args) => commands::add(settings, args.files).await,
+    }
+}

@@ -1,0 +1,37 @@
+//! Persisted record types. They are stored as JSON; `SledIndex::FORMAT` versions them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::pypi::Sha256Digest;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    /// Normalized (PEP 503) name; the record's key.
+    pub name: String,
+    /// The spelling of the first file's metadata, for page titles.
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Wheel,
+    Sdist,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub project: String,
+    pub filename: String,
+    pub version: String,
+    pub kind: FileKind,
+    pub sha256: Sha256Digest,
+    pub size: u64,
+    /// RFC 3339, UTC.
+    pub upload_time: String,
+    pub requires_python: Option<String>,
+    /// The blob holding the wheel's METADATA file (PEP 658), if one was extracted.
+    pub metadata_sha256: Option<Sha256Digest>,
+    /// PEP 592: `None` is not yanked; `Some("")` is yanked without a reason.
+    pub yanked: Option<String>,
+}

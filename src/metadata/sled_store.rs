@@ -1,0 +1,192 @@
+//! The sled implementation of `IndexStore`.
+//!
+//! Trees: `projects` (normalized name → `ProjectRecord`), `files` (`name \0 filename` →
+//! `FileRecord`), `digests` (`sha256 \0 filename` → `name \0 filename`), `meta` (format).
+
+use std::path::Path;
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{FileRecord, IndexError, IndexStore, InsertOutcome, ProjectRecord};
+use crate::pypi::{PackageName, Sha256Digest};
+
+pub struct SledIndex {
+    db: sled::Db,
+    projects: sled::Tree,
+    files: sled::Tree,
+    digests: sled::Tree,
+}
+
+fn file_key(project: &str, filename: &str) -> Vec<u8> {
+    [project.as_bytes(), b"\0", filename.as_bytes()].concat()
+}
+
+fn digest_key(digest: Sha256Digest, filename: &str) -> Vec<u8> {
+    [digest.to_hex().as_bytes(), b"\0", filename.as_bytes()].concat()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, IndexError> {
+    serde_json::from_slice(value)
+        .map_err(|source| IndexError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), source })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs to JSON cannot fail: no maps with non-string keys.
+    serde_json::to_vec(value).expect("records serialize to JSON")
+}
+
+impl SledIndex {
+    /// Bumped when a record's layout changes incompatibly.
+    pub const FORMAT: &'static str = "1";
+
+    pub fn open(path: &Path) -> Result<Self, IndexError> {
+        let db = sled::open(path)
+            .map_err(|source| IndexError::Open { path: path.display().to_string(), source })?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("format")? {
+            Some(found) if found.as_ref() != Self::FORMAT.as_bytes() => {
+                let found = String::from_utf8_lossy(&found).into_owned();
+                return Err(IndexError::Format { found, expected: Self::FORMAT.into() });
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("format", Self::FORMAT)?;
+            }
+        }
+        Ok(Self {
+            projects: db.open_tree("projects")?,
+            files: db.open_tree("files")?,
+            digests: db.open_tree("digests")?,
+            db,
+        })
+    }
+}
+
+impl IndexStore for SledIndex {
+    fn projects(&self) -> Result<Vec<ProjectRecord>, IndexError> {
+        self.projects.iter().map(|entry| {
+            let (key, value) = entry?;
+            decode(&key, &value)
+        }).collect()
+    }
+
+    fn project(&self, name: &PackageName) -> Result<Option<ProjectRecord>, IndexError> {
+        let key = name.as_ref().as_bytes();
+        self.projects.get(key)?.map(|value| decode(key, &value)).transpose()
+    }
+
+    fn files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError> {
+        let prefix = file_key(name.as_ref(), "");
+        self.files.scan_prefix(prefix).map(|entry| {
+            let (key, value) = entry?;
+            decode(&key, &value)
+        }).collect()
+    }
+
+    fn file(&self, name: &PackageName, filename: &str) -> Result<Option<FileRecord>, IndexError> {
+        let key = file_key(name.as_ref(), filename);
+        self.files.get(&key)?.map(|value| decode(&key, &value)).transpose()
+    }
+
+    fn file_by_digest(&self, digest: Sha256Digest, filename: &str) -> Result<Option<FileRecord>, IndexError> {
+        let Some(file_key) = self.digests.get(digest_key(digest, filename))? else { return Ok(None) };
+        self.files.get(&file_key)?.map(|value| decode(&file_key, &value)).transpose()
+    }
+
+    fn insert_file(&self, record: &FileRecord, display_name: &str) -> Result<InsertOutcome, IndexError> {
+        let key = file_key(&record.project, &record.filename);
+        let project = ProjectRecord { name: record.project.clone(), display_name: display_name.to_string() };
+        let result = (&self.projects, &self.files, &self.digests).transaction(|(projects, files, digests)| {
+            if let Some(existing) = files.get(&key)? {
+                let existing: FileRecord = decode(&key, &existing).map_err(ConflictableTransactionError::Abort)?;
+                if existing.sha256 == record.sha256 {
+                    return Ok(InsertOutcome::AlreadyPresent);
+                }
+                return Err(ConflictableTransactionError::Abort(IndexError::Conflict {
+                    filename: record.filename.clone(),
+                    existing: existing.sha256,
+                }));
+            }
+            if projects.get(record.project.as_bytes())?.is_none() {
+                projects.insert(record.project.as_bytes(), encode(&project))?;
+            }
+            files.insert(key.as_slice(), encode(record))?;
+            digests.insert(digest_key(record.sha256, &record.filename), key.as_slice())?;
+            Ok(InsertOutcome::Inserted)
+        });
+        let outcome = result.map_err(|error| match error {
+            TransactionError::Abort(error) => error,
+            TransactionError::Storage(error) => IndexError::Database(error),
+        })?;
+        self.db.flush()?;
+        Ok(outcome)
+    }
+
+    fn set_yanked(&self, name: &PackageName, filename: &str, reason: Option<String>) -> Result<FileRecord, IndexError> {
+        let key = file_key(name.as_ref(), filename);
+        let not_found = || IndexError::FileNotFound { project: name.to_string(), filename: filename.to_string() };
+        let mut record: FileRecord = decode(&key, &self.files.get(&key)?.ok_or_else(not_found)?)?;
+        record.yanked = reason;
+        self.files.insert(key, encode(&record))?;
+        self.db.flush()?;
+        Ok(record)
+    }
+
+    fn file_count(&self) -> Result<u64, IndexError> {
+        Ok(self.files.len() as u64)
+    }
+
+    fn flush(&self) -> Result<(), IndexError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::FileKind;
+    use crate::pypi::parse_package_name;
+
+    fn record(filename: &str, content: &[u8]) -> FileRecord {
+        FileRecord {
+            project: "demo".into(),
+            filename: filename.into(),
+            version: "1.0".into(),
+            kind: FileKind::Wheel,
+            sha256: Sha256Digest::of(content),
+            size: content.len() as u64,
+            upload_time: "2026-01-01T00:00:00Z".into(),
+            requires_python: None,
+            metadata_sha256: None,
+            yanked: None,
+        }
+    }
+
+    #[test]
+    fn inserts_once_and_refuses_different_bytes_under_a_taken_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SledIndex::open(dir.path()).unwrap();
+        let first = record("demo-1.0-py3-none-any.whl", b"one");
+        assert_eq!(index.insert_file(&first, "Demo").unwrap(), InsertOutcome::Inserted);
+        assert_eq!(index.insert_file(&first, "Demo").unwrap(), InsertOutcome::AlreadyPresent);
+        let other = record("demo-1.0-py3-none-any.whl", b"two");
+        assert!(matches!(index.insert_file(&other, "Demo"), Err(IndexError::Conflict { .. })));
+        let name = parse_package_name("demo").unwrap();
+        assert_eq!(index.files(&name).unwrap(), vec![first.clone()]);
+        assert_eq!(index.file_by_digest(first.sha256, &first.filename).unwrap(), Some(first));
+        assert_eq!(index.projects().unwrap()[0].display_name, "Demo");
+    }
+
+    #[test]
+    fn refuses_a_database_of_another_format() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta").unwrap().insert("format", "99").unwrap();
+            db.flush().unwrap();
+        }
+        assert!(matches!(SledIndex::open(dir.path()), Err(IndexError::Format { .. })));
+    }
+}

@@ -1,0 +1,18 @@
+//! Pure packaging types: names, versions, tags, filenames, core metadata and the
+//! simple-API wire documents. Nothing here does I/O or depends on the rest of the crate.
+
+mod digest;
+mod filename;
+mod metadata;
+mod name;
+pub mod simple;
+mod tags;
+mod wheel_info;
+
+pub use digest::{DigestError, Sha256Digest};
+pub use filename::{DistFilename, FilenameError, SdistExtension, SdistFilename, WheelFilename};
+pub use metadata::{CoreMetadata, MetadataError};
+pub use name::{InvalidProjectName, PackageName, parse_package_name};
+pub use pep440_rs::Version;
+pub use tags::{Arch, PlatformTag, TagError, TagTriple};
+pub use wheel_info::{WheelInfo, WheelInfoError};

@@ -1,0 +1,142 @@
+//! Simple repository API documents: PEP 691 JSON, with PEP 592 yanking, PEP 629 API
+//! version, PEP 658/714 core metadata and PEP 700 `versions`/`size`/`upload-time`.
+//! The same structs are the page model the HTML rendering reads.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// PEP 629 `api-version`; 1.1 is the first with PEP 700's fields.
+pub const API_VERSION: &str = "1.1";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    #[serde(rename = "api-version")]
+    pub api_version: String,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Self { api_version: API_VERSION.to_string() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectList {
+    pub meta: Meta,
+    pub projects: Vec<ProjectListEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectListEntry {
+    /// The normalized name, which is also the project page's path segment.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectDetail {
+    pub meta: Meta,
+    pub name: String,
+    pub versions: Vec<String>,
+    pub files: Vec<FileDetail>,
+}
+
+/// PEP 658/714: `false` when there is no metadata file, else the file's hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CoreMetadataRef {
+    Absent(bool),
+    Hashes(BTreeMap<String, String>),
+}
+
+impl CoreMetadataRef {
+    pub fn sha256(digest: &str) -> Self {
+        Self::Hashes(BTreeMap::from([("sha256".to_string(), digest.to_string())]))
+    }
+
+    pub fn sha256_hex(&self) -> Option<&str> {
+        match self {
+            Self::Hashes(hashes) => hashes.get("sha256").map(String::as_str),
+            Self::Absent(_) => None,
+        }
+    }
+}
+
+/// PEP 592: `false`, `true`, or the reason (which implies yanked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Yanked {
+    Flag(bool),
+    Reason(String),
+}
+
+impl Yanked {
+    pub fn from_reason(reason: Option<&str>) -> Self {
+        match reason {
+            None => Self::Flag(false),
+            Some("") => Self::Flag(true),
+            Some(reason) => Self::Reason(reason.to_string()),
+        }
+    }
+
+    pub fn is_yanked(&self) -> bool {
+        !matches!(self, Self::Flag(false))
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Reason(reason) => Some(reason),
+            Self::Flag(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDetail {
+    pub filename: String,
+    pub url: String,
+    pub hashes: BTreeMap<String, String>,
+    #[serde(rename = "requires-python", default, skip_serializing_if = "Option::is_none")]
+    pub requires_python: Option<String>,
+    #[serde(rename = "core-metadata", default = "absent_metadata")]
+    pub core_metadata: CoreMetadataRef,
+    /// PEP 714 keeps the old key for clients that predate it.
+    #[serde(rename = "dist-info-metadata", default = "absent_metadata")]
+    pub dist_info_metadata: CoreMetadataRef,
+    #[serde(default = "not_yanked")]
+    pub yanked: Yanked,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(rename = "upload-time", default, skip_serializing_if = "Option::is_none")]
+    pub upload_time: Option<String>,
+}
+
+fn absent_metadata() -> CoreMetadataRef {
+    CoreMetadataRef::Absent(false)
+}
+
+fn not_yanked() -> Yanked {
+    Yanked::Flag(false)
+}
+
+impl FileDetail {
+    pub fn sha256(&self) -> Option<&str> {
+        self.hashes.get("sha256").map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yanked_and_metadata_follow_the_peps_wire_forms() {
+        assert_eq!(serde_json::to_string(&Yanked::from_reason(None)).unwrap(), "false");
+        assert_eq!(serde_json::to_string(&Yanked::from_reason(Some(""))).unwrap(), "true");
+        assert_eq!(serde_json::to_string(&Yanked::from_reason(Some("broken"))).unwrap(), "\"broken\"");
+        let metadata = CoreMetadataRef::sha256("ab");
+        assert_eq!(serde_json::to_string(&metadata).unwrap(), r#"{"sha256":"ab"}"#);
+        let parsed: CoreMetadataRef = serde_json::from_str("true").unwrap();
+        assert_eq!(parsed, CoreMetadataRef::Absent(true));
+    }
+}

@@ -1,0 +1,195 @@
+//! The blob store: write-once puts that verify the digest before they commit, and ranged
+//! reads. Backend errors are folded into a few categories; none of them is a cache miss.
+
+use std::ops::Range;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    WriteMultipart,
+};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::key::StorageKey;
+use crate::pypi::Sha256Digest;
+
+const READ_CHUNK: usize = 256 * 1024;
+const UPLOAD_PART: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage URL `{url}` is not supported: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("blob {key} is not in the store")]
+    NotFound { key: String },
+    #[error("blob {expected} failed verification: the bytes hash to {actual}; nothing was stored")]
+    DigestMismatch { expected: Sha256Digest, actual: Sha256Digest },
+    #[error("storage backend failed on {key}: {source}")]
+    Backend { key: String, source: object_store::Error },
+    #[error("local I/O failed on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Stored,
+    AlreadyPresent,
+}
+
+/// A blob's bytes (or a range of them) and its total size.
+pub struct BlobRead {
+    pub total_size: u64,
+    pub range: Range<u64>,
+    pub body: BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+#[derive(Clone)]
+pub struct BlobStore {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlobStore({})", self.inner)
+    }
+}
+
+fn backend(key: &StorageKey) -> impl FnOnce(object_store::Error) -> StorageError + '_ {
+    move |source| match source {
+        object_store::Error::NotFound { .. } => StorageError::NotFound { key: key.path().to_string() },
+        source => StorageError::Backend { key: key.path().to_string(), source },
+    }
+}
+
+impl BlobStore {
+    /// Opens `file:///dir` (created if missing) or `s3://bucket/prefix`, the latter
+    /// configured by the usual `AWS_*` environment variables.
+    pub fn open(url: &str) -> Result<Self, StorageError> {
+        let invalid = |reason: String| StorageError::InvalidUrl { url: url.to_string(), reason };
+        let parsed = url::Url::parse(url).map_err(|error| invalid(error.to_string()))?;
+        let inner: Arc<dyn ObjectStore> = match parsed.scheme() {
+            "file" => {
+                let dir = parsed.to_file_path().map_err(|()| invalid("not an absolute local path".into()))?;
+                std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io { path: dir.clone(), source })?;
+                Arc::new(LocalFileSystem::new_with_prefix(&dir).map_err(|error| invalid(error.to_string()))?)
+            }
+            "s3" => {
+                let store = AmazonS3Builder::from_env().with_url(url).build();
+                Arc::new(store.map_err(|error| invalid(error.to_string()))?)
+            }
+            other => return Err(invalid(format!("scheme `{other}` (use file:// or s3://)"))),
+        };
+        Ok(Self { inner })
+    }
+
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>) -> Self {
+        Self { inner }
+    }
+
+    pub async fn contains(&self, digest: Sha256Digest) -> Result<bool, StorageError> {
+        let key = StorageKey::Blob(digest);
+        match self.inner.head(&key.path()).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(source) => Err(backend(&key)(source)),
+        }
+    }
+
+    /// Stores small bytes (extracted METADATA) after checking they hash to `digest`.
+    pub async fn put_bytes(&self, digest: Sha256Digest, bytes: Bytes) -> Result<PutOutcome, StorageError> {
+        let actual = Sha256Digest::of(&bytes);
+        if actual != digest {
+            return Err(StorageError::DigestMismatch { expected: digest, actual });
+        }
+        let key = StorageKey::Blob(digest);
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.inner.put_opts(&key.path(), PutPayload::from_bytes(bytes), options).await {
+            Ok(_) => Ok(PutOutcome::Stored),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyPresent),
+            Err(source) => Err(backend(&key)(source)),
+        }
+    }
+
+    /// Streams a local file into the store under `digest`, hashing it again on the way:
+    /// the upload is completed only if the bytes match, so the key always names its content.
+    /// A key that exists already holds the same bytes, so it is left alone.
+    pub async fn put_file(&self, digest: Sha256Digest, path: &FsPath) -> Result<PutOutcome, StorageError> {
+        if self.contains(digest).await? {
+            return Ok(PutOutcome::AlreadyPresent);
+        }
+        let key = StorageKey::Blob(digest);
+        let io_error = |source| StorageError::Io { path: path.to_path_buf(), source };
+        let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
+        let upload = self.inner.put_multipart(&key.path()).await.map_err(backend(&key))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART);
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; READ_CHUNK];
+        loop {
+            let read = match file.read(&mut buffer).await {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(source) => {
+                    let _ = writer.abort().await;
+                    return Err(io_error(source));
+                }
+            };
+            hasher.update(&buffer[..read]);
+            writer.wait_for_capacity(2).await.map_err(backend(&key))?;
+            writer.write(&buffer[..read]);
+        }
+        let actual = Sha256Digest::from_hasher(hasher);
+        if actual != digest {
+            let _ = writer.abort().await;
+            return Err(StorageError::DigestMismatch { expected: digest, actual });
+        }
+        writer.finish().await.map_err(backend(&key))?;
+        Ok(PutOutcome::Stored)
+    }
+
+    /// Reads a blob, or the byte range `range` of it (already checked against its size).
+    pub async fn get(&self, digest: Sha256Digest, range: Option<Range<u64>>) -> Result<BlobRead, StorageError> {
+        let key = StorageKey::Blob(digest);
+        let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
+        let result = self.inner.get_opts(&key.path(), options).await.map_err(backend(&key))?;
+        let total_size = result.meta.size;
+        let range = result.range.clone();
+        let body = match result.payload {
+            GetResultPayload::File(file, path) => local_file_stream(file, path, range.clone()).await?,
+            GetResultPayload::Stream(stream) => stream.map_err(std::io::Error::other).boxed(),
+        };
+        Ok(BlobRead { total_size, range, body })
+    }
+
+    pub async fn get_bytes(&self, digest: Sha256Digest) -> Result<Bytes, StorageError> {
+        let key = StorageKey::Blob(digest);
+        let result = self.inner.get(&key.path()).await.map_err(backend(&key))?;
+        result.bytes().await.map_err(backend(&key))
+    }
+
+    pub async fn size(&self, digest: Sha256Digest) -> Result<u64, StorageError> {
+        let key = StorageKey::Blob(digest);
+        Ok(self.inner.head(&key.path()).await.map_err(backend(&key))?.size)
+    }
+}
+
+/// object_store reads local files in small blocking chunks; large async reads keep
+/// downloads close to what a static file server does.
+async fn local_file_stream(
+    file: std::fs::File,
+    path: PathBuf,
+    range: Range<u64>,
+) -> Result<BoxStream<'static, std::io::Result<Bytes>>, StorageError> {
+    let mut file = tokio::fs::File::from_std(file);
+    file.seek(std::io::SeekFrom::Start(range.start))
+        .await
+        .map_err(|source| StorageError::Io { path, source })?;
+    let limited = file.take(range.end - range.start);
+    Ok(ReaderStream::with_capacity(limited, READ_CHUNK).boxed())
+}

@@ -1,0 +1,8 @@
+//! Content-addressed blobs over `object_store`: every file and every extracted METADATA
+//! is stored once under its sha256 and never overwritten.
+
+mod blob_store;
+mod key;
+
+pub use blob_store::{BlobRead, BlobStore, PutOutcome, StorageError};
+pub use key::StorageKey;

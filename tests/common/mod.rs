@@ -1,0 +1,60 @@
+//! Test harness: the real `edelweiss` binary on a loopback port over a temporary data dir,
+//! the real Python clients from `.ci/setup`, and distributions the tests build themselves.
+
+#![allow(dead_code)]
+
+pub mod dists;
+pub mod scenarios;
+pub mod server;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub const UPLOAD_TOKEN: &str = "test-upload-token-0123456789";
+
+/// The directory holding pip, twine and uv, installed by `.ci/setup`.
+pub fn client_tools() -> PathBuf {
+    let dir = std::env::var_os("EDELWEISS_CLIENT_TOOLS").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(".cache/edelweiss/tools/venv/bin")
+    });
+    for tool in ["pip", "twine", "uv"] {
+        assert!(dir.join(tool).exists(), "{tool} not found in {}: run .ci/setup first", dir.display());
+    }
+    dir
+}
+
+pub fn tool(name: &str) -> Command {
+    let mut command = Command::new(client_tools().join(name));
+    // Keep the user's pip/uv configuration and caches out of the tests.
+    command
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_NO_CACHE_DIR", "1")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("UV_NO_CONFIG", "1")
+        .env("UV_NO_CACHE", "1")
+        .env_remove("PIP_INDEX_URL")
+        .env_remove("UV_INDEX_URL")
+        .env_remove("UV_DEFAULT_INDEX");
+    command
+}
+
+pub fn run(command: &mut Command) -> Output {
+    let output = command.output().unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    output
+}
+
+pub fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+pub fn assert_success(command: &mut Command) -> Output {
+    let output = run(command);
+    assert!(output.status.success(), "{command:?} failed:\n{}", text(&output));
+    output
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

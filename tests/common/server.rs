@@ -1,0 +1,186 @@
+//! A running `edelweiss serve` for one test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::UPLOAD_TOKEN;
+
+/// The binary under test: `EDELWEISS_TEST_BIN` (the static musl build) or cargo's build.
+pub fn binary() -> PathBuf {
+    std::env::var_os("EDELWEISS_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_edelweiss")))
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub data_dir: PathBuf,
+    config: PathBuf,
+    child: Child,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// The config every test server gets unless a test passes its own extra TOML.
+pub fn base_config(extra_top: &str, extra_limits: &str) -> String {
+    format!("{extra_top}\n[auth]\nupload_tokens = [\"{UPLOAD_TOKEN}\"]\n[limits]\n{extra_limits}\n")
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::start_with(&base_config("", ""))
+    }
+
+    pub fn start_with(config: &str) -> Self {
+        Self::start_binary(&binary(), config)
+    }
+
+    pub fn start_binary(binary: &Path, config: &str) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let config_path = temp.path().join("edelweiss.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut server = Self::spawn_binary(binary, &data_dir, &config_path);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts a server on an existing data dir, e.g. after a crash.
+    pub fn spawn(data_dir: &Path, config: &Path) -> Self {
+        Self::spawn_binary(&binary(), data_dir, config)
+    }
+
+    fn spawn_binary(binary: &Path, data_dir: &Path, config: &Path) -> Self {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
+        let mut child = Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--no-upstream"])
+            .arg("--data")
+            .arg(data_dir)
+            .arg("--config")
+            .arg(config)
+            .env("EDELWEISS_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start edelweiss");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        let Some(url) = line.trim().strip_prefix("edelweiss listening on ") else {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
+            panic!("edelweiss did not start: {line:?}\n{log}");
+        };
+        Self { url: url.to_string(), data_dir: data_dir.to_path_buf(), config: config.to_path_buf(), child, _temp: None }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills this process and starts a new one on the same data dir and config.
+    pub fn restart(mut self) -> Self {
+        self.kill();
+        let temp = self._temp.take();
+        let mut restarted = Self::spawn(&self.data_dir, &self.config);
+        restarted._temp = temp;
+        restarted
+    }
+
+    pub fn index_url(&self) -> String {
+        format!("{}/simple/", self.url)
+    }
+
+    pub fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client")
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        self.client().get(format!("{}{path}", self.url)).send().expect("GET")
+    }
+
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self
+            .client()
+            .get(format!("{}{path}", self.url))
+            .header("Accept", "application/vnd.pypi.simple.v1+json")
+            .send()
+            .expect("GET");
+        assert_eq!(response.status(), 200, "{path}");
+        response.json().expect("JSON page")
+    }
+
+    /// The value of one `/metrics` sample, 0 when absent.
+    pub fn metric(&self, sample: &str) -> u64 {
+        let body = self.get("/metrics").text().expect("metrics");
+        body.lines()
+            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
+    /// Every blob in the file store, as relative paths: to prove nothing was stored.
+    pub fn blobs(&self) -> Vec<String> {
+        let root = self.data_dir.join("blobs");
+        let mut found = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    found.push(path.strip_prefix(&root).unwrap_or(&path).display().to_string());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// What the index shows: the project list plus every file of every project.
+    pub fn snapshot(&self) -> (Vec<String>, Vec<String>) {
+        let list = self.get_json("/simple/");
+        let mut files = Vec::new();
+        for project in list["projects"].as_array().expect("projects") {
+            let name = project["name"].as_str().expect("name");
+            let page = self.get_json(&format!("/simple/{name}/"));
+            for file in page["files"].as_array().expect("files") {
+                files.push(format!("{} {}", file["filename"], file["hashes"]["sha256"]));
+            }
+        }
+        (self.blobs(), files)
+    }
+
+    pub fn twine_upload(&self, files: &[&Path]) -> std::process::Output {
+        self.twine_upload_with_token(files, UPLOAD_TOKEN)
+    }
+
+    pub fn twine_upload_with_token(&self, files: &[&Path], token: &str) -> std::process::Output {
+        let mut command = super::tool("twine");
+        command
+            .args(["upload", "--disable-progress-bar", "--non-interactive", "--repository-url"])
+            .arg(format!("{}/legacy/", self.url))
+            .args(["-u", "__token__", "-p", token])
+            .args(files);
+        super::run(&mut command)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
