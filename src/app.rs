@@ -36,9 +36,15 @@ pub enum StartupError {
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error("cannot prepare {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {address}: {source}")]
-    Bind { address: SocketAddr, source: std::io::Error },
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The parts shared by the server and the offline `add` command.
@@ -61,8 +67,17 @@ impl DataDir {
         std::fs::create_dir_all(&spool_dir).map_err(io_error(spool_dir.clone()))?;
         let store = BlobStore::open(&settings.resolved_storage_url()?)?;
         let index = Arc::new(SledIndex::open(&data_dir.join("index.sled"))?);
-        let ingestor = Ingestor::new(store.clone(), index.clone(), settings.archive_limits(), spool_dir);
-        Ok(Self { index, store, ingestor })
+        let ingestor = Ingestor::new(
+            store.clone(),
+            index.clone(),
+            settings.archive_limits(),
+            spool_dir,
+        );
+        Ok(Self {
+            index,
+            store,
+            ingestor,
+        })
     }
 }
 
@@ -80,13 +95,22 @@ impl Application {
             index: Index::new(data.index),
             ingestor: data.ingestor,
             store: data.store,
-            tokens: Tokens::new(&settings.auth.upload_tokens, &settings.auth.read_tokens, settings.auth.read_requires_token),
+            tokens: Tokens::new(
+                &settings.auth.upload_tokens,
+                &settings.auth.read_tokens,
+                settings.auth.read_requires_token,
+            ),
             metrics,
             max_upload_bytes: settings.limits.max_upload_bytes,
         });
-        let listener = TcpListener::bind(settings.listen)
-            .map_err(|source| StartupError::Bind { address: settings.listen, source })?;
-        let address = listener.local_addr().map_err(|source| StartupError::Bind { address: settings.listen, source })?;
+        let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
+            address: settings.listen,
+            source,
+        })?;
+        let address = listener.local_addr().map_err(|source| StartupError::Bind {
+            address: settings.listen,
+            source,
+        })?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

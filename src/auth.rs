@@ -33,7 +33,9 @@ pub enum Access {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
-    #[error("authentication required: send an API token (HTTP basic `__token__:<token>` or `Authorization: Bearer <token>`)")]
+    #[error(
+        "authentication required: send an API token (HTTP basic `__token__:<token>` or `Authorization: Bearer <token>`)"
+    )]
     Missing,
     #[error("the API token is not valid for this operation")]
     Invalid,
@@ -60,7 +62,9 @@ pub fn token_from_header(header: &str) -> Option<String> {
         return Some(value.trim().to_string());
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(value.trim()).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .ok()?;
         let (_, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
         return Some(password.to_string());
     }
@@ -77,7 +81,9 @@ impl Tokens {
     }
 
     fn matches(candidates: &[[u8; 32]], presented: &[u8; 32]) -> bool {
-        candidates.iter().fold(false, |found, candidate| found | bool::from(candidate.ct_eq(presented)))
+        candidates.iter().fold(false, |found, candidate| {
+            found | bool::from(candidate.ct_eq(presented))
+        })
     }
 
     /// Checks an `Authorization` header value for `access`.
@@ -85,13 +91,21 @@ impl Tokens {
         if access == Access::Read && !self.read_requires_token {
             return Ok(());
         }
-        let token = header.and_then(token_from_header).ok_or(AuthError::Missing)?;
+        let token = header
+            .and_then(token_from_header)
+            .ok_or(AuthError::Missing)?;
         let presented = digest(&token);
         let allowed = match access {
             Access::Write => Self::matches(&self.write, &presented),
-            Access::Read => Self::matches(&self.write, &presented) | Self::matches(&self.read, &presented),
+            Access::Read => {
+                Self::matches(&self.write, &presented) | Self::matches(&self.read, &presented)
+            }
         };
-        if allowed { Ok(()) } else { Err(AuthError::Invalid) }
+        if allowed {
+            Ok(())
+        } else {
+            Err(AuthError::Invalid)
+        }
     }
 }
 
@@ -100,30 +114,55 @@ mod tests {
     use super::*;
 
     fn basic(user: &str, password: &str) -> String {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
     }
 
     #[test]
     fn accepts_twine_basic_and_bearer_tokens() {
         let tokens = Tokens::new(&[Secret::new("upload-token-0123456789")], &[], false);
-        assert_eq!(tokens.check(Some(&basic("__token__", "upload-token-0123456789")), Access::Write), Ok(()));
-        assert_eq!(tokens.check(Some("Bearer upload-token-0123456789"), Access::Write), Ok(()));
-        assert_eq!(tokens.check(Some(&basic("__token__", "wrong")), Access::Write), Err(AuthError::Invalid));
+        assert_eq!(
+            tokens.check(
+                Some(&basic("__token__", "upload-token-0123456789")),
+                Access::Write
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            tokens.check(Some("Bearer upload-token-0123456789"), Access::Write),
+            Ok(())
+        );
+        assert_eq!(
+            tokens.check(Some(&basic("__token__", "wrong")), Access::Write),
+            Err(AuthError::Invalid)
+        );
         assert_eq!(tokens.check(None, Access::Write), Err(AuthError::Missing));
         assert_eq!(tokens.check(None, Access::Read), Ok(()));
     }
 
     #[test]
     fn read_tokens_cannot_write() {
-        let tokens = Tokens::new(&[Secret::new("w".repeat(20))], &[Secret::new("r".repeat(20))], true);
+        let tokens = Tokens::new(
+            &[Secret::new("w".repeat(20))],
+            &[Secret::new("r".repeat(20))],
+            true,
+        );
         let read = format!("Bearer {}", "r".repeat(20));
         assert_eq!(tokens.check(Some(&read), Access::Read), Ok(()));
-        assert_eq!(tokens.check(Some(&read), Access::Write), Err(AuthError::Invalid));
+        assert_eq!(
+            tokens.check(Some(&read), Access::Write),
+            Err(AuthError::Invalid)
+        );
         assert_eq!(tokens.check(None, Access::Read), Err(AuthError::Missing));
     }
 
     #[test]
     fn secrets_never_print() {
-        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret([redacted])");
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2")),
+            "Secret([redacted])"
+        );
     }
 }

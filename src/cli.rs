@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Overrides;
 
 #[derive(Debug, Parser)]
-#[command(name = "edelweiss", version, about = "A Python package index that serves musllinux wheels")]
+#[command(
+    name = "edelweiss",
+    version,
+    about = "A Python package index that serves musllinux wheels"
+)]
 pub struct Cli {
     /// Configuration file (TOML); see config/edelweiss.toml for every key.
     #[arg(long, global = true, value_name = "FILE")]
@@ -23,6 +27,15 @@ pub enum Command {
     Serve(ServeArgs),
     /// Ingest local wheels and sdists into a data directory (no server needed).
     Add(AddArgs),
+    /// Probe a server's /healthz and exit 0 if it answers 200 (the image's HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The health URL; plain http only.
+    #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+    pub url: String,
 }
 
 #[derive(Debug, Args)]
@@ -61,7 +74,11 @@ impl Command {
                 data_dir: args.data.data_dir.clone(),
                 no_upstream: args.no_upstream,
             },
-            Self::Add(args) => Overrides { data_dir: args.data.data_dir.clone(), ..Overrides::default() },
+            Self::Add(args) => Overrides {
+                data_dir: args.data.data_dir.clone(),
+                ..Overrides::default()
+            },
+            Self::Healthcheck(_) => Overrides::default(),
         }
     }
 }

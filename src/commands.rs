@@ -30,11 +30,19 @@ pub async fn add(settings: Settings, files: Vec<PathBuf>) -> anyhow::Result<()> 
             .and_then(|name| name.to_str())
             .with_context(|| format!("{} has no usable file name", path.display()))?
             .to_string();
-        let spooled = Spool::copy_from(data.ingestor.spool_dir(), settings.limits.max_upload_bytes, &path)
-            .await
-            .with_context(|| format!("reading {}", path.display()));
+        let spooled = Spool::copy_from(
+            data.ingestor.spool_dir(),
+            settings.limits.max_upload_bytes,
+            &path,
+        )
+        .await
+        .with_context(|| format!("reading {}", path.display()));
         let result = match spooled {
-            Ok(spooled) => data.ingestor.ingest(spooled, &filename, None).await.map_err(anyhow::Error::from),
+            Ok(spooled) => data
+                .ingestor
+                .ingest(spooled, &filename, None)
+                .await
+                .map_err(anyhow::Error::from),
             Err(error) => Err(error),
         };
         match result {
@@ -49,5 +57,38 @@ pub async fn add(settings: Settings, files: Vec<PathBuf>) -> anyhow::Result<()> 
         }
     }
     anyhow::ensure!(refused == 0, "{refused} file(s) refused");
+    Ok(())
+}
+
+/// A dependency-free HTTP/1.0 GET, so the runtime image needs nothing but the binary.
+pub fn healthcheck(url: &str) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let parsed = url::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
+    anyhow::ensure!(
+        parsed.scheme() == "http",
+        "only http:// health URLs are supported"
+    );
+    let host = parsed.host_str().context("the URL has no host")?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let timeout = std::time::Duration::from_secs(5);
+    let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .context("the host has no address")?;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)
+        .with_context(|| format!("connecting to {address}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {} HTTP/1.0\r\nHost: {host}\r\n\r\n",
+        parsed.path()
+    )?;
+    let mut answer = String::new();
+    stream.take(4096).read_to_string(&mut answer)?;
+    let status_line = answer.lines().next().unwrap_or_default();
+    anyhow::ensure!(
+        status_line.split_whitespace().nth(1) == Some("200"),
+        "unhealthy: {status_line}"
+    );
+    println!("healthy");
     Ok(())
 }

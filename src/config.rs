@@ -13,11 +13,21 @@ use crate::ingest::ArchiveLimits;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("config file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration from {path} and EDELWEISS_* variables: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("environment variable {name}={value:?}: {reason}")]
-    Environment { name: &'static str, value: String, reason: String },
+    Environment {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("invalid setting `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
 }
@@ -94,33 +104,106 @@ pub struct Overrides {
     pub no_upstream: bool,
 }
 
-type EnvSetter = fn(&mut Settings, &str) -> Result<(), String>;
-
-fn parse<T: std::str::FromStr>(value: &str) -> Result<T, String>
-where
-    T::Err: std::fmt::Display,
-{
-    value.parse().map_err(|error: T::Err| error.to_string())
+#[derive(Debug, Clone, Copy)]
+enum EnvKind {
+    Text,
+    Address,
+    Flag,
+    Number,
+    /// Comma-separated strings.
+    List,
 }
 
-fn secrets(value: &str) -> Vec<Secret> {
-    value.split(',').map(str::trim).filter(|token| !token.is_empty()).map(Secret::new).collect()
-}
-
-/// The environment layer: one variable per key, lists comma-separated.
-const ENVIRONMENT: &[(&str, EnvSetter)] = &[
-    ("EDELWEISS_LISTEN", |s, v| Ok(s.listen = parse(v)?)),
-    ("EDELWEISS_DATA_DIR", |s, v| Ok(s.data_dir = PathBuf::from(v))),
-    ("EDELWEISS_STORAGE_URL", |s, v| Ok(s.storage_url = v.to_string())),
-    ("EDELWEISS_NO_UPSTREAM", |s, v| Ok(s.no_upstream = parse(v)?)),
-    ("EDELWEISS_UPLOAD_TOKENS", |s, v| Ok(s.auth.upload_tokens = secrets(v))),
-    ("EDELWEISS_READ_TOKENS", |s, v| Ok(s.auth.read_tokens = secrets(v))),
-    ("EDELWEISS_READ_REQUIRES_TOKEN", |s, v| Ok(s.auth.read_requires_token = parse(v)?)),
-    ("EDELWEISS_MAX_UPLOAD_BYTES", |s, v| Ok(s.limits.max_upload_bytes = parse(v)?)),
-    ("EDELWEISS_MAX_ARCHIVE_ENTRIES", |s, v| Ok(s.limits.max_archive_entries = parse(v)?)),
-    ("EDELWEISS_MAX_UNPACKED_BYTES", |s, v| Ok(s.limits.max_unpacked_bytes = parse(v)?)),
-    ("EDELWEISS_MAX_METADATA_BYTES", |s, v| Ok(s.limits.max_metadata_bytes = parse(v)?)),
+/// The environment layer: one variable per key.
+const ENVIRONMENT: &[(&str, &[&str], EnvKind)] = &[
+    ("EDELWEISS_LISTEN", &["listen"], EnvKind::Address),
+    ("EDELWEISS_DATA_DIR", &["data_dir"], EnvKind::Text),
+    ("EDELWEISS_STORAGE_URL", &["storage_url"], EnvKind::Text),
+    ("EDELWEISS_NO_UPSTREAM", &["no_upstream"], EnvKind::Flag),
+    (
+        "EDELWEISS_UPLOAD_TOKENS",
+        &["auth", "upload_tokens"],
+        EnvKind::List,
+    ),
+    (
+        "EDELWEISS_READ_TOKENS",
+        &["auth", "read_tokens"],
+        EnvKind::List,
+    ),
+    (
+        "EDELWEISS_READ_REQUIRES_TOKEN",
+        &["auth", "read_requires_token"],
+        EnvKind::Flag,
+    ),
+    (
+        "EDELWEISS_MAX_UPLOAD_BYTES",
+        &["limits", "max_upload_bytes"],
+        EnvKind::Number,
+    ),
+    (
+        "EDELWEISS_MAX_ARCHIVE_ENTRIES",
+        &["limits", "max_archive_entries"],
+        EnvKind::Number,
+    ),
+    (
+        "EDELWEISS_MAX_UNPACKED_BYTES",
+        &["limits", "max_unpacked_bytes"],
+        EnvKind::Number,
+    ),
+    (
+        "EDELWEISS_MAX_METADATA_BYTES",
+        &["limits", "max_metadata_bytes"],
+        EnvKind::Number,
+    ),
 ];
+
+fn env_value(kind: EnvKind, value: &str) -> Result<toml::Value, String> {
+    Ok(match kind {
+        EnvKind::Text => toml::Value::String(value.to_string()),
+        EnvKind::Address => {
+            let address: SocketAddr = value
+                .trim()
+                .parse()
+                .map_err(|_| "expected HOST:PORT, e.g. 0.0.0.0:8080".to_string())?;
+            toml::Value::String(address.to_string())
+        }
+        EnvKind::Flag => toml::Value::Boolean(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| "expected true or false".to_string())?,
+        ),
+        EnvKind::Number => toml::Value::Integer(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| "expected a whole number".to_string())?,
+        ),
+        EnvKind::List => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.into()))
+                .collect(),
+        ),
+    })
+}
+
+fn insert_at(table: &mut toml::Table, path: &[&str], value: toml::Value) {
+    let (last, parents) = path.split_last().expect("environment keys have a path");
+    let mut current = table;
+    for parent in parents {
+        let entry = current
+            .entry(parent.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        current = entry.as_table_mut().expect("made a table above");
+    }
+    current.insert(last.to_string(), value);
+}
 
 impl Settings {
     /// Loads every layer. `lookup` reads the environment (a parameter so tests need not
@@ -130,16 +213,25 @@ impl Settings {
         lookup: impl Fn(&str) -> Option<String>,
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
-        let mut settings = match config_file {
-            Some(path) => Self::from_file(path)?,
-            None => Self::default(),
+        let (mut table, source) = match config_file {
+            Some(path) => (Self::read_table(path)?, path.to_path_buf()),
+            None => (toml::Table::new(), PathBuf::from("(defaults)")),
         };
-        for (name, set) in ENVIRONMENT {
+        for (name, path, kind) in ENVIRONMENT {
             if let Some(value) = lookup(name) {
-                set(&mut settings, &value)
-                    .map_err(|reason| ConfigError::Environment { name, value: value.clone(), reason })?;
+                let parsed =
+                    env_value(*kind, &value).map_err(|reason| ConfigError::Environment {
+                        name,
+                        value: value.clone(),
+                        reason,
+                    })?;
+                insert_at(&mut table, path, parsed);
             }
         }
+        let mut settings: Settings = table.try_into().map_err(|error| ConfigError::Parse {
+            path: source,
+            source: error,
+        })?;
         if let Some(listen) = overrides.listen {
             settings.listen = listen;
         }
@@ -152,27 +244,65 @@ impl Settings {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        let table = Self::read_table(path)?;
+        table.try_into().map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        text.parse().map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_string() });
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_string(),
+            })
+        };
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
         }
-        if !self.storage_url.is_empty() && !self.storage_url.starts_with("file://") && !self.storage_url.starts_with("s3://") {
+        if !self.storage_url.is_empty()
+            && !self.storage_url.starts_with("file://")
+            && !self.storage_url.starts_with("s3://")
+        {
             return invalid("storage_url", "must start with file:// or s3://");
         }
-        if self.auth.read_requires_token && self.auth.upload_tokens.is_empty() && self.auth.read_tokens.is_empty() {
-            return invalid("auth.read_requires_token", "is set but no token is configured, so nobody could read");
+        if self.auth.read_requires_token
+            && self.auth.upload_tokens.is_empty()
+            && self.auth.read_tokens.is_empty()
+        {
+            return invalid(
+                "auth.read_requires_token",
+                "is set but no token is configured, so nobody could read",
+            );
         }
-        if let Some(token) = self.auth.upload_tokens.iter().chain(&self.auth.read_tokens).find(|t| t.expose().len() < 16) {
+        if let Some(token) = self
+            .auth
+            .upload_tokens
+            .iter()
+            .chain(&self.auth.read_tokens)
+            .find(|t| t.expose().len() < 16)
+        {
             let _ = token;
             return invalid("auth", "tokens must be at least 16 characters");
         }
         let limits = &self.limits;
-        if limits.max_upload_bytes == 0 || limits.max_archive_entries == 0 || limits.max_unpacked_bytes == 0 || limits.max_metadata_bytes == 0 {
+        if limits.max_upload_bytes == 0
+            || limits.max_archive_entries == 0
+            || limits.max_unpacked_bytes == 0
+            || limits.max_metadata_bytes == 0
+        {
             return invalid("limits", "every limit must be greater than zero");
         }
         Ok(())
@@ -183,11 +313,18 @@ impl Settings {
         if !self.storage_url.is_empty() {
             return Ok(self.storage_url.clone());
         }
-        let dir = std::path::absolute(self.data_dir.join("blobs"))
-            .map_err(|error| ConfigError::Invalid { key: "data_dir", reason: error.to_string() })?;
+        let dir = std::path::absolute(self.data_dir.join("blobs")).map_err(|error| {
+            ConfigError::Invalid {
+                key: "data_dir",
+                reason: error.to_string(),
+            }
+        })?;
         url::Url::from_directory_path(&dir)
             .map(String::from)
-            .map_err(|()| ConfigError::Invalid { key: "data_dir", reason: format!("{} is not a usable path", dir.display()) })
+            .map_err(|()| ConfigError::Invalid {
+                key: "data_dir",
+                reason: format!("{} is not a usable path", dir.display()),
+            })
     }
 
     pub fn archive_limits(&self) -> ArchiveLimits {
@@ -207,9 +344,16 @@ mod tests {
     fn layers_apply_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("edelweiss.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/a\"\n[limits]\nmax_upload_bytes = 10\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/a\"\n[limits]\nmax_upload_bytes = 10\n",
+        )
+        .unwrap();
         let env = |name: &str| (name == "EDELWEISS_DATA_DIR").then(|| "/srv/b".to_string());
-        let overrides = Overrides { listen: Some("127.0.0.1:9001".parse().unwrap()), ..Default::default() };
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:9001".parse().unwrap()),
+            ..Default::default()
+        };
         let settings = Settings::load(Some(&file), env, &overrides).unwrap();
         assert_eq!(settings.listen.port(), 9001);
         assert_eq!(settings.data_dir, PathBuf::from("/srv/b"));
@@ -221,10 +365,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("edelweiss.toml");
         std::fs::write(&file, "listne = \"127.0.0.1:9000\"\n").unwrap();
-        let error = Settings::load(Some(&file), |_| None, &Overrides::default()).unwrap_err().to_string();
+        let error = Settings::load(Some(&file), |_| None, &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("unknown field `listne`"), "{error}");
         let env = |name: &str| (name == "EDELWEISS_LISTEN").then(|| "nowhere".to_string());
-        let error = Settings::load(None, env, &Overrides::default()).unwrap_err().to_string();
+        let error = Settings::load(None, env, &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("EDELWEISS_LISTEN"), "{error}");
         let env = |name: &str| (name == "EDELWEISS_UPLOAD_TOKENS").then(|| "short".to_string());
         assert!(Settings::load(None, env, &Overrides::default()).is_err());
@@ -237,7 +385,13 @@ mod tests {
         let defaults = Settings::default();
         assert_eq!(shipped.listen, defaults.listen);
         assert_eq!(shipped.data_dir, defaults.data_dir);
-        assert_eq!(shipped.limits.max_upload_bytes, defaults.limits.max_upload_bytes);
-        assert_eq!(shipped.limits.max_unpacked_bytes, defaults.limits.max_unpacked_bytes);
+        assert_eq!(
+            shipped.limits.max_upload_bytes,
+            defaults.limits.max_upload_bytes
+        );
+        assert_eq!(
+            shipped.limits.max_unpacked_bytes,
+            defaults.limits.max_unpacked_bytes
+        );
     }
 }

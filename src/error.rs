@@ -17,7 +17,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("no representation acceptable to `Accept: {0}`; this index serves application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html and text/html")]
+    #[error(
+        "no representation acceptable to `Accept: {0}`; this index serves application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html and text/html"
+    )]
     NotAcceptable(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -56,12 +58,10 @@ impl ResponseError for ApiError {
             Self::Spool(SpoolError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Spool(SpoolError::Io(_)) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Ingest(IngestError::Index(error)) | Self::Index(error) => index_status(error),
-            Self::Ingest(IngestError::Storage(StorageError::NotFound { .. })) | Self::Storage(StorageError::NotFound { .. }) => {
-                StatusCode::NOT_FOUND
-            }
-            Self::Ingest(IngestError::Storage(_) | IngestError::Interrupted(_)) | Self::Storage(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Ingest(IngestError::Storage(StorageError::NotFound { .. }))
+            | Self::Storage(StorageError::NotFound { .. }) => StatusCode::NOT_FOUND,
+            Self::Ingest(IngestError::Storage(_) | IngestError::Interrupted(_))
+            | Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Ingest(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -70,7 +70,10 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         let message = if self.is_server_fault() {
             tracing::error!(error = %self, "request failed");
-            format!("{}: the server could not complete the request; see its log", status.canonical_reason().unwrap_or("error"))
+            format!(
+                "{}: the server could not complete the request; see its log",
+                status.canonical_reason().unwrap_or("error")
+            )
         } else {
             self.to_string()
         };
@@ -79,6 +82,8 @@ impl ResponseError for ApiError {
             response.insert_header(("WWW-Authenticate", "Basic realm=\"edelweiss\""));
         }
         // twine prints the reason phrase; a one-line body serves curl and pip.
-        response.content_type("text/plain; charset=utf-8").body(format!("{message}\n"))
+        response
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{message}\n"))
     }
 }

@@ -8,12 +8,21 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("EDELWEISS_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("EDELWEISS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let settings = Settings::load(cli.config.as_deref(), |name| std::env::var(name).ok(), &cli.command.overrides())?;
-    match cli.command {
-        Command::Serve(_) => commands::serve(settings).await,
-        Command::Add(args) => commands::add(settings, args.files).await,
+    let settings = || {
+        Settings::load(
+            cli.config.as_deref(),
+            |name| std::env::var(name).ok(),
+            &cli.command.overrides(),
+        )
+    };
+    match &cli.command {
+        Command::Serve(_) => commands::serve(settings()?).await,
+        Command::Add(args) => commands::add(settings()?, args.files.clone()).await,
+        Command::Healthcheck(args) => commands::healthcheck(&args.url),
     }
 }

@@ -15,7 +15,10 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record_request(&self, route: &'static str, status: u16) {
-        let mut requests = self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *requests.entry((route, status)).or_default() += 1;
     }
 
@@ -35,17 +38,43 @@ impl Metrics {
         let mut text = String::new();
         text.push_str("# HELP edelweiss_http_requests_total HTTP requests by route and status.\n");
         text.push_str("# TYPE edelweiss_http_requests_total counter\n");
-        let requests = self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
         for ((route, status), count) in requests {
-            let _ = writeln!(text, "edelweiss_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}");
+            let _ = writeln!(
+                text,
+                "edelweiss_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
+            );
         }
         let gauges = [
-            ("edelweiss_file_bytes_served_total", "counter", "Bytes of files and metadata files sent.", &self.file_bytes_served),
-            ("edelweiss_files_stored", "gauge", "Files recorded in the index.", &self.files_stored),
-            ("edelweiss_uploads_rejected_total", "counter", "Uploads refused by validation or auth.", &self.uploads_rejected),
+            (
+                "edelweiss_file_bytes_served_total",
+                "counter",
+                "Bytes of files and metadata files sent.",
+                &self.file_bytes_served,
+            ),
+            (
+                "edelweiss_files_stored",
+                "gauge",
+                "Files recorded in the index.",
+                &self.files_stored,
+            ),
+            (
+                "edelweiss_uploads_rejected_total",
+                "counter",
+                "Uploads refused by validation or auth.",
+                &self.uploads_rejected,
+            ),
         ];
         for (name, kind, help, value) in gauges {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         text
     }

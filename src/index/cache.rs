@@ -31,7 +31,11 @@ pub struct PageCache {
 
 impl PageCache {
     pub fn get(&self, key: &PageKey) -> Option<RenderedPage> {
-        self.pages.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(key).cloned()
+        self.pages
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .cloned()
     }
 
     pub fn generation(&self) -> u64 {
@@ -39,8 +43,14 @@ impl PageCache {
     }
 
     pub fn insert(&self, key: PageKey, body: Bytes, generation: u64) -> RenderedPage {
-        let page = RenderedPage { etag: format!("\"{}\"", Sha256Digest::of(&body)), body };
-        let mut pages = self.pages.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let page = RenderedPage {
+            etag: format!("\"{}\"", Sha256Digest::of(&body)),
+            body,
+        };
+        let mut pages = self
+            .pages
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if self.generation() == generation {
             pages.insert(key, page.clone());
         }
@@ -48,7 +58,10 @@ impl PageCache {
     }
 
     pub fn clear(&self) {
-        let mut pages = self.pages.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pages = self
+            .pages
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
         pages.clear();
     }

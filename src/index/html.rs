@@ -40,13 +40,24 @@ pub fn project_page(detail: &ProjectDetail) -> String {
         }
         let _ = write!(page, "    <a href=\"{}\"", escape(&href));
         if let Some(requires_python) = &file.requires_python {
-            let _ = write!(page, " data-requires-python=\"{}\"", escape(requires_python));
+            let _ = write!(
+                page,
+                " data-requires-python=\"{}\"",
+                escape(requires_python)
+            );
         }
         if let Some(sha256) = file.core_metadata.sha256_hex() {
-            let _ = write!(page, " data-dist-info-metadata=\"sha256={sha256}\" data-core-metadata=\"sha256={sha256}\"");
+            let _ = write!(
+                page,
+                " data-dist-info-metadata=\"sha256={sha256}\" data-core-metadata=\"sha256={sha256}\""
+            );
         }
         if file.yanked.is_yanked() {
-            let _ = write!(page, " data-yanked=\"{}\"", escape(file.yanked.reason().unwrap_or_default()));
+            let _ = write!(
+                page,
+                " data-yanked=\"{}\"",
+                escape(file.yanked.reason().unwrap_or_default())
+            );
         }
         let _ = writeln!(page, ">{}</a><br>", escape(&file.filename));
     }
@@ -87,8 +98,16 @@ mod tests {
             name: "demo".into(),
             versions: vec!["1.0".into()],
             files: vec![
-                file("demo-1.0-py3-none-any.whl", Yanked::Flag(false), CoreMetadataRef::sha256(&"b".repeat(64))),
-                file("demo-1.0.tar.gz", Yanked::Reason("broken <build>".into()), CoreMetadataRef::Absent(false)),
+                file(
+                    "demo-1.0-py3-none-any.whl",
+                    Yanked::Flag(false),
+                    CoreMetadataRef::sha256(&"b".repeat(64)),
+                ),
+                file(
+                    "demo-1.0.tar.gz",
+                    Yanked::Reason("broken <build>".into()),
+                    CoreMetadataRef::Absent(false),
+                ),
             ],
         }
     }

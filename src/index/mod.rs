@@ -25,7 +25,10 @@ pub struct Index {
 
 impl Index {
     pub fn new(store: Arc<dyn IndexStore>) -> Self {
-        Self { store, cache: PageCache::default() }
+        Self {
+            store,
+            cache: PageCache::default(),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn IndexStore> {
@@ -33,16 +36,24 @@ impl Index {
     }
 
     /// The rendered project page, or `None` for a project the index does not hold.
-    pub fn project_page(&self, name: &PackageName, format: Format) -> Result<Option<RenderedPage>, IndexError> {
+    pub fn project_page(
+        &self,
+        name: &PackageName,
+        format: Format,
+    ) -> Result<Option<RenderedPage>, IndexError> {
         let key = cache::PageKey::Project(name.clone(), format);
         if let Some(page) = self.cache.get(&key) {
             return Ok(Some(page));
         }
         let generation = self.cache.generation();
-        let Some(project) = self.store.project(name)? else { return Ok(None) };
+        let Some(project) = self.store.project(name)? else {
+            return Ok(None);
+        };
         let detail = project_detail(&project, &self.store.files(name)?);
         let body = match format {
-            Format::Json => serde_json::to_vec(&detail).map(Bytes::from).expect("page model serializes"),
+            Format::Json => serde_json::to_vec(&detail)
+                .map(Bytes::from)
+                .expect("page model serializes"),
             Format::HtmlV1 | Format::Html => Bytes::from(html::project_page(&detail)),
         };
         Ok(Some(self.cache.insert(key, body, generation)))
@@ -56,7 +67,9 @@ impl Index {
         let generation = self.cache.generation();
         let list = project_list(&self.store.projects()?);
         let body = match format {
-            Format::Json => serde_json::to_vec(&list).map(Bytes::from).expect("page model serializes"),
+            Format::Json => serde_json::to_vec(&list)
+                .map(Bytes::from)
+                .expect("page model serializes"),
             Format::HtmlV1 | Format::Html => Bytes::from(html::project_list(&list)),
         };
         Ok(self.cache.insert(key, body, generation))

@@ -23,13 +23,21 @@ impl Format {
 
     /// Which formats a media range covers; `latest` is an alias of v1 (PEP 691).
     fn matched_by(self, media_range: &str) -> bool {
-        match (self, media_range) {
-            (_, "*/*") => true,
-            (Self::Json, "application/vnd.pypi.simple.v1+json" | "application/vnd.pypi.simple.latest+json") => true,
-            (Self::HtmlV1, "application/vnd.pypi.simple.v1+html" | "application/vnd.pypi.simple.latest+html") => true,
-            (Self::Html, "text/html" | "text/*") => true,
-            _ => false,
-        }
+        matches!(
+            (self, media_range),
+            (_, "*/*")
+                | (
+                    Self::Json,
+                    "application/vnd.pypi.simple.v1+json"
+                        | "application/vnd.pypi.simple.latest+json"
+                )
+                | (
+                    Self::HtmlV1,
+                    "application/vnd.pypi.simple.v1+html"
+                        | "application/vnd.pypi.simple.latest+html"
+                )
+                | (Self::Html, "text/html" | "text/*")
+        )
     }
 }
 
@@ -46,7 +54,11 @@ fn parse_range(item: &str) -> Option<(String, f32)> {
     for parameter in parts {
         if let Some((key, value)) = parameter.split_once('=') {
             if key.trim().eq_ignore_ascii_case("q") {
-                quality = value.trim().parse().ok().filter(|q: &f32| (0.0..=1.0).contains(q))?;
+                quality = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|q: &f32| (0.0..=1.0).contains(q))?;
             }
         }
     }
@@ -62,17 +74,31 @@ pub fn negotiate(accept: Option<&str>) -> Option<Format> {
     };
     let ranges: Vec<(String, f32)> = accept.split(',').filter_map(parse_range).collect();
     let quality_of = |format: Format| {
-        let specific = ranges.iter().filter(|(range, _)| range != "*/*" && format.matched_by(range));
+        let specific = ranges
+            .iter()
+            .filter(|(range, _)| range != "*/*" && format.matched_by(range));
         let quality = specific.map(|(_, q)| *q).reduce(f32::max);
-        quality.or_else(|| ranges.iter().find(|(range, _)| range == "*/*").map(|(_, q)| *q))
+        quality.or_else(|| {
+            ranges
+                .iter()
+                .find(|(range, _)| range == "*/*")
+                .map(|(_, q)| *q)
+        })
     };
     SERVER_ORDER
         .iter()
-        .filter_map(|format| quality_of(*format).filter(|q| *q > 0.0).map(|q| (*format, q)))
-        .fold(None, |best: Option<(Format, f32)>, (format, q)| match best {
-            Some((_, best_q)) if best_q.partial_cmp(&q) != Some(Ordering::Less) => best,
-            _ => Some((format, q)),
+        .filter_map(|format| {
+            quality_of(*format)
+                .filter(|q| *q > 0.0)
+                .map(|q| (*format, q))
         })
+        .fold(
+            None,
+            |best: Option<(Format, f32)>, (format, q)| match best {
+                Some((_, best_q)) if best_q.partial_cmp(&q) != Some(Ordering::Less) => best,
+                _ => Some((format, q)),
+            },
+        )
         .map(|(format, _)| format)
 }
 
@@ -84,17 +110,42 @@ mod tests {
     #[test]
     fn negotiation_table() {
         let table = [
-            (Some("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"), Some(Format::Json)), // pip
-            (Some("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"), Some(Format::Json)), // uv
+            (
+                Some(
+                    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01",
+                ),
+                Some(Format::Json),
+            ), // pip
+            (
+                Some(
+                    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01",
+                ),
+                Some(Format::Json),
+            ), // uv
             (Some("text/html"), Some(Format::Html)), // old pip, devpi clients
             (None, Some(Format::Html)),
             (Some(""), Some(Format::Html)),
             (Some("*/*"), Some(Format::Html)), // curl
-            (Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"), Some(Format::Html)), // browsers
-            (Some("application/vnd.pypi.simple.v1+html"), Some(Format::HtmlV1)),
-            (Some("application/vnd.pypi.simple.latest+json"), Some(Format::Json)),
-            (Some("application/vnd.pypi.simple.v1+json;q=0.5, text/html;q=0.4"), Some(Format::Json)),
-            (Some("application/vnd.pypi.simple.v1+json;q=0.5, text/html;q=0.5"), Some(Format::Html)),
+            (
+                Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+                Some(Format::Html),
+            ), // browsers
+            (
+                Some("application/vnd.pypi.simple.v1+html"),
+                Some(Format::HtmlV1),
+            ),
+            (
+                Some("application/vnd.pypi.simple.latest+json"),
+                Some(Format::Json),
+            ),
+            (
+                Some("application/vnd.pypi.simple.v1+json;q=0.5, text/html;q=0.4"),
+                Some(Format::Json),
+            ),
+            (
+                Some("application/vnd.pypi.simple.v1+json;q=0.5, text/html;q=0.5"),
+                Some(Format::Html),
+            ),
             (Some("application/json"), None),
             (Some("application/vnd.pypi.simple.v2+json"), None),
             (Some("text/html;q=0"), None),

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use crate::metadata::{FileRecord, ProjectRecord};
 use crate::pypi::Version;
-use crate::pypi::simple::{CoreMetadataRef, FileDetail, Meta, ProjectDetail, ProjectList, ProjectListEntry, Yanked};
+use crate::pypi::simple::{
+    CoreMetadataRef, FileDetail, Meta, ProjectDetail, ProjectList, ProjectListEntry, Yanked,
+};
 
 /// URL of a stored file; root-relative so it works under every index prefix.
 pub fn file_url(record: &FileRecord) -> String {
@@ -51,6 +53,14 @@ pub fn project_detail(project: &ProjectRecord, records: &[FileRecord]) -> Projec
 }
 
 pub fn project_list(projects: &[ProjectRecord]) -> ProjectList {
-    let projects = projects.iter().map(|project| ProjectListEntry { name: project.name.clone() }).collect();
-    ProjectList { meta: Meta::default(), projects }
+    let projects = projects
+        .iter()
+        .map(|project| ProjectListEntry {
+            name: project.name.clone(),
+        })
+        .collect();
+    ProjectList {
+        meta: Meta::default(),
+        projects,
+    }
 }

@@ -16,9 +16,15 @@ pub enum IngestError {
     #[error("invalid filename: {0}")]
     Filename(#[from] FilenameError),
     #[error("invalid archive {filename}: {source}")]
-    Archive { filename: String, source: ArchiveError },
+    Archive {
+        filename: String,
+        source: ArchiveError,
+    },
     #[error("sha256_digest {declared} does not match the uploaded bytes ({actual})")]
-    DigestMismatch { declared: String, actual: Sha256Digest },
+    DigestMismatch {
+        declared: String,
+        actual: Sha256Digest,
+    },
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
@@ -42,8 +48,18 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
-    pub fn new(store: BlobStore, index: Arc<dyn IndexStore>, limits: ArchiveLimits, spool_dir: PathBuf) -> Self {
-        Self { store, index, limits, spool_dir }
+    pub fn new(
+        store: BlobStore,
+        index: Arc<dyn IndexStore>,
+        limits: ArchiveLimits,
+        spool_dir: PathBuf,
+    ) -> Self {
+        Self {
+            store,
+            index,
+            limits,
+            spool_dir,
+        }
     }
 
     pub fn spool_dir(&self) -> &std::path::Path {
@@ -60,20 +76,33 @@ impl Ingestor {
     ) -> Result<IngestOutcome, IngestError> {
         let parsed: DistFilename = filename.parse()?;
         if let Some(declared) = declared.filter(|declared| *declared != spooled.sha256.to_hex()) {
-            return Err(IngestError::DigestMismatch { declared: declared.to_string(), actual: spooled.sha256 });
+            return Err(IngestError::DigestMismatch {
+                declared: declared.to_string(),
+                actual: spooled.sha256,
+            });
         }
         if let Some(existing) = self.index.file(parsed.name(), filename)? {
             if existing.sha256 == spooled.sha256 {
-                return Ok(IngestOutcome { record: existing, outcome: InsertOutcome::AlreadyPresent });
+                return Ok(IngestOutcome {
+                    record: existing,
+                    outcome: InsertOutcome::AlreadyPresent,
+                });
             }
-            return Err(IndexError::Conflict { filename: filename.to_string(), existing: existing.sha256 }.into());
+            return Err(IndexError::Conflict {
+                filename: filename.to_string(),
+                existing: existing.sha256,
+            }
+            .into());
         }
         let inspected = {
             let (path, parsed, limits) = (spooled.path.to_path_buf(), parsed.clone(), self.limits);
             tokio::task::spawn_blocking(move || inspect(&path, &parsed, &limits))
                 .await
                 .map_err(|error| IngestError::Interrupted(error.to_string()))?
-                .map_err(|source| IngestError::Archive { filename: filename.to_string(), source })?
+                .map_err(|source| IngestError::Archive {
+                    filename: filename.to_string(),
+                    source,
+                })?
         };
         self.store.put_file(spooled.sha256, &spooled.path).await?;
         let metadata_sha256 = match inspected.metadata_file {
@@ -94,12 +123,16 @@ impl Ingestor {
             },
             sha256: spooled.sha256,
             size: spooled.size,
-            upload_time: jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            upload_time: jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string(),
             requires_python: inspected.metadata.requires_python.clone(),
             metadata_sha256,
             yanked: None,
         };
-        let outcome = self.index.insert_file(&record, &inspected.metadata.display_name)?;
+        let outcome = self
+            .index
+            .insert_file(&record, &inspected.metadata.display_name)?;
         Ok(IngestOutcome { record, outcome })
     }
 }

@@ -36,8 +36,17 @@ pub struct SpooledFile {
 impl Spool {
     pub fn create(dir: &Path, limit: u64) -> Result<Self, SpoolError> {
         std::fs::create_dir_all(dir)?;
-        let (file, path) = tempfile::Builder::new().prefix("spool-").tempfile_in(dir)?.into_parts();
-        Ok(Self { file: tokio::fs::File::from_std(file), path, hasher: Sha256::new(), size: 0, limit })
+        let (file, path) = tempfile::Builder::new()
+            .prefix("spool-")
+            .tempfile_in(dir)?
+            .into_parts();
+        Ok(Self {
+            file: tokio::fs::File::from_std(file),
+            path,
+            hasher: Sha256::new(),
+            size: 0,
+            limit,
+        })
     }
 
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), SpoolError> {
@@ -53,11 +62,19 @@ impl Spool {
     pub async fn finish(mut self) -> Result<SpooledFile, SpoolError> {
         self.file.flush().await?;
         self.file.sync_all().await?;
-        Ok(SpooledFile { path: self.path, sha256: Sha256Digest::from_hasher(self.hasher), size: self.size })
+        Ok(SpooledFile {
+            path: self.path,
+            sha256: Sha256Digest::from_hasher(self.hasher),
+            size: self.size,
+        })
     }
 
     /// Spools a local file, for `edelweiss add`.
-    pub async fn copy_from(dir: &Path, limit: u64, source: &Path) -> Result<SpooledFile, SpoolError> {
+    pub async fn copy_from(
+        dir: &Path,
+        limit: u64,
+        source: &Path,
+    ) -> Result<SpooledFile, SpoolError> {
         use tokio::io::AsyncReadExt;
         let mut spool = Self::create(dir, limit)?;
         let mut input = tokio::fs::File::open(source).await?;

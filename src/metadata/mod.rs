@@ -10,18 +10,30 @@ use crate::pypi::{PackageName, Sha256Digest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("{filename} already exists with different content (sha256 {existing}); a filename is never reused")]
-    Conflict { filename: String, existing: Sha256Digest },
+    #[error(
+        "{filename} already exists with different content (sha256 {existing}); a filename is never reused"
+    )]
+    Conflict {
+        filename: String,
+        existing: Sha256Digest,
+    },
     #[error("no file {filename} in project {project}")]
     FileNotFound { project: String, filename: String },
-    #[error("the data directory {path} is in use by another edelweiss process or cannot be opened: {source}")]
+    #[error(
+        "the data directory {path} is in use by another edelweiss process or cannot be opened: {source}"
+    )]
     Open { path: String, source: sled::Error },
-    #[error("the index database was written in format {found}; this edelweiss reads format {expected}")]
+    #[error(
+        "the index database was written in format {found}; this edelweiss reads format {expected}"
+    )]
     Format { found: String, expected: String },
     #[error("the index database failed: {0}")]
     Database(#[from] sled::Error),
     #[error("index record {key} is corrupt: {source}")]
-    Corrupt { key: String, source: serde_json::Error },
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +50,24 @@ pub trait IndexStore: Send + Sync {
     fn files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError>;
     fn file(&self, name: &PackageName, filename: &str) -> Result<Option<FileRecord>, IndexError>;
     /// The record a `/files/<digest>/<filename>` URL names, if any.
-    fn file_by_digest(&self, digest: Sha256Digest, filename: &str) -> Result<Option<FileRecord>, IndexError>;
+    fn file_by_digest(
+        &self,
+        digest: Sha256Digest,
+        filename: &str,
+    ) -> Result<Option<FileRecord>, IndexError>;
     /// Records a file whose blob is already complete in the store. Atomic across trees.
-    fn insert_file(&self, record: &FileRecord, display_name: &str) -> Result<InsertOutcome, IndexError>;
+    fn insert_file(
+        &self,
+        record: &FileRecord,
+        display_name: &str,
+    ) -> Result<InsertOutcome, IndexError>;
     /// PEP 592: `Some(reason)` yanks (an empty reason is allowed), `None` restores.
-    fn set_yanked(&self, name: &PackageName, filename: &str, reason: Option<String>) -> Result<FileRecord, IndexError>;
+    fn set_yanked(
+        &self,
+        name: &PackageName,
+        filename: &str,
+        reason: Option<String>,
+    ) -> Result<FileRecord, IndexError>;
     fn file_count(&self) -> Result<u64, IndexError>;
     fn flush(&self) -> Result<(), IndexError>;
 }

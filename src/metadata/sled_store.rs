@@ -27,8 +27,10 @@ fn digest_key(digest: Sha256Digest, filename: &str) -> Vec<u8> {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, IndexError> {
-    serde_json::from_slice(value)
-        .map_err(|source| IndexError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), source })
+    serde_json::from_slice(value).map_err(|source| IndexError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -41,13 +43,18 @@ impl SledIndex {
     pub const FORMAT: &'static str = "1";
 
     pub fn open(path: &Path) -> Result<Self, IndexError> {
-        let db = sled::open(path)
-            .map_err(|source| IndexError::Open { path: path.display().to_string(), source })?;
+        let db = sled::open(path).map_err(|source| IndexError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
         let meta = db.open_tree("meta")?;
         match meta.get("format")? {
             Some(found) if found.as_ref() != Self::FORMAT.as_bytes() => {
                 let found = String::from_utf8_lossy(&found).into_owned();
-                return Err(IndexError::Format { found, expected: Self::FORMAT.into() });
+                return Err(IndexError::Format {
+                    found,
+                    expected: Self::FORMAT.into(),
+                });
             }
             Some(_) => {}
             None => {
@@ -65,56 +72,87 @@ impl SledIndex {
 
 impl IndexStore for SledIndex {
     fn projects(&self) -> Result<Vec<ProjectRecord>, IndexError> {
-        self.projects.iter().map(|entry| {
-            let (key, value) = entry?;
-            decode(&key, &value)
-        }).collect()
+        self.projects
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(&key, &value)
+            })
+            .collect()
     }
 
     fn project(&self, name: &PackageName) -> Result<Option<ProjectRecord>, IndexError> {
         let key = name.as_ref().as_bytes();
-        self.projects.get(key)?.map(|value| decode(key, &value)).transpose()
+        self.projects
+            .get(key)?
+            .map(|value| decode(key, &value))
+            .transpose()
     }
 
     fn files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError> {
         let prefix = file_key(name.as_ref(), "");
-        self.files.scan_prefix(prefix).map(|entry| {
-            let (key, value) = entry?;
-            decode(&key, &value)
-        }).collect()
+        self.files
+            .scan_prefix(prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(&key, &value)
+            })
+            .collect()
     }
 
     fn file(&self, name: &PackageName, filename: &str) -> Result<Option<FileRecord>, IndexError> {
         let key = file_key(name.as_ref(), filename);
-        self.files.get(&key)?.map(|value| decode(&key, &value)).transpose()
+        self.files
+            .get(&key)?
+            .map(|value| decode(&key, &value))
+            .transpose()
     }
 
-    fn file_by_digest(&self, digest: Sha256Digest, filename: &str) -> Result<Option<FileRecord>, IndexError> {
-        let Some(file_key) = self.digests.get(digest_key(digest, filename))? else { return Ok(None) };
-        self.files.get(&file_key)?.map(|value| decode(&file_key, &value)).transpose()
+    fn file_by_digest(
+        &self,
+        digest: Sha256Digest,
+        filename: &str,
+    ) -> Result<Option<FileRecord>, IndexError> {
+        let Some(file_key) = self.digests.get(digest_key(digest, filename))? else {
+            return Ok(None);
+        };
+        self.files
+            .get(&file_key)?
+            .map(|value| decode(&file_key, &value))
+            .transpose()
     }
 
-    fn insert_file(&self, record: &FileRecord, display_name: &str) -> Result<InsertOutcome, IndexError> {
+    fn insert_file(
+        &self,
+        record: &FileRecord,
+        display_name: &str,
+    ) -> Result<InsertOutcome, IndexError> {
         let key = file_key(&record.project, &record.filename);
-        let project = ProjectRecord { name: record.project.clone(), display_name: display_name.to_string() };
-        let result = (&self.projects, &self.files, &self.digests).transaction(|(projects, files, digests)| {
-            if let Some(existing) = files.get(&key)? {
-                let existing: FileRecord = decode(&key, &existing).map_err(ConflictableTransactionError::Abort)?;
-                if existing.sha256 == record.sha256 {
-                    return Ok(InsertOutcome::AlreadyPresent);
+        let project = ProjectRecord {
+            name: record.project.clone(),
+            display_name: display_name.to_string(),
+        };
+        let result = (&self.projects, &self.files, &self.digests).transaction(
+            |(projects, files, digests)| {
+                if let Some(existing) = files.get(&key)? {
+                    let existing: FileRecord =
+                        decode(&key, &existing).map_err(ConflictableTransactionError::Abort)?;
+                    if existing.sha256 == record.sha256 {
+                        return Ok(InsertOutcome::AlreadyPresent);
+                    }
+                    return Err(ConflictableTransactionError::Abort(IndexError::Conflict {
+                        filename: record.filename.clone(),
+                        existing: existing.sha256,
+                    }));
                 }
-                return Err(ConflictableTransactionError::Abort(IndexError::Conflict {
-                    filename: record.filename.clone(),
-                    existing: existing.sha256,
-                }));
-            }
-            if projects.get(record.project.as_bytes())?.is_none() {
-                projects.insert(record.project.as_bytes(), encode(&project))?;
-            }
-            files.insert(key.as_slice(), encode(record))?;
-            digests.insert(digest_key(record.sha256, &record.filename), key.as_slice())?;
-            Ok(InsertOutcome::Inserted)
-        });
+                if projects.get(record.project.as_bytes())?.is_none() {
+                    projects.insert(record.project.as_bytes(), encode(&project))?;
+                }
+                files.insert(key.as_slice(), encode(record))?;
+                digests.insert(digest_key(record.sha256, &record.filename), key.as_slice())?;
+                Ok(InsertOutcome::Inserted)
+            },
+        );
         let outcome = result.map_err(|error| match error {
             TransactionError::Abort(error) => error,
             TransactionError::Storage(error) => IndexError::Database(error),
@@ -123,9 +161,17 @@ impl IndexStore for SledIndex {
         Ok(outcome)
     }
 
-    fn set_yanked(&self, name: &PackageName, filename: &str, reason: Option<String>) -> Result<FileRecord, IndexError> {
+    fn set_yanked(
+        &self,
+        name: &PackageName,
+        filename: &str,
+        reason: Option<String>,
+    ) -> Result<FileRecord, IndexError> {
         let key = file_key(name.as_ref(), filename);
-        let not_found = || IndexError::FileNotFound { project: name.to_string(), filename: filename.to_string() };
+        let not_found = || IndexError::FileNotFound {
+            project: name.to_string(),
+            filename: filename.to_string(),
+        };
         let mut record: FileRecord = decode(&key, &self.files.get(&key)?.ok_or_else(not_found)?)?;
         record.yanked = reason;
         self.files.insert(key, encode(&record))?;
@@ -169,13 +215,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = SledIndex::open(dir.path()).unwrap();
         let first = record("demo-1.0-py3-none-any.whl", b"one");
-        assert_eq!(index.insert_file(&first, "Demo").unwrap(), InsertOutcome::Inserted);
-        assert_eq!(index.insert_file(&first, "Demo").unwrap(), InsertOutcome::AlreadyPresent);
+        assert_eq!(
+            index.insert_file(&first, "Demo").unwrap(),
+            InsertOutcome::Inserted
+        );
+        assert_eq!(
+            index.insert_file(&first, "Demo").unwrap(),
+            InsertOutcome::AlreadyPresent
+        );
         let other = record("demo-1.0-py3-none-any.whl", b"two");
-        assert!(matches!(index.insert_file(&other, "Demo"), Err(IndexError::Conflict { .. })));
+        assert!(matches!(
+            index.insert_file(&other, "Demo"),
+            Err(IndexError::Conflict { .. })
+        ));
         let name = parse_package_name("demo").unwrap();
         assert_eq!(index.files(&name).unwrap(), vec![first.clone()]);
-        assert_eq!(index.file_by_digest(first.sha256, &first.filename).unwrap(), Some(first));
+        assert_eq!(
+            index.file_by_digest(first.sha256, &first.filename).unwrap(),
+            Some(first)
+        );
         assert_eq!(index.projects().unwrap()[0].display_name, "Demo");
     }
 
@@ -184,9 +242,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = sled::open(dir.path()).unwrap();
-            db.open_tree("meta").unwrap().insert("format", "99").unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert("format", "99")
+                .unwrap();
             db.flush().unwrap();
         }
-        assert!(matches!(SledIndex::open(dir.path()), Err(IndexError::Format { .. })));
+        assert!(matches!(
+            SledIndex::open(dir.path()),
+            Err(IndexError::Format { .. })
+        ));
     }
 }

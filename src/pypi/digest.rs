@@ -36,8 +36,14 @@ impl FromStr for Sha256Digest {
     /// Only the canonical lowercase form is accepted, so a digest has exactly one spelling
     /// in URLs and storage keys.
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let error = || DigestError { input: input.to_string() };
-        if input.len() != 64 || !input.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        let error = || DigestError {
+            input: input.to_string(),
+        };
+        if input.len() != 64
+            || !input
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(error());
         }
         let mut bytes = [0u8; 32];
@@ -79,7 +85,14 @@ mod tests {
 
     #[test]
     fn rejects_non_canonical_spellings() {
-        for bad in ["", "abc", &"A".repeat(64), &"g".repeat(64), &"0".repeat(65), "../../etc"] {
+        for bad in [
+            "",
+            "abc",
+            &"A".repeat(64),
+            &"g".repeat(64),
+            &"0".repeat(65),
+            "../../etc",
+        ] {
             assert!(bad.parse::<Sha256Digest>().is_err(), "{bad}");
         }
     }

@@ -13,9 +13,13 @@ use super::tags::{TagError, TagTriple};
 pub enum FilenameError {
     #[error("`{input}` is not a distribution filename: it must end in `.whl`, `.tar.gz` or `.zip`")]
     UnknownExtension { input: String },
-    #[error("`{input}` is not a valid filename: it contains `/`, `\\`, NUL, a control character or non-ASCII text")]
+    #[error(
+        "`{input}` is not a valid filename: it contains `/`, `\\`, NUL, a control character or non-ASCII text"
+    )]
     UnsafeCharacters { input: String },
-    #[error("`{input}` is not a wheel filename: expected `{{name}}-{{version}}(-{{build}})?-{{python}}-{{abi}}-{{platform}}.whl`")]
+    #[error(
+        "`{input}` is not a wheel filename: expected `{{name}}-{{version}}(-{{build}})?-{{python}}-{{abi}}-{{platform}}.whl`"
+    )]
     WheelShape { input: String },
     #[error("`{input}` is not an sdist filename: expected `{{name}}-{{version}}.tar.gz`")]
     SdistShape { input: String },
@@ -88,17 +92,25 @@ impl DistFilename {
 fn check_characters(input: &str) -> Result<(), FilenameError> {
     let unsafe_char = |c: char| !c.is_ascii() || c.is_ascii_control() || matches!(c, '/' | '\\');
     if input.chars().any(unsafe_char) || input.starts_with('.') {
-        return Err(FilenameError::UnsafeCharacters { input: input.to_string() });
+        return Err(FilenameError::UnsafeCharacters {
+            input: input.to_string(),
+        });
     }
     Ok(())
 }
 
 fn parse_name(input: &str, name: &str) -> Result<PackageName, FilenameError> {
-    parse_package_name(name).map_err(|_| FilenameError::Name { input: input.into(), name: name.into() })
+    parse_package_name(name).map_err(|_| FilenameError::Name {
+        input: input.into(),
+        name: name.into(),
+    })
 }
 
 fn parse_version(input: &str, version: &str) -> Result<Version, FilenameError> {
-    version.parse().map_err(|_| FilenameError::Version { input: input.into(), version: version.into() })
+    version.parse().map_err(|_| FilenameError::Version {
+        input: input.into(),
+        version: version.into(),
+    })
 }
 
 impl FromStr for WheelFilename {
@@ -106,21 +118,32 @@ impl FromStr for WheelFilename {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         check_characters(input)?;
-        let shape = || FilenameError::WheelShape { input: input.to_string() };
+        let shape = || FilenameError::WheelShape {
+            input: input.to_string(),
+        };
         let stem = input.strip_suffix(".whl").ok_or_else(shape)?;
         let parts: Vec<&str> = stem.split('-').collect();
         let (name, version, build, python, abi, platform) = match parts.as_slice() {
-            [name, version, python, abi, platform] => (*name, *version, None, *python, *abi, *platform),
+            [name, version, python, abi, platform] => {
+                (*name, *version, None, *python, *abi, *platform)
+            }
             [name, version, build, python, abi, platform] => {
                 (*name, *version, Some(*build), *python, *abi, *platform)
             }
             _ => return Err(shape()),
         };
-        if let Some(build) = build.filter(|build| !build.starts_with(|c: char| c.is_ascii_digit())) {
-            return Err(FilenameError::BuildTag { input: input.into(), build: build.into() });
+        if let Some(build) = build.filter(|build| !build.starts_with(|c: char| c.is_ascii_digit()))
+        {
+            return Err(FilenameError::BuildTag {
+                input: input.into(),
+                build: build.into(),
+            });
         }
-        let tags = TagTriple::expand(python, abi, platform)
-            .map_err(|source| FilenameError::Tag { input: input.into(), source })?;
+        let tags =
+            TagTriple::expand(python, abi, platform).map_err(|source| FilenameError::Tag {
+                input: input.into(),
+                source,
+            })?;
         Ok(Self {
             name: parse_name(input, name)?,
             version: parse_version(input, version)?,
@@ -139,7 +162,9 @@ impl FromStr for SdistFilename {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         check_characters(input)?;
-        let shape = || FilenameError::SdistShape { input: input.to_string() };
+        let shape = || FilenameError::SdistShape {
+            input: input.to_string(),
+        };
         let (stem, extension) = if let Some(stem) = input.strip_suffix(".tar.gz") {
             (stem, SdistExtension::TarGz)
         } else if let Some(stem) = input.strip_suffix(".zip") {
@@ -168,7 +193,9 @@ impl FromStr for DistFilename {
             input.parse().map(Self::Sdist)
         } else {
             check_characters(input)?;
-            Err(FilenameError::UnknownExtension { input: input.to_string() })
+            Err(FilenameError::UnknownExtension {
+                input: input.to_string(),
+            })
         }
     }
 }
@@ -186,7 +213,9 @@ mod tests {
 
     #[test]
     fn parses_musllinux_wheels() {
-        let wheel: WheelFilename = "psycopg2-2.9.10-cp313-cp313-musllinux_1_2_x86_64.whl".parse().unwrap();
+        let wheel: WheelFilename = "psycopg2-2.9.10-cp313-cp313-musllinux_1_2_x86_64.whl"
+            .parse()
+            .unwrap();
         assert_eq!(wheel.name.as_ref(), "psycopg2");
         assert_eq!(wheel.version.to_string(), "2.9.10");
         assert_eq!(wheel.tags.len(), 1);

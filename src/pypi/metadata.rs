@@ -47,12 +47,16 @@ fn headers(text: &str) -> Result<Vec<(&str, String)>, MetadataError> {
             break;
         }
         if line.starts_with([' ', '\t']) {
-            let (_, value) = pairs.last_mut().ok_or(MetadataError::MalformedHeader { line: index + 1 })?;
+            let (_, value) = pairs
+                .last_mut()
+                .ok_or(MetadataError::MalformedHeader { line: index + 1 })?;
             value.push('\n');
             value.push_str(line.trim());
             continue;
         }
-        let (field, value) = line.split_once(':').ok_or(MetadataError::MalformedHeader { line: index + 1 })?;
+        let (field, value) = line
+            .split_once(':')
+            .ok_or(MetadataError::MalformedHeader { line: index + 1 })?;
         pairs.push((field.trim(), value.trim().to_string()));
     }
     Ok(pairs)
@@ -71,16 +75,26 @@ impl FromStr for CoreMetadata {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let pairs = headers(text)?;
         let single = |field: &'static str| {
-            pairs.iter().find(|(key, _)| key.eq_ignore_ascii_case(field)).map(|(_, value)| value.clone())
+            pairs
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(field))
+                .map(|(_, value)| value.clone())
         };
-        let required = |field: &'static str| single(field).ok_or(MetadataError::MissingField { field });
+        let required =
+            |field: &'static str| single(field).ok_or(MetadataError::MissingField { field });
         let display_name = required("Name")?;
-        let name = parse_package_name(&display_name).map_err(|_| MetadataError::Name { value: display_name.clone() })?;
+        let name = parse_package_name(&display_name).map_err(|_| MetadataError::Name {
+            value: display_name.clone(),
+        })?;
         let version_text = required("Version")?;
-        let version = version_text.parse().map_err(|_| MetadataError::Version { value: version_text.clone() })?;
+        let version = version_text.parse().map_err(|_| MetadataError::Version {
+            value: version_text.clone(),
+        })?;
         let requires_python = single("Requires-Python").filter(|value| !value.is_empty());
         if let Some(value) = &requires_python {
-            VersionSpecifiers::from_str(value).map_err(|_| MetadataError::RequiresPython { value: value.clone() })?;
+            VersionSpecifiers::from_str(value).map_err(|_| MetadataError::RequiresPython {
+                value: value.clone(),
+            })?;
         }
         let requires_dist: Vec<String> = pairs
             .iter()
@@ -88,8 +102,11 @@ impl FromStr for CoreMetadata {
             .map(|(_, value)| value.clone())
             .collect();
         for value in &requires_dist {
-            Requirement::<pep508_rs::VerbatimUrl>::from_str(value)
-                .map_err(|_| MetadataError::RequiresDist { value: value.clone() })?;
+            Requirement::<pep508_rs::VerbatimUrl>::from_str(value).map_err(|_| {
+                MetadataError::RequiresDist {
+                    value: value.clone(),
+                }
+            })?;
         }
         Ok(Self {
             metadata_version: required("Metadata-Version")?,
@@ -116,22 +133,37 @@ mod tests {
         assert_eq!(metadata.display_name, "Psycopg2");
         assert_eq!(metadata.version.to_string(), "2.9.10");
         assert_eq!(metadata.requires_python.as_deref(), Some(">=3.8"));
-        assert_eq!(metadata.requires_dist, ["typing-extensions>=4.0; python_version < \"3.11\"", "idna"]);
+        assert_eq!(
+            metadata.requires_dist,
+            ["typing-extensions>=4.0; python_version < \"3.11\"", "idna"]
+        );
     }
 
     #[test]
     fn names_the_broken_field() {
         let cases = [
             ("Metadata-Version: 2.1\nVersion: 1.0\n", "no `Name` field"),
-            ("Metadata-Version: 2.1\nName: x\nVersion: one\n", "`Version: one`"),
-            ("Metadata-Version: 2.1\nName: x\nVersion: 1\nRequires-Python: >>3\n", "Requires-Python"),
-            ("Metadata-Version: 2.1\nName: x\nVersion: 1\nRequires-Dist: ???\n", "Requires-Dist"),
+            (
+                "Metadata-Version: 2.1\nName: x\nVersion: one\n",
+                "`Version: one`",
+            ),
+            (
+                "Metadata-Version: 2.1\nName: x\nVersion: 1\nRequires-Python: >>3\n",
+                "Requires-Python",
+            ),
+            (
+                "Metadata-Version: 2.1\nName: x\nVersion: 1\nRequires-Dist: ???\n",
+                "Requires-Dist",
+            ),
             ("Metadata-Version: 2.1\nName x\n", "line 2"),
         ];
         for (text, expected) in cases {
             let error = text.parse::<CoreMetadata>().unwrap_err().to_string();
             assert!(error.contains(expected), "{text:?}: {error}");
         }
-        assert_eq!(CoreMetadata::parse(b"\xff\xfe"), Err(MetadataError::NotUtf8));
+        assert_eq!(
+            CoreMetadata::parse(b"\xff\xfe"),
+            Err(MetadataError::NotUtf8)
+        );
     }
 }

@@ -6,7 +6,9 @@
 pub use pep508_rs::PackageName;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("`{input}` is not a valid project name: names are ASCII letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit")]
+#[error(
+    "`{input}` is not a valid project name: names are ASCII letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit"
+)]
 pub struct InvalidProjectName {
     pub input: String,
 }
@@ -18,14 +20,18 @@ fn follows_grammar(input: &str) -> bool {
     let inner_ok = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
     match (bytes.first(), bytes.last()) {
         (Some(first), Some(last)) => {
-            first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() && bytes.iter().all(inner_ok)
+            first.is_ascii_alphanumeric()
+                && last.is_ascii_alphanumeric()
+                && bytes.iter().all(inner_ok)
         }
         _ => false,
     }
 }
 
 pub fn parse_package_name(input: &str) -> Result<PackageName, InvalidProjectName> {
-    let invalid = || InvalidProjectName { input: input.to_string() };
+    let invalid = || InvalidProjectName {
+        input: input.to_string(),
+    };
     if !follows_grammar(input) {
         return Err(invalid());
     }
@@ -51,7 +57,9 @@ mod tests {
 
     #[test]
     fn rejects_names_outside_the_grammar() {
-        for bad in ["", "-a", "a-", "a/b", "..", "a\0b", "naïve", "a b", "../etc"] {
+        for bad in [
+            "", "-a", "a-", "a/b", "..", "a\0b", "naïve", "a b", "../etc",
+        ] {
             assert!(parse_package_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -17,7 +17,9 @@ pub struct Meta {
 
 impl Default for Meta {
     fn default() -> Self {
-        Self { api_version: API_VERSION.to_string() }
+        Self {
+            api_version: API_VERSION.to_string(),
+        }
     }
 }
 
@@ -96,7 +98,11 @@ pub struct FileDetail {
     pub filename: String,
     pub url: String,
     pub hashes: BTreeMap<String, String>,
-    #[serde(rename = "requires-python", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "requires-python",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub requires_python: Option<String>,
     #[serde(rename = "core-metadata", default = "absent_metadata")]
     pub core_metadata: CoreMetadataRef,
@@ -107,7 +113,11 @@ pub struct FileDetail {
     pub yanked: Yanked,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    #[serde(rename = "upload-time", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "upload-time",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub upload_time: Option<String>,
 }
 
@@ -131,11 +141,23 @@ mod tests {
 
     #[test]
     fn yanked_and_metadata_follow_the_peps_wire_forms() {
-        assert_eq!(serde_json::to_string(&Yanked::from_reason(None)).unwrap(), "false");
-        assert_eq!(serde_json::to_string(&Yanked::from_reason(Some(""))).unwrap(), "true");
-        assert_eq!(serde_json::to_string(&Yanked::from_reason(Some("broken"))).unwrap(), "\"broken\"");
+        assert_eq!(
+            serde_json::to_string(&Yanked::from_reason(None)).unwrap(),
+            "false"
+        );
+        assert_eq!(
+            serde_json::to_string(&Yanked::from_reason(Some(""))).unwrap(),
+            "true"
+        );
+        assert_eq!(
+            serde_json::to_string(&Yanked::from_reason(Some("broken"))).unwrap(),
+            "\"broken\""
+        );
         let metadata = CoreMetadataRef::sha256("ab");
-        assert_eq!(serde_json::to_string(&metadata).unwrap(), r#"{"sha256":"ab"}"#);
+        assert_eq!(
+            serde_json::to_string(&metadata).unwrap(),
+            r#"{"sha256":"ab"}"#
+        );
         let parsed: CoreMetadataRef = serde_json::from_str("true").unwrap();
         assert_eq!(parsed, CoreMetadataRef::Absent(true));
     }

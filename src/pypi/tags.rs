@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TagError {
-    #[error("`{input}` is not a tag: each tag is non-empty ASCII letters, digits and `_`, several joined by `.`")]
+    #[error(
+        "`{input}` is not a tag: each tag is non-empty ASCII letters, digits and `_`, several joined by `.`"
+    )]
     Malformed { input: String },
 }
 
@@ -56,12 +58,23 @@ impl Arch {
 pub enum PlatformTag {
     Any,
     /// PEP 656: built against musl `major.minor`.
-    Musllinux { major: u16, minor: u16, arch: Arch },
+    Musllinux {
+        major: u16,
+        minor: u16,
+        arch: Arch,
+    },
     /// PEP 600, with `manylinux1`/`2010`/`2014` parsed to their glibc versions; `legacy`
     /// keeps the alias so the tag prints as it was written.
-    Manylinux { major: u16, minor: u16, arch: Arch, legacy: Option<&'static str> },
+    Manylinux {
+        major: u16,
+        minor: u16,
+        arch: Arch,
+        legacy: Option<&'static str>,
+    },
     /// Plain `linux_<arch>`: a local build that indexes should not offer to other machines.
-    Linux { arch: Arch },
+    Linux {
+        arch: Arch,
+    },
     /// macOS, Windows and anything else, kept verbatim.
     Other(String),
 }
@@ -76,11 +89,22 @@ impl PlatformTag {
             (Any, _) => true,
             (
                 Musllinux { major, minor, arch },
-                Musllinux { major: target_major, minor: target_minor, arch: target_arch },
+                Musllinux {
+                    major: target_major,
+                    minor: target_minor,
+                    arch: target_arch,
+                },
             )
             | (
-                Manylinux { major, minor, arch, .. },
-                Manylinux { major: target_major, minor: target_minor, arch: target_arch, .. },
+                Manylinux {
+                    major, minor, arch, ..
+                },
+                Manylinux {
+                    major: target_major,
+                    minor: target_minor,
+                    arch: target_arch,
+                    ..
+                },
             ) => arch == target_arch && major == target_major && minor <= target_minor,
             (wheel, target) => wheel == target,
         }
@@ -98,8 +122,11 @@ fn split_linux_tag<'a>(text: &'a str, family: &str) -> Option<(u16, u16, &'a str
     Some((major.parse().ok()?, minor.parse().ok()?, arch))
 }
 
-const LEGACY_MANYLINUX: [(&str, u16, u16); 3] =
-    [("manylinux1", 2, 5), ("manylinux2010", 2, 12), ("manylinux2014", 2, 17)];
+const LEGACY_MANYLINUX: [(&str, u16, u16); 3] = [
+    ("manylinux1", 2, 5),
+    ("manylinux2010", 2, 12),
+    ("manylinux2014", 2, 17),
+];
 
 impl FromStr for PlatformTag {
     type Err = TagError;
@@ -110,19 +137,38 @@ impl FromStr for PlatformTag {
             return Ok(Self::Any);
         }
         if let Some((major, minor, arch)) = split_linux_tag(text, "musllinux") {
-            return Ok(Self::Musllinux { major, minor, arch: Arch::parse(arch) });
+            return Ok(Self::Musllinux {
+                major,
+                minor,
+                arch: Arch::parse(arch),
+            });
         }
         if let Some((major, minor, arch)) = split_linux_tag(text, "manylinux") {
-            return Ok(Self::Manylinux { major, minor, arch: Arch::parse(arch), legacy: None });
+            return Ok(Self::Manylinux {
+                major,
+                minor,
+                arch: Arch::parse(arch),
+                legacy: None,
+            });
         }
         for (alias, major, minor) in LEGACY_MANYLINUX {
-            if let Some(arch) = text.strip_prefix(alias).and_then(|rest| rest.strip_prefix('_')) {
+            if let Some(arch) = text
+                .strip_prefix(alias)
+                .and_then(|rest| rest.strip_prefix('_'))
+            {
                 let arch = Arch::parse(arch);
-                return Ok(Self::Manylinux { major, minor, arch, legacy: Some(alias) });
+                return Ok(Self::Manylinux {
+                    major,
+                    minor,
+                    arch,
+                    legacy: Some(alias),
+                });
             }
         }
         if let Some(arch) = text.strip_prefix("linux_") {
-            return Ok(Self::Linux { arch: Arch::parse(arch) });
+            return Ok(Self::Linux {
+                arch: Arch::parse(arch),
+            });
         }
         Ok(Self::Other(text.to_string()))
     }
@@ -135,8 +181,17 @@ impl fmt::Display for PlatformTag {
             Self::Musllinux { major, minor, arch } => {
                 write!(f, "musllinux_{major}_{minor}_{}", arch.as_str())
             }
-            Self::Manylinux { arch, legacy: Some(alias), .. } => write!(f, "{alias}_{}", arch.as_str()),
-            Self::Manylinux { major, minor, arch, legacy: None } => {
+            Self::Manylinux {
+                arch,
+                legacy: Some(alias),
+                ..
+            } => write!(f, "{alias}_{}", arch.as_str()),
+            Self::Manylinux {
+                major,
+                minor,
+                arch,
+                legacy: None,
+            } => {
                 write!(f, "manylinux_{major}_{minor}_{}", arch.as_str())
             }
             Self::Linux { arch } => write!(f, "linux_{}", arch.as_str()),
@@ -147,7 +202,13 @@ impl fmt::Display for PlatformTag {
 
 fn validate_tag_part(text: &str) -> Result<(), TagError> {
     let valid = !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if valid { Ok(()) } else { Err(TagError::Malformed { input: text.to_string() }) }
+    if valid {
+        Ok(())
+    } else {
+        Err(TagError::Malformed {
+            input: text.to_string(),
+        })
+    }
 }
 
 /// One expanded `python-abi-platform` triple.
@@ -168,7 +229,11 @@ impl TagTriple {
                 validate_tag_part(abi)?;
                 for platform in platform.split('.') {
                     let platform = platform.parse()?;
-                    triples.push(Self { python: python.to_string(), abi: abi.to_string(), platform });
+                    triples.push(Self {
+                        python: python.to_string(),
+                        abi: abi.to_string(),
+                        platform,
+                    });
                 }
             }
         }
@@ -180,9 +245,12 @@ impl FromStr for TagTriple {
     type Err = TagError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let malformed = || TagError::Malformed { input: text.to_string() };
+        let malformed = || TagError::Malformed {
+            input: text.to_string(),
+        };
         let mut parts = text.splitn(3, '-');
-        let (Some(python), Some(abi), Some(platform)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(python), Some(abi), Some(platform)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(malformed());
         };
         let mut triples = Self::expand(python, abi, platform)?;
@@ -224,9 +292,20 @@ mod tests {
         }
         assert_eq!(
             platform("musllinux_1_2_x86_64"),
-            PlatformTag::Musllinux { major: 1, minor: 2, arch: Arch::X86_64 }
+            PlatformTag::Musllinux {
+                major: 1,
+                minor: 2,
+                arch: Arch::X86_64
+            }
         );
-        assert!(matches!(platform("manylinux2014_x86_64"), PlatformTag::Manylinux { major: 2, minor: 17, .. }));
+        assert!(matches!(
+            platform("manylinux2014_x86_64"),
+            PlatformTag::Manylinux {
+                major: 2,
+                minor: 17,
+                ..
+            }
+        ));
     }
 
     #[test]

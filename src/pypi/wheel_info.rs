@@ -28,12 +28,16 @@ impl WheelInfo {
         let mut wheel_version = None;
         let mut tags = BTreeSet::new();
         for line in text.lines() {
-            let Some((field, value)) = line.split_once(':') else { continue };
+            let Some((field, value)) = line.split_once(':') else {
+                continue;
+            };
             let value = value.trim();
             match field.trim() {
                 "Wheel-Version" => wheel_version = Some(value.to_string()),
                 "Tag" => {
-                    let tag = value.parse().map_err(|_| WheelInfoError::MalformedTag { tag: value.to_string() })?;
+                    let tag = value.parse().map_err(|_| WheelInfoError::MalformedTag {
+                        tag: value.to_string(),
+                    })?;
                     tags.insert(tag);
                 }
                 _ => {}
@@ -41,9 +45,14 @@ impl WheelInfo {
         }
         let wheel_version = wheel_version.ok_or(WheelInfoError::MissingVersion)?;
         if wheel_version.split('.').next() != Some("1") {
-            return Err(WheelInfoError::UnsupportedVersion { version: wheel_version });
+            return Err(WheelInfoError::UnsupportedVersion {
+                version: wheel_version,
+            });
         }
-        Ok(Self { wheel_version, tags })
+        Ok(Self {
+            wheel_version,
+            tags,
+        })
     }
 }
 
@@ -55,13 +64,25 @@ mod tests {
     fn reads_version_and_tags() {
         let info = WheelInfo::parse(b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp313-cp313-musllinux_1_2_x86_64\n").unwrap();
         assert_eq!(info.wheel_version, "1.0");
-        assert_eq!(info.tags.iter().next().unwrap().to_string(), "cp313-cp313-musllinux_1_2_x86_64");
+        assert_eq!(
+            info.tags.iter().next().unwrap().to_string(),
+            "cp313-cp313-musllinux_1_2_x86_64"
+        );
     }
 
     #[test]
     fn rejects_future_major_versions_and_bad_tags() {
-        assert!(matches!(WheelInfo::parse(b"Wheel-Version: 2.0\n"), Err(WheelInfoError::UnsupportedVersion { .. })));
-        assert!(matches!(WheelInfo::parse(b"Wheel-Version: 1.0\nTag: nonsense\n"), Err(WheelInfoError::MalformedTag { .. })));
-        assert_eq!(WheelInfo::parse(b"Tag: py3-none-any\n"), Err(WheelInfoError::MissingVersion));
+        assert!(matches!(
+            WheelInfo::parse(b"Wheel-Version: 2.0\n"),
+            Err(WheelInfoError::UnsupportedVersion { .. })
+        ));
+        assert!(matches!(
+            WheelInfo::parse(b"Wheel-Version: 1.0\nTag: nonsense\n"),
+            Err(WheelInfoError::MalformedTag { .. })
+        ));
+        assert_eq!(
+            WheelInfo::parse(b"Tag: py3-none-any\n"),
+            Err(WheelInfoError::MissingVersion)
+        );
     }
 }

@@ -24,11 +24,16 @@ fn resolve(state: &AppState, digest: &str, filename: &str) -> Result<Sha256Diges
     }
     let wheel = filename.strip_suffix(".metadata").ok_or_else(not_found)?;
     let record = store.file_by_digest(digest, wheel)?.ok_or_else(not_found)?;
-    record.metadata_sha256.ok_or_else(|| ApiError::NotFound(format!("{wheel} has no metadata file")))
+    record
+        .metadata_sha256
+        .ok_or_else(|| ApiError::NotFound(format!("{wheel} has no metadata file")))
 }
 
 fn etag_matches(request: &HttpRequest, etag: &str) -> bool {
-    let header = request.headers().get(header::IF_NONE_MATCH).and_then(|value| value.to_str().ok());
+    let header = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok());
     header.is_some_and(|value| {
         value.split(',').any(|tag| {
             let tag = tag.trim();
@@ -52,10 +57,16 @@ pub async fn file(
         .insert_header((header::CACHE_CONTROL, IMMUTABLE))
         .insert_header((header::ACCEPT_RANGES, "bytes"));
     if etag_matches(&request, &etag) {
-        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).insert_header((header::CACHE_CONTROL, IMMUTABLE)).finish());
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .insert_header((header::CACHE_CONTROL, IMMUTABLE))
+            .finish());
     }
     let size = state.store.size(blob).await?;
-    let range_header = request.headers().get(header::RANGE).and_then(|value| value.to_str().ok());
+    let range_header = request
+        .headers()
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok());
     let range = match parse_range(range_header, size) {
         RangeRequest::Whole => None,
         RangeRequest::Partial(range) => Some(range),
@@ -68,13 +79,23 @@ pub async fn file(
     };
     if let Some(range) = &range {
         response.status(actix_web::http::StatusCode::PARTIAL_CONTENT);
-        response.insert_header((header::CONTENT_RANGE, format!("bytes {}-{}/{size}", range.start, range.end - 1)));
+        response.insert_header((
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{size}", range.start, range.end - 1),
+        ));
     }
-    let content_type = if filename.ends_with(".metadata") { "text/plain; charset=utf-8" } else { "application/octet-stream" };
+    let content_type = if filename.ends_with(".metadata") {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
     response.content_type(content_type);
     let length = range.as_ref().map_or(size, |range| range.end - range.start);
     if request.method() == Method::HEAD {
-        return Ok(response.body(SizedStream::new(length, futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())));
+        return Ok(response.body(SizedStream::new(
+            length,
+            futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(),
+        )));
     }
     let read = state.store.get(blob, range).await?;
     let state = state.clone();

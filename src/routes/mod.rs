@@ -18,14 +18,46 @@ use crate::auth::{Access, AuthError};
 pub fn configure(config: &mut web::ServiceConfig) {
     let get_or_head = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
     config
-        .service(web::resource("/healthz").name("healthz").route(get_or_head().to(health::healthz)))
-        .service(web::resource("/metrics").name("metrics").route(web::get().to(health::metrics)))
-        .service(web::resource("/simple").name("simple_redirect").route(get_or_head().to(simple::index_redirect)))
-        .service(web::resource("/simple/").name("simple_index").route(get_or_head().to(simple::index)))
-        .service(web::resource("/simple/{project}").name("project_redirect").route(get_or_head().to(simple::project_redirect)))
-        .service(web::resource("/simple/{project}/").name("project_page").route(get_or_head().to(simple::project)))
-        .service(web::resource("/files/{digest}/{filename}").name("file").route(get_or_head().to(files::file)))
-        .service(web::resource(["/legacy/", "/legacy"]).name("upload").route(web::post().to(upload::upload)))
+        .service(
+            web::resource("/healthz")
+                .name("healthz")
+                .route(get_or_head().to(health::healthz)),
+        )
+        .service(
+            web::resource("/metrics")
+                .name("metrics")
+                .route(web::get().to(health::metrics)),
+        )
+        .service(
+            web::resource("/simple")
+                .name("simple_redirect")
+                .route(get_or_head().to(simple::index_redirect)),
+        )
+        .service(
+            web::resource("/simple/")
+                .name("simple_index")
+                .route(get_or_head().to(simple::index)),
+        )
+        .service(
+            web::resource("/simple/{project}")
+                .name("project_redirect")
+                .route(get_or_head().to(simple::project_redirect)),
+        )
+        .service(
+            web::resource("/simple/{project}/")
+                .name("project_page")
+                .route(get_or_head().to(simple::project)),
+        )
+        .service(
+            web::resource("/files/{digest}/{filename}")
+                .name("file")
+                .route(get_or_head().to(files::file)),
+        )
+        .service(
+            web::resource(["/legacy/", "/legacy"])
+                .name("upload")
+                .route(web::post().to(upload::upload)),
+        )
         .service(
             web::resource("/api/v1/projects/{project}/files/{filename}/yank")
                 .name("yank")
@@ -37,13 +69,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
 /// Counts each response by route name and status for `/metrics`.
 pub fn record_request<B: MessageBody>(response: &ServiceResponse<B>) {
     let request = response.request();
-    let Some(state) = request.app_data::<web::Data<AppState>>() else { return };
+    let Some(state) = request.app_data::<web::Data<AppState>>() else {
+        return;
+    };
     let route = match request.match_name() {
         Some("file") if request.path().ends_with(".metadata") => "file_metadata",
-        Some(name) => ROUTE_NAMES.iter().copied().find(|known| *known == name).unwrap_or("other"),
+        Some(name) => ROUTE_NAMES
+            .iter()
+            .copied()
+            .find(|known| *known == name)
+            .unwrap_or("other"),
         None => "unmatched",
     };
-    state.metrics.record_request(route, response.status().as_u16());
+    state
+        .metrics
+        .record_request(route, response.status().as_u16());
 }
 
 const ROUTE_NAMES: [&str; 9] = [
@@ -59,6 +99,9 @@ const ROUTE_NAMES: [&str; 9] = [
 ];
 
 fn authorize(request: &HttpRequest, state: &AppState, access: Access) -> Result<(), AuthError> {
-    let header = request.headers().get("authorization").and_then(|value| value.to_str().ok());
+    let header = request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok());
     state.tokens.check(header, access)
 }

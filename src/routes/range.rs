@@ -17,7 +17,9 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     if spec.contains(',') {
         return RangeRequest::Whole;
     }
-    let Some((start, end)) = spec.trim().split_once('-') else { return RangeRequest::Whole };
+    let Some((start, end)) = spec.trim().split_once('-') else {
+        return RangeRequest::Whole;
+    };
     let range = match (start.trim(), end.trim()) {
         ("", suffix) => match suffix.parse::<u64>() {
             Ok(0) => return RangeRequest::Unsatisfiable,
@@ -25,7 +27,9 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
             Err(_) => return RangeRequest::Whole,
         },
         (start, end) => {
-            let Ok(start) = start.parse::<u64>() else { return RangeRequest::Whole };
+            let Ok(start) = start.parse::<u64>() else {
+                return RangeRequest::Whole;
+            };
             let end = match end {
                 "" => size,
                 end => match end.parse::<u64>() {
@@ -49,12 +53,30 @@ mod tests {
     #[test]
     fn single_ranges() {
         assert_eq!(parse_range(None, 100), RangeRequest::Whole);
-        assert_eq!(parse_range(Some("bytes=0-9"), 100), RangeRequest::Partial(0..10));
-        assert_eq!(parse_range(Some("bytes=90-"), 100), RangeRequest::Partial(90..100));
-        assert_eq!(parse_range(Some("bytes=-10"), 100), RangeRequest::Partial(90..100));
-        assert_eq!(parse_range(Some("bytes=95-200"), 100), RangeRequest::Partial(95..100));
-        assert_eq!(parse_range(Some("bytes=100-"), 100), RangeRequest::Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=-0"), 100), RangeRequest::Unsatisfiable);
+        assert_eq!(
+            parse_range(Some("bytes=0-9"), 100),
+            RangeRequest::Partial(0..10)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=90-"), 100),
+            RangeRequest::Partial(90..100)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-10"), 100),
+            RangeRequest::Partial(90..100)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=95-200"), 100),
+            RangeRequest::Partial(95..100)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=100-"), 100),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-0"), 100),
+            RangeRequest::Unsatisfiable
+        );
         assert_eq!(parse_range(Some("bytes=5-1"), 100), RangeRequest::Whole);
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), RangeRequest::Whole);
         assert_eq!(parse_range(Some("items=0-1"), 100), RangeRequest::Whole);

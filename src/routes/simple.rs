@@ -10,11 +10,16 @@ use crate::index::{Format, RenderedPage, negotiate};
 use crate::pypi::parse_package_name;
 
 fn redirect(location: String) -> HttpResponse {
-    HttpResponse::MovedPermanently().insert_header((header::LOCATION, location)).finish()
+    HttpResponse::MovedPermanently()
+        .insert_header((header::LOCATION, location))
+        .finish()
 }
 
 fn format_for(request: &HttpRequest) -> Result<Format, ApiError> {
-    let accept = request.headers().get(header::ACCEPT).map(|value| value.to_str().unwrap_or_default());
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .map(|value| value.to_str().unwrap_or_default());
     negotiate(accept).ok_or_else(|| ApiError::NotAcceptable(accept.unwrap_or_default().to_string()))
 }
 
@@ -24,7 +29,11 @@ fn respond(request: &HttpRequest, page: RenderedPage, format: Format) -> HttpRes
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.split(',').any(|tag| tag.trim() == page.etag));
-    let mut response = if not_modified { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
     response
         .insert_header((header::VARY, "Accept"))
         .insert_header((header::ETAG, page.etag))
@@ -39,10 +48,17 @@ pub async fn index_redirect() -> HttpResponse {
     redirect("/simple/".to_string())
 }
 
-pub async fn index(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn index(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     super::authorize(&request, &state, Access::Read)?;
     let format = format_for(&request)?;
-    Ok(respond(&request, state.index.project_list_page(format)?, format))
+    Ok(respond(
+        &request,
+        state.index.project_list_page(format)?,
+        format,
+    ))
 }
 
 pub async fn project_redirect(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -63,6 +79,7 @@ pub async fn project(
     }
     let format = format_for(&request)?;
     let page = state.index.project_page(&name, format)?;
-    let page = page.ok_or_else(|| ApiError::NotFound(format!("project `{name}` is not in this index")))?;
+    let page =
+        page.ok_or_else(|| ApiError::NotFound(format!("project `{name}` is not in this index")))?;
     Ok(respond(&request, page, format))
 }

@@ -23,7 +23,8 @@ async fn set_yanked(
     reason: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     super::authorize(request, state, Access::Write)?;
-    let name = parse_package_name(project).map_err(|error| ApiError::NotFound(error.to_string()))?;
+    let name =
+        parse_package_name(project).map_err(|error| ApiError::NotFound(error.to_string()))?;
     let record = state.index.store().set_yanked(&name, filename, reason)?;
     state.index.invalidate();
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -41,7 +42,9 @@ pub async fn yank(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (project, filename) = path.into_inner();
-    let reason = body.map(|body| body.into_inner().reason).unwrap_or_default();
+    let reason = body
+        .map(|body| body.into_inner().reason)
+        .unwrap_or_default();
     set_yanked(&request, &state, &project, &filename, Some(reason)).await
 }
 

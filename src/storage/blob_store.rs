@@ -10,8 +10,8 @@ use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::{
-    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    WriteMultipart,
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, WriteMultipart,
 };
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -30,11 +30,20 @@ pub enum StorageError {
     #[error("blob {key} is not in the store")]
     NotFound { key: String },
     #[error("blob {expected} failed verification: the bytes hash to {actual}; nothing was stored")]
-    DigestMismatch { expected: Sha256Digest, actual: Sha256Digest },
+    DigestMismatch {
+        expected: Sha256Digest,
+        actual: Sha256Digest,
+    },
     #[error("storage backend failed on {key}: {source}")]
-    Backend { key: String, source: object_store::Error },
+    Backend {
+        key: String,
+        source: object_store::Error,
+    },
     #[error("local I/O failed on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +72,13 @@ impl std::fmt::Debug for BlobStore {
 
 fn backend(key: &StorageKey) -> impl FnOnce(object_store::Error) -> StorageError + '_ {
     move |source| match source {
-        object_store::Error::NotFound { .. } => StorageError::NotFound { key: key.path().to_string() },
-        source => StorageError::Backend { key: key.path().to_string(), source },
+        object_store::Error::NotFound { .. } => StorageError::NotFound {
+            key: key.path().to_string(),
+        },
+        source => StorageError::Backend {
+            key: key.path().to_string(),
+            source,
+        },
     }
 }
 
@@ -72,13 +86,24 @@ impl BlobStore {
     /// Opens `file:///dir` (created if missing) or `s3://bucket/prefix`, the latter
     /// configured by the usual `AWS_*` environment variables.
     pub fn open(url: &str) -> Result<Self, StorageError> {
-        let invalid = |reason: String| StorageError::InvalidUrl { url: url.to_string(), reason };
+        let invalid = |reason: String| StorageError::InvalidUrl {
+            url: url.to_string(),
+            reason,
+        };
         let parsed = url::Url::parse(url).map_err(|error| invalid(error.to_string()))?;
         let inner: Arc<dyn ObjectStore> = match parsed.scheme() {
             "file" => {
-                let dir = parsed.to_file_path().map_err(|()| invalid("not an absolute local path".into()))?;
-                std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io { path: dir.clone(), source })?;
-                Arc::new(LocalFileSystem::new_with_prefix(&dir).map_err(|error| invalid(error.to_string()))?)
+                let dir = parsed
+                    .to_file_path()
+                    .map_err(|()| invalid("not an absolute local path".into()))?;
+                std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Arc::new(
+                    LocalFileSystem::new_with_prefix(&dir)
+                        .map_err(|error| invalid(error.to_string()))?,
+                )
             }
             "s3" => {
                 let store = AmazonS3Builder::from_env().with_url(url).build();
@@ -103,14 +128,28 @@ impl BlobStore {
     }
 
     /// Stores small bytes (extracted METADATA) after checking they hash to `digest`.
-    pub async fn put_bytes(&self, digest: Sha256Digest, bytes: Bytes) -> Result<PutOutcome, StorageError> {
+    pub async fn put_bytes(
+        &self,
+        digest: Sha256Digest,
+        bytes: Bytes,
+    ) -> Result<PutOutcome, StorageError> {
         let actual = Sha256Digest::of(&bytes);
         if actual != digest {
-            return Err(StorageError::DigestMismatch { expected: digest, actual });
+            return Err(StorageError::DigestMismatch {
+                expected: digest,
+                actual,
+            });
         }
         let key = StorageKey::Blob(digest);
-        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.inner.put_opts(&key.path(), PutPayload::from_bytes(bytes), options).await {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .inner
+            .put_opts(&key.path(), PutPayload::from_bytes(bytes), options)
+            .await
+        {
             Ok(_) => Ok(PutOutcome::Stored),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyPresent),
             Err(source) => Err(backend(&key)(source)),
@@ -120,14 +159,25 @@ impl BlobStore {
     /// Streams a local file into the store under `digest`, hashing it again on the way:
     /// the upload is completed only if the bytes match, so the key always names its content.
     /// A key that exists already holds the same bytes, so it is left alone.
-    pub async fn put_file(&self, digest: Sha256Digest, path: &FsPath) -> Result<PutOutcome, StorageError> {
+    pub async fn put_file(
+        &self,
+        digest: Sha256Digest,
+        path: &FsPath,
+    ) -> Result<PutOutcome, StorageError> {
         if self.contains(digest).await? {
             return Ok(PutOutcome::AlreadyPresent);
         }
         let key = StorageKey::Blob(digest);
-        let io_error = |source| StorageError::Io { path: path.to_path_buf(), source };
+        let io_error = |source| StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
-        let upload = self.inner.put_multipart(&key.path()).await.map_err(backend(&key))?;
+        let upload = self
+            .inner
+            .put_multipart(&key.path())
+            .await
+            .map_err(backend(&key))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART);
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; READ_CHUNK];
@@ -147,24 +197,44 @@ impl BlobStore {
         let actual = Sha256Digest::from_hasher(hasher);
         if actual != digest {
             let _ = writer.abort().await;
-            return Err(StorageError::DigestMismatch { expected: digest, actual });
+            return Err(StorageError::DigestMismatch {
+                expected: digest,
+                actual,
+            });
         }
         writer.finish().await.map_err(backend(&key))?;
         Ok(PutOutcome::Stored)
     }
 
     /// Reads a blob, or the byte range `range` of it (already checked against its size).
-    pub async fn get(&self, digest: Sha256Digest, range: Option<Range<u64>>) -> Result<BlobRead, StorageError> {
+    pub async fn get(
+        &self,
+        digest: Sha256Digest,
+        range: Option<Range<u64>>,
+    ) -> Result<BlobRead, StorageError> {
         let key = StorageKey::Blob(digest);
-        let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
-        let result = self.inner.get_opts(&key.path(), options).await.map_err(backend(&key))?;
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let result = self
+            .inner
+            .get_opts(&key.path(), options)
+            .await
+            .map_err(backend(&key))?;
         let total_size = result.meta.size;
         let range = result.range.clone();
         let body = match result.payload {
-            GetResultPayload::File(file, path) => local_file_stream(file, path, range.clone()).await?,
+            GetResultPayload::File(file, path) => {
+                local_file_stream(file, path, range.clone()).await?
+            }
             GetResultPayload::Stream(stream) => stream.map_err(std::io::Error::other).boxed(),
         };
-        Ok(BlobRead { total_size, range, body })
+        Ok(BlobRead {
+            total_size,
+            range,
+            body,
+        })
     }
 
     pub async fn get_bytes(&self, digest: Sha256Digest) -> Result<Bytes, StorageError> {
@@ -175,7 +245,12 @@ impl BlobStore {
 
     pub async fn size(&self, digest: Sha256Digest) -> Result<u64, StorageError> {
         let key = StorageKey::Blob(digest);
-        Ok(self.inner.head(&key.path()).await.map_err(backend(&key))?.size)
+        Ok(self
+            .inner
+            .head(&key.path())
+            .await
+            .map_err(backend(&key))?
+            .size)
     }
 }
 

@@ -20,11 +20,24 @@ pub struct WheelSpec<'a> {
 
 impl<'a> WheelSpec<'a> {
     pub fn new(name: &'a str, version: &'a str, tag: &'a str) -> Self {
-        Self { name, version, tag, requires_python: None, requires_dist: &[], metadata_name: None, files: Vec::new() }
+        Self {
+            name,
+            version,
+            tag,
+            requires_python: None,
+            requires_dist: &[],
+            metadata_name: None,
+            files: Vec::new(),
+        }
     }
 
     pub fn filename(&self) -> String {
-        format!("{}-{}-{}.whl", self.name.replace('-', "_"), self.version, self.tag)
+        format!(
+            "{}-{}-{}.whl",
+            self.name.replace('-', "_"),
+            self.version,
+            self.tag
+        )
     }
 
     pub fn metadata(&self) -> String {
@@ -47,14 +60,24 @@ impl<'a> WheelSpec<'a> {
         let dist_info = format!("{}-{}.dist-info", self.name.replace('-', "_"), self.version);
         let module = self.name.replace('-', "_");
         let root_is_purelib = self.tag.ends_with("-none-any");
-        let mut entries: Vec<(String, Vec<u8>)> = vec![(format!("{module}/__init__.py"), format!("VERSION = {:?}\n", self.version).into_bytes())];
+        let mut entries: Vec<(String, Vec<u8>)> = vec![(
+            format!("{module}/__init__.py"),
+            format!("VERSION = {:?}\n", self.version).into_bytes(),
+        )];
         entries.extend(self.files.iter().cloned());
-        entries.push((format!("{dist_info}/METADATA"), self.metadata().into_bytes()));
-        let wheel = format!("Wheel-Version: 1.0\nGenerator: edelweiss-tests\nRoot-Is-Purelib: {root_is_purelib}\nTag: {}\n", self.tag);
+        entries.push((
+            format!("{dist_info}/METADATA"),
+            self.metadata().into_bytes(),
+        ));
+        let wheel = format!(
+            "Wheel-Version: 1.0\nGenerator: edelweiss-tests\nRoot-Is-Purelib: {root_is_purelib}\nTag: {}\n",
+            self.tag
+        );
         entries.push((format!("{dist_info}/WHEEL"), wheel.into_bytes()));
         let mut record = String::new();
         for (path, bytes) in &entries {
-            let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(bytes));
+            let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(bytes));
             record.push_str(&format!("{path},sha256={digest},{}\n", bytes.len()));
         }
         record.push_str(&format!("{dist_info}/RECORD,,\n"));
@@ -70,7 +93,11 @@ pub fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
     let mut zip = zip::ZipWriter::new(file);
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
-        .large_file(entries.iter().any(|(_, bytes)| bytes.len() > u32::MAX as usize / 2));
+        .large_file(
+            entries
+                .iter()
+                .any(|(_, bytes)| bytes.len() > u32::MAX as usize / 2),
+        );
     for (name, bytes) in entries {
         zip.start_file(name.as_str(), options).expect("zip entry");
         zip.write_all(bytes).expect("zip write");
@@ -85,27 +112,51 @@ pub fn write_sdist(dir: &Path, name: &str, version: &str, extra: &[(&str, &[u8])
     let file = std::fs::File::create(&path).expect("create sdist");
     let encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut archive = tar::Builder::new(encoder);
-    let pkg_info = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Python: >=3.9\n");
-    let setup = format!("from setuptools import setup\nsetup(name={name:?}, version={version:?})\n");
+    let pkg_info = format!(
+        "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Python: >=3.9\n"
+    );
+    let setup =
+        format!("from setuptools import setup\nsetup(name={name:?}, version={version:?})\n");
     let mut entries: Vec<(String, Vec<u8>)> = vec![
         (format!("{top}/PKG-INFO"), pkg_info.into_bytes()),
         (format!("{top}/setup.py"), setup.into_bytes()),
     ];
-    entries.extend(extra.iter().map(|(path, bytes)| (path.to_string(), bytes.to_vec())));
+    entries.extend(
+        extra
+            .iter()
+            .map(|(path, bytes)| (path.to_string(), bytes.to_vec())),
+    );
     for (entry_path, bytes) in entries {
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
+        // Written raw: the tar crate refuses `..`, and hostile sdists need it.
+        let name = &mut header.as_old_mut().name;
+        name[..entry_path.len()].copy_from_slice(entry_path.as_bytes());
         header.set_cksum();
-        archive.append_data(&mut header, entry_path, bytes.as_slice()).expect("tar entry");
+        archive
+            .append(&header, bytes.as_slice())
+            .expect("tar entry");
     }
-    archive.into_inner().expect("tar finish").finish().expect("gzip finish");
+    archive
+        .into_inner()
+        .expect("tar finish")
+        .finish()
+        .expect("gzip finish");
     path
 }
 
 /// Three wheels of one project for one version: pure Python, musllinux and manylinux.
 pub fn platform_wheels(dir: &Path, name: &str, version: &str) -> Vec<PathBuf> {
-    let extension = |libc: &str| (format!("{}/_speedups.cpython-313-x86_64-linux-{libc}.so", name.replace('-', "_")), format!("\x7fELF fake {libc} extension").into_bytes());
+    let extension = |libc: &str| {
+        (
+            format!(
+                "{}/_speedups.cpython-313-x86_64-linux-{libc}.so",
+                name.replace('-', "_")
+            ),
+            format!("\x7fELF fake {libc} extension").into_bytes(),
+        )
+    };
     let mut musl = WheelSpec::new(name, version, "cp313-cp313-musllinux_1_2_x86_64");
     musl.files.push(extension("musl"));
     musl.requires_python = Some(">=3.13");
@@ -113,4 +164,17 @@ pub fn platform_wheels(dir: &Path, name: &str, version: &str) -> Vec<PathBuf> {
     many.files.push(extension("gnu"));
     many.requires_python = Some(">=3.13");
     vec![musl.write(dir), many.write(dir)]
+}
+
+/// Incompressible bytes (xorshift64), so archive sizes are what the test means them to be.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect()
 }

@@ -14,12 +14,20 @@ pub const UPLOAD_TOKEN: &str = "test-upload-token-0123456789";
 
 /// The directory holding pip, twine and uv, installed by `.ci/setup`.
 pub fn client_tools() -> PathBuf {
-    let dir = std::env::var_os("EDELWEISS_CLIENT_TOOLS").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache/edelweiss/tools/venv/bin")
-    });
+    let dir = std::env::var_os("EDELWEISS_CLIENT_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache/edelweiss/tools/venv/bin")
+        });
     for tool in ["pip", "twine", "uv"] {
-        assert!(dir.join(tool).exists(), "{tool} not found in {}: run .ci/setup first", dir.display());
+        assert!(
+            dir.join(tool).exists(),
+            "{tool} not found in {}: run .ci/setup first",
+            dir.display()
+        );
     }
     dir
 }
@@ -40,17 +48,26 @@ pub fn tool(name: &str) -> Command {
 }
 
 pub fn run(command: &mut Command) -> Output {
-    let output = command.output().unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
-    output
+    command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
 }
 
 pub fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 pub fn assert_success(command: &mut Command) -> Output {
     let output = run(command);
-    assert!(output.status.success(), "{command:?} failed:\n{}", text(&output));
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}",
+        text(&output)
+    );
     output
 }
 

@@ -23,13 +23,30 @@ pub fn upload_then_install_for_musl(server: &TestServer, work: &Path) {
     files.push(app.write(&uploads));
     let paths: Vec<&Path> = files.iter().map(|path| path.as_path()).collect();
     let output = server.twine_upload(&paths);
-    assert!(output.status.success(), "twine upload failed:\n{}", text(&output));
+    assert!(
+        output.status.success(),
+        "twine upload failed:\n{}",
+        text(&output)
+    );
 
     let downloads = work.join("downloads");
     assert_success(
         tool("pip")
-            .args(["download", "--no-deps", "--only-binary=:all:", "--platform", "musllinux_1_2_x86_64"])
-            .args(["--python-version", "3.13", "--implementation", "cp", "--abi", "cp313"])
+            .args([
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                "musllinux_1_2_x86_64",
+            ])
+            .args([
+                "--python-version",
+                "3.13",
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp313",
+            ])
             .args(["--index-url", &server.index_url(), "--dest"])
             .arg(&downloads)
             .arg("fastthing==1.0"),
@@ -38,26 +55,56 @@ pub fn upload_then_install_for_musl(server: &TestServer, work: &Path) {
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(downloaded, ["fastthing-1.0-cp313-cp313-musllinux_1_2_x86_64.whl"]);
+    assert_eq!(
+        downloaded,
+        ["fastthing-1.0-cp313-cp313-musllinux_1_2_x86_64.whl"]
+    );
     let uploaded = std::fs::read(uploads.join(&downloaded[0])).unwrap();
     let fetched = std::fs::read(downloads.join(&downloaded[0])).unwrap();
-    assert_eq!(sha256_hex(&fetched), sha256_hex(&uploaded), "downloaded bytes differ from the upload");
+    assert_eq!(
+        sha256_hex(&fetched),
+        sha256_hex(&uploaded),
+        "downloaded bytes differ from the upload"
+    );
 
-    let wheels_before = server.metric("edelweiss_http_requests_total{route=\"file\",status=\"200\"}");
+    let wheels_before =
+        server.metric("edelweiss_http_requests_total{route=\"file\",status=\"200\"}");
     let requirements = work.join("requirements.in");
     std::fs::write(&requirements, "demo-app\n").unwrap();
     let output = assert_success(
         tool("uv")
-            .args(["pip", "compile", "--no-header", "--python-platform", "x86_64-unknown-linux-musl"])
-            .args(["--python-version", "3.13", "--index-url", &server.index_url()])
+            .args([
+                "pip",
+                "compile",
+                "--no-header",
+                "--python-platform",
+                "x86_64-unknown-linux-musl",
+            ])
+            .args([
+                "--python-version",
+                "3.13",
+                "--index-url",
+                &server.index_url(),
+            ])
             .arg(&requirements),
     );
     let resolved = String::from_utf8_lossy(&output.stdout);
     for pin in ["demo-app==0.1", "fastthing==1.0", "purelib==2.0"] {
-        assert!(resolved.contains(pin), "uv did not resolve {pin}:\n{resolved}");
+        assert!(
+            resolved.contains(pin),
+            "uv did not resolve {pin}:\n{resolved}"
+        );
     }
-    let metadata_fetches = server.metric("edelweiss_http_requests_total{route=\"file_metadata\",status=\"200\"}");
-    let wheels_after = server.metric("edelweiss_http_requests_total{route=\"file\",status=\"200\"}");
-    assert!(metadata_fetches >= 3, "uv fetched {metadata_fetches} metadata files");
-    assert_eq!(wheels_after, wheels_before, "uv downloaded whole wheels instead of their metadata");
+    let metadata_fetches =
+        server.metric("edelweiss_http_requests_total{route=\"file_metadata\",status=\"200\"}");
+    let wheels_after =
+        server.metric("edelweiss_http_requests_total{route=\"file\",status=\"200\"}");
+    assert!(
+        metadata_fetches >= 3,
+        "uv fetched {metadata_fetches} metadata files"
+    );
+    assert_eq!(
+        wheels_after, wheels_before,
+        "uv downloaded whole wheels instead of their metadata"
+    );
 }

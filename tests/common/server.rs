@@ -67,13 +67,21 @@ impl TestServer {
             .expect("start edelweiss");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
         let Some(url) = line.trim().strip_prefix("edelweiss listening on ") else {
             let _ = child.kill();
             let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
             panic!("edelweiss did not start: {line:?}\n{log}");
         };
-        Self { url: url.to_string(), data_dir: data_dir.to_path_buf(), config: config.to_path_buf(), child, _temp: None }
+        Self {
+            url: url.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            config: config.to_path_buf(),
+            child,
+            _temp: None,
+        }
     }
 
     pub fn log(&self) -> String {
@@ -108,7 +116,10 @@ impl TestServer {
     }
 
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
-        self.client().get(format!("{}{path}", self.url)).send().expect("GET")
+        self.client()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .expect("GET")
     }
 
     pub fn get_json(&self, path: &str) -> serde_json::Value {
@@ -126,7 +137,10 @@ impl TestServer {
     pub fn metric(&self, sample: &str) -> u64 {
         let body = self.get("/metrics").text().expect("metrics");
         body.lines()
-            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+            .find_map(|line| {
+                line.strip_prefix(sample)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
             .unwrap_or(0)
     }
 
@@ -136,13 +150,20 @@ impl TestServer {
         let mut found = Vec::new();
         let mut stack = vec![root.clone()];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let path = entry.path();
                 if path.is_dir() {
                     stack.push(path);
                 } else {
-                    found.push(path.strip_prefix(&root).unwrap_or(&path).display().to_string());
+                    found.push(
+                        path.strip_prefix(&root)
+                            .unwrap_or(&path)
+                            .display()
+                            .to_string(),
+                    );
                 }
             }
         }
@@ -171,7 +192,12 @@ impl TestServer {
     pub fn twine_upload_with_token(&self, files: &[&Path], token: &str) -> std::process::Output {
         let mut command = super::tool("twine");
         command
-            .args(["upload", "--disable-progress-bar", "--non-interactive", "--repository-url"])
+            .args([
+                "upload",
+                "--disable-progress-bar",
+                "--non-interactive",
+                "--repository-url",
+            ])
             .arg(format!("{}/legacy/", self.url))
             .args(["-u", "__token__", "-p", token])
             .args(files);

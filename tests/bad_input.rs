@@ -1,0 +1,399 @@
+//! Bad input gets a clear 4xx and loses nothing. Every test records the store's blobs and
+//! the index's listing before the bad request and asserts both are unchanged after it.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use common::UPLOAD_TOKEN;
+use common::dists::{WheelSpec, noise, write_sdist, write_zip};
+use common::server::{TestServer, base_config};
+use reqwest::blocking::Response;
+
+const BOUNDARY: &str = "edelweiss-test-boundary";
+
+/// A twine-shaped multipart body carrying `bytes` as `filename`.
+fn form(filename: &str, bytes: &[u8], extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut fields = vec![(":action", "file_upload"), ("protocol_version", "1")];
+    fields.extend_from_slice(extra);
+    for (name, value) in fields {
+        write!(
+            body,
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+        .unwrap();
+    }
+    write!(body, "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").unwrap();
+    body.extend_from_slice(bytes);
+    write!(body, "\r\n--{BOUNDARY}--\r\n").unwrap();
+    body
+}
+
+fn post(server: &TestServer, body: Vec<u8>, token: Option<&str>) -> Response {
+    let mut request = server
+        .client()
+        .post(format!("{}/legacy/", server.url))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body);
+    if let Some(token) = token {
+        request = request.basic_auth("__token__", Some(token));
+    }
+    request.send().expect("POST /legacy/")
+}
+
+/// Posts `filename`/`bytes`, expects `status` with `message` in the body, and checks that
+/// neither the store nor the index changed.
+fn assert_refused(server: &TestServer, filename: &str, bytes: &[u8], status: u16, message: &str) {
+    let before = server.snapshot();
+    let response = post(server, form(filename, bytes, &[]), Some(UPLOAD_TOKEN));
+    assert_eq!(response.status(), status, "{filename}");
+    let body = response.text().unwrap();
+    assert!(
+        body.contains(message),
+        "{filename}: expected {message:?} in {body:?}"
+    );
+    assert_eq!(
+        body.trim().lines().count(),
+        1,
+        "the reason is one line: {body:?}"
+    );
+    assert_eq!(
+        server.snapshot(),
+        before,
+        "{filename}: the store or index changed"
+    );
+}
+
+/// A server that already holds one good file, so "unchanged" is not trivially empty.
+fn seeded_server(config: &str) -> (TestServer, tempfile::TempDir) {
+    let server = TestServer::start_with(config);
+    let dir = tempfile::tempdir().unwrap();
+    let good = WheelSpec::new("good", "1.0", "py3-none-any").write(dir.path());
+    let response = post(
+        &server,
+        form(
+            "good-1.0-py3-none-any.whl",
+            &std::fs::read(good).unwrap(),
+            &[],
+        ),
+        Some(UPLOAD_TOKEN),
+    );
+    assert_eq!(response.status(), 200);
+    (server, dir)
+}
+
+fn wheel_bytes(dir: &Path, spec: &WheelSpec) -> Vec<u8> {
+    std::fs::read(spec.write(dir)).unwrap()
+}
+
+#[test]
+fn malformed_and_traversal_filenames_are_refused() {
+    let (server, dir) = seeded_server(&base_config("", ""));
+    let bytes = wheel_bytes(dir.path(), &WheelSpec::new("evil", "1.0", "py3-none-any"));
+    let cases = [
+        ("notes.txt", "must end in `.whl`, `.tar.gz` or `.zip`"),
+        ("../../evil-1.0-py3-none-any.whl", "contains `/`"),
+        ("..\\evil-1.0-py3-none-any.whl", "contains `/`"),
+        ("evil-1.0-py3-none.whl", "not a wheel filename"),
+        ("evil-one-py3-none-any.whl", "not a PEP 440 version"),
+        ("evil-1.0-py3-none-any$.whl", "is not a tag"),
+    ];
+    for (filename, message) in cases {
+        assert_refused(&server, filename, &bytes, 400, message);
+    }
+}
+
+#[test]
+fn broken_and_lying_archives_are_refused() {
+    let (server, dir) = seeded_server(&base_config("", ""));
+    assert_refused(
+        &server,
+        "broken-1.0-py3-none-any.whl",
+        b"PK\x03\x04 this is not a zip",
+        400,
+        "not a valid zip archive",
+    );
+
+    let mut other = WheelSpec::new("victim", "1.0", "py3-none-any");
+    other.metadata_name = Some("someone-else");
+    assert_refused(
+        &server,
+        "victim-1.0-py3-none-any.whl",
+        &wheel_bytes(dir.path(), &other),
+        400,
+        "names project `someone-else`, but the filename is for `victim`",
+    );
+
+    let tagged = wheel_bytes(dir.path(), &WheelSpec::new("tagged", "1.0", "py3-none-any"));
+    assert_refused(
+        &server,
+        "tagged-1.0-cp313-cp313-musllinux_1_2_x86_64.whl",
+        &tagged,
+        400,
+        "the filename claims tag `cp313-cp313-musllinux_1_2_x86_64`, which WHEEL does not list",
+    );
+
+    let traversal = dir.path().join("traversal.whl");
+    write_zip(
+        &traversal,
+        &[("../../etc/cron.d/evil".to_string(), b"x".to_vec())],
+    );
+    assert_refused(
+        &server,
+        "traversal-1.0-py3-none-any.whl",
+        &std::fs::read(&traversal).unwrap(),
+        400,
+        "`../../etc/cron.d/evil` is not a safe relative path",
+    );
+
+    let sdist = write_sdist(
+        dir.path(),
+        "sneaky",
+        "1.0",
+        &[("sneaky-1.0/../../outside", b"x")],
+    );
+    assert_refused(
+        &server,
+        "sneaky-1.0.tar.gz",
+        &std::fs::read(sdist).unwrap(),
+        400,
+        "not a safe relative path",
+    );
+
+    let no_pkg_info = dir.path().join("bare.tar.gz");
+    std::fs::write(&no_pkg_info, b"\x1f\x8b not really gzip").unwrap();
+    assert_refused(
+        &server,
+        "bare-1.0.tar.gz",
+        &std::fs::read(no_pkg_info).unwrap(),
+        400,
+        "not a valid tar.gz archive",
+    );
+}
+
+#[test]
+fn a_zip_bomb_is_refused_before_it_is_unpacked() {
+    // 64 MiB of zeros compresses to ~64 KiB; the server allows 16 MiB unpacked.
+    let (server, dir) = seeded_server(&base_config("", "max_unpacked_bytes = 16777216"));
+    let mut bomb = WheelSpec::new("bomb", "1.0", "py3-none-any");
+    bomb.files
+        .push(("bomb/zeros.bin".to_string(), vec![0u8; 64 << 20]));
+    let bytes = wheel_bytes(dir.path(), &bomb);
+    assert!(
+        bytes.len() < 1 << 20,
+        "the bomb should be small compressed: {}",
+        bytes.len()
+    );
+    assert_refused(&server, &bomb.filename(), &bytes, 400, "zip bomb guard");
+}
+
+#[test]
+fn a_second_different_file_under_a_taken_name_is_a_conflict() {
+    let (server, dir) = seeded_server(&base_config("", ""));
+    let mut different = WheelSpec::new("good", "1.0", "py3-none-any");
+    different.requires_python = Some(">=3.12");
+    assert_refused(
+        &server,
+        "good-1.0-py3-none-any.whl",
+        &wheel_bytes(dir.path(), &different),
+        409,
+        "already exists with different content",
+    );
+}
+
+#[test]
+fn digest_mismatch_and_form_identity_are_checked() {
+    let (server, dir) = seeded_server(&base_config("", ""));
+    let bytes = wheel_bytes(
+        dir.path(),
+        &WheelSpec::new("checked", "1.0", "py3-none-any"),
+    );
+    let before = server.snapshot();
+    let response = post(
+        &server,
+        form(
+            "checked-1.0-py3-none-any.whl",
+            &bytes,
+            &[("sha256_digest", &"0".repeat(64))],
+        ),
+        Some(UPLOAD_TOKEN),
+    );
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .unwrap()
+            .contains("does not match the uploaded bytes")
+    );
+    let response = post(
+        &server,
+        form("checked-1.0-py3-none-any.whl", &bytes, &[("name", "other")]),
+        Some(UPLOAD_TOKEN),
+    );
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .unwrap()
+            .contains("form field name `other` does not match")
+    );
+    assert_eq!(server.snapshot(), before);
+}
+
+#[test]
+fn wrong_or_missing_tokens_are_refused_and_never_logged() {
+    let (server, dir) = seeded_server(&base_config("", ""));
+    let path = WheelSpec::new("sneak", "1.0", "py3-none-any").write(dir.path());
+    let bytes = std::fs::read(&path).unwrap();
+    let before = server.snapshot();
+    let missing = post(
+        &server,
+        form("sneak-1.0-py3-none-any.whl", &bytes, &[]),
+        None,
+    );
+    assert_eq!(missing.status(), 401);
+    assert!(missing.headers().contains_key("www-authenticate"));
+    assert!(missing.text().unwrap().contains("authentication required"));
+    let wrong = post(
+        &server,
+        form("sneak-1.0-py3-none-any.whl", &bytes, &[]),
+        Some("not-the-right-token-at-all"),
+    );
+    assert_eq!(wrong.status(), 403);
+    let twine = server.twine_upload_with_token(&[path.as_path()], "not-the-right-token-at-all");
+    assert!(!twine.status.success());
+    assert!(
+        common::text(&twine).contains("403"),
+        "{}",
+        common::text(&twine)
+    );
+    assert_eq!(server.snapshot(), before);
+    assert!(!server.log().contains(UPLOAD_TOKEN) && !server.log().contains("not-the-right-token"));
+}
+
+#[test]
+fn reads_can_require_a_token() {
+    let config = base_config("", "").replace(
+        "[auth]\n",
+        "[auth]\nread_requires_token = true\nread_tokens = [\"reader-token-0123456789\"]\n",
+    );
+    let (server, _dir) = seeded_server(&config);
+    assert_eq!(server.get("/simple/").status(), 401);
+    assert_eq!(server.get("/simple/good/").status(), 401);
+    let page = server
+        .client()
+        .get(format!("{}/simple/good/", server.url))
+        .bearer_auth("reader-token-0123456789")
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(server.get("/healthz").status(), 200);
+}
+
+#[test]
+fn an_oversized_upload_is_refused_with_413() {
+    let (server, dir) = seeded_server(&base_config("", "max_upload_bytes = 1048576"));
+    let mut big = WheelSpec::new("big", "1.0", "py3-none-any");
+    big.files
+        .push(("big/noise.bin".to_string(), noise(3_000_000)));
+    let bytes = wheel_bytes(dir.path(), &big);
+    assert!(bytes.len() > 1 << 20);
+    assert_refused(
+        &server,
+        &big.filename(),
+        &bytes,
+        413,
+        "larger than the 1048576-byte limit",
+    );
+    assert!(
+        std::fs::read_dir(server.data_dir.join("spool"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "spool file left behind"
+    );
+}
+
+/// Sends a request's head and `body_part`, then closes the socket.
+fn send_truncated(server: &TestServer, body: &[u8], sent: usize) {
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /legacy/ HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {UPLOAD_TOKEN}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body[..sent]).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+}
+
+#[test]
+fn a_truncated_upload_stores_nothing() {
+    let (server, dir) = seeded_server(&base_config("", ""));
+    let bytes = wheel_bytes(dir.path(), &WheelSpec::new("cut", "1.0", "py3-none-any"));
+    let body = form("cut-1.0-py3-none-any.whl", &bytes, &[]);
+    let before = server.snapshot();
+    send_truncated(&server, &body, body.len() / 2);
+    assert_eq!(server.snapshot(), before);
+    assert!(
+        std::fs::read_dir(server.data_dir.join("spool"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "spool file left behind"
+    );
+    assert_eq!(server.get("/healthz").status(), 200);
+}
+
+#[test]
+fn a_crash_mid_upload_leaves_nothing_visible_after_restart() {
+    let (server, dir) = seeded_server(&base_config("", ""));
+    let mut large = WheelSpec::new("large", "1.0", "py3-none-any");
+    large
+        .files
+        .push(("large/noise.bin".to_string(), noise(20_000_000)));
+    let body = form(&large.filename(), &wheel_bytes(dir.path(), &large), &[]);
+    let before = server.snapshot();
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&address).unwrap();
+    let head = format!(
+        "POST /legacy/ HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {UPLOAD_TOKEN}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body[..body.len() * 3 / 4]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let spooled = std::fs::read_dir(server.data_dir.join("spool"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        spooled, 1,
+        "the upload should be spooling when the server dies"
+    );
+    let server = server.restart();
+    assert_eq!(
+        server.snapshot(),
+        before,
+        "a crash mid-upload must leave nothing visible"
+    );
+    assert!(
+        std::fs::read_dir(server.data_dir.join("spool"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "restart clears the spool"
+    );
+    drop(stream);
+}
