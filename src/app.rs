@@ -14,6 +14,7 @@ use crate::index::Index;
 use crate::ingest::Ingestor;
 use crate::metadata::{IndexError, IndexStore, SledIndex};
 use crate::metrics::Metrics;
+use crate::mirror::{Mirror, MirrorParts, UpstreamError};
 use crate::routes;
 use crate::storage::{BlobStore, StorageError};
 
@@ -22,8 +23,9 @@ pub struct AppState {
     pub index: Index,
     pub ingestor: Ingestor,
     pub store: BlobStore,
+    pub mirror: Mirror,
     pub tokens: Tokens,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub max_upload_bytes: u64,
 }
 
@@ -40,6 +42,8 @@ pub enum StartupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot start the upstream client: {0}")]
+    Upstream(#[from] UpstreamError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -89,12 +93,21 @@ pub struct Application {
 impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
         let data = DataDir::open(settings)?;
-        let metrics = Metrics::default();
+        let metrics = Arc::new(Metrics::default());
         metrics.set_files_stored(data.index.file_count()?);
+        let mirror = Mirror::new(MirrorParts {
+            upstreams: settings.active_upstreams().to_vec(),
+            settings: settings.mirror.clone(),
+            records: data.index.mirror_records()?,
+            store: data.store.clone(),
+            spool_dir: data.ingestor.spool_dir().to_path_buf(),
+            metrics: metrics.clone(),
+        })?;
         let state = web::Data::new(AppState {
             index: Index::new(data.index),
             ingestor: data.ingestor,
             store: data.store,
+            mirror,
             tokens: Tokens::new(
                 &settings.auth.upload_tokens,
                 &settings.auth.read_tokens,

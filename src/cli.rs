@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Overrides;
+use crate::mirror::UpstreamUrl;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,8 +53,11 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 0.0.0.0:8080; port 0 picks a free port.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Mirror this simple-API base URL (repeatable, in order); replaces `upstreams`.
+    #[arg(long = "upstream", value_name = "URL")]
+    pub upstreams: Vec<UpstreamUrl>,
     /// Serve local files only, with no upstream index.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "upstreams")]
     pub no_upstream: bool,
 }
 
@@ -72,6 +76,7 @@ impl Command {
             Self::Serve(args) => Overrides {
                 listen: args.listen,
                 data_dir: args.data.data_dir.clone(),
+                upstreams: args.upstreams.clone(),
                 no_upstream: args.no_upstream,
             },
             Self::Add(args) => Overrides {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::auth::Secret;
 use crate::ingest::ArchiveLimits;
+use crate::mirror::UpstreamUrl;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -42,10 +43,53 @@ pub struct Settings {
     /// Blob storage URL: `file:///abs/dir` or `s3://bucket/prefix`. Empty means
     /// `file://<data_dir>/blobs`.
     pub storage_url: String,
-    /// Serve local files only. Until upstream mirroring exists this is always the behaviour.
+    /// Simple-API base URLs mirrored, in order: a project is taken from the first upstream
+    /// that has it. Credentials go in the URL (`https://user:password@host/simple/`) and
+    /// are never logged.
+    pub upstreams: Vec<UpstreamUrl>,
+    /// Ignore `upstreams` and serve local files only.
     pub no_upstream: bool,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
+    pub mirror: MirrorSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirrorSettings {
+    /// How long an upstream project page is served from cache before it is revalidated.
+    pub page_ttl_seconds: u64,
+    /// Time to establish a connection to an upstream.
+    pub connect_timeout_seconds: u64,
+    /// Longest silence while reading an upstream response; a hung upstream fails after it.
+    pub read_timeout_seconds: u64,
+    /// Whole-request limit for a project page.
+    pub page_timeout_seconds: u64,
+    /// Extra attempts after a failed upstream request (connect error, timeout, 5xx).
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub retry_backoff_ms: u64,
+    /// Idle connections kept open per upstream host.
+    pub pool_max_idle_per_host: usize,
+    /// Projects uploaded here that may still be merged with an upstream project of the
+    /// same name. Every other local project hides its upstream namesake (dependency
+    /// confusion guard).
+    pub merge_projects: Vec<String>,
+}
+
+impl Default for MirrorSettings {
+    fn default() -> Self {
+        Self {
+            page_ttl_seconds: 600,
+            connect_timeout_seconds: 10,
+            read_timeout_seconds: 30,
+            page_timeout_seconds: 60,
+            retries: 2,
+            retry_backoff_ms: 250,
+            pool_max_idle_per_host: 16,
+            merge_projects: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -89,9 +133,11 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./edelweiss-data"),
             storage_url: String::new(),
+            upstreams: vec![UpstreamUrl::pypi()],
             no_upstream: false,
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
+            mirror: MirrorSettings::default(),
         }
     }
 }
@@ -101,6 +147,8 @@ impl Default for Settings {
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    /// `--upstream URL`, repeatable: replaces the configured list.
+    pub upstreams: Vec<UpstreamUrl>,
     pub no_upstream: bool,
 }
 
@@ -119,6 +167,7 @@ const ENVIRONMENT: &[(&str, &[&str], EnvKind)] = &[
     ("EDELWEISS_LISTEN", &["listen"], EnvKind::Address),
     ("EDELWEISS_DATA_DIR", &["data_dir"], EnvKind::Text),
     ("EDELWEISS_STORAGE_URL", &["storage_url"], EnvKind::Text),
+    ("EDELWEISS_UPSTREAMS", &["upstreams"], EnvKind::List),
     ("EDELWEISS_NO_UPSTREAM", &["no_upstream"], EnvKind::Flag),
     (
         "EDELWEISS_UPLOAD_TOKENS",
@@ -238,6 +287,9 @@ impl Settings {
         if let Some(data_dir) = &overrides.data_dir {
             settings.data_dir = data_dir.clone();
         }
+        if !overrides.upstreams.is_empty() {
+            settings.upstreams = overrides.upstreams.clone();
+        }
         settings.no_upstream |= overrides.no_upstream;
         settings.validate()?;
         Ok(settings)
@@ -297,6 +349,13 @@ impl Settings {
             let _ = token;
             return invalid("auth", "tokens must be at least 16 characters");
         }
+        let mirror = &self.mirror;
+        if mirror.connect_timeout_seconds == 0 || mirror.read_timeout_seconds == 0 || mirror.page_timeout_seconds == 0 {
+            return invalid("mirror", "timeouts must be greater than zero");
+        }
+        if let Some(bad) = mirror.merge_projects.iter().find(|name| crate::pypi::parse_package_name(name).is_err()) {
+            return Err(ConfigError::Invalid { key: "mirror.merge_projects", reason: format!("`{bad}` is not a project name") });
+        }
         let limits = &self.limits;
         if limits.max_upload_bytes == 0
             || limits.max_archive_entries == 0
@@ -325,6 +384,11 @@ impl Settings {
                 key: "data_dir",
                 reason: format!("{} is not a usable path", dir.display()),
             })
+    }
+
+    /// The upstreams in use: none with `no_upstream`.
+    pub fn active_upstreams(&self) -> &[UpstreamUrl] {
+        if self.no_upstream { &[] } else { &self.upstreams }
     }
 
     pub fn archive_limits(&self) -> ArchiveLimits {

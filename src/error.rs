@@ -9,6 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use crate::auth::AuthError;
 use crate::ingest::{IngestError, SpoolError};
 use crate::metadata::IndexError;
+use crate::mirror::MirrorError;
 use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,11 +32,15 @@ pub enum ApiError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
 }
 
 impl ApiError {
+    /// Faults of this server, whose details stay in its log. An upstream failure (502) is
+    /// told to the client: it names the upstream and the cause, and carries no secret.
     fn is_server_fault(&self) -> bool {
-        self.status_code().is_server_error()
+        self.status_code().is_server_error() && !matches!(self, Self::Mirror(MirrorError::Upstream(_)))
     }
 }
 
@@ -63,11 +68,17 @@ impl ResponseError for ApiError {
             Self::Ingest(IngestError::Storage(_) | IngestError::Interrupted(_))
             | Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Ingest(_) => StatusCode::BAD_REQUEST,
+            Self::Mirror(MirrorError::Upstream(_)) => StatusCode::BAD_GATEWAY,
+            Self::Mirror(MirrorError::Index(error)) => index_status(error),
+            Self::Mirror(MirrorError::Storage(_)) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        if let Self::Mirror(MirrorError::Upstream(error)) = self {
+            tracing::warn!(%error, "upstream failure answered with 502");
+        }
         let message = if self.is_server_fault() {
             tracing::error!(error = %self, "request failed");
             format!(

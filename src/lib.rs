@@ -6,7 +6,8 @@
 //! - [`storage`]: content-addressed blobs over `object_store`.
 //! - [`metadata`]: the index's records in sled.
 //! - [`ingest`]: spool, validate and commit an uploaded or local file.
-//! - [`index`]: page models and their HTML/JSON renderings.
+//! - [`index`]: page models and their HTML/JSON renderings, merged with upstream pages.
+//! - [`mirror`]: the pull-through cache of upstream indexes.
 //! - [`routes`]: the HTTP API; [`error`] maps every error to a response.
 //! - [`app`], [`config`], [`auth`], [`metrics`], [`cli`], [`commands`]: wiring.
 
@@ -20,6 +21,7 @@ pub mod index;
 pub mod ingest;
 pub mod metadata;
 pub mod metrics;
+pub mod mirror;
 pub mod pypi;
 pub mod routes;
 pub mod storage;

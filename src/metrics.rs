@@ -5,25 +5,67 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// A counter family with labels, rendered as `name{label="value",...} count`.
+#[derive(Default)]
+struct Family {
+    samples: Mutex<BTreeMap<Vec<(&'static str, String)>, u64>>,
+}
+
+impl Family {
+    fn increment(&self, labels: Vec<(&'static str, String)>) {
+        let mut samples = self.samples.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *samples.entry(labels).or_default() += 1;
+    }
+
+    fn render(&self, text: &mut String, name: &str, help: &str) {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter");
+        let samples = self.samples.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (labels, count) in samples.iter() {
+            let labels: Vec<String> = labels.iter().map(|(key, value)| format!("{key}=\"{}\"", value.replace(['"', '\\', '\n'], "_"))).collect();
+            let _ = writeln!(text, "{name}{{{}}} {count}", labels.join(","));
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    requests: Family,
+    upstream_requests: Family,
+    page_cache: Family,
+    file_cache: Family,
     file_bytes_served: AtomicU64,
+    upstream_bytes: AtomicU64,
     files_stored: AtomicU64,
     uploads_rejected: AtomicU64,
 }
 
 impl Metrics {
     pub fn record_request(&self, route: &'static str, status: u16) {
-        let mut requests = self
-            .requests
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *requests.entry((route, status)).or_default() += 1;
+        self.requests.increment(vec![("route", route.to_string()), ("status", status.to_string())]);
+    }
+
+    /// One attempt against an upstream; `outcome` is `ok`, `not_modified`, `not_found`,
+    /// `status_<code>` or `error`.
+    pub fn upstream_request(&self, upstream: &str, outcome: &str) {
+        self.upstream_requests.increment(vec![("upstream", upstream.to_string()), ("outcome", outcome.to_string())]);
+    }
+
+    /// `hit`, `miss` or `stale`.
+    pub fn page_cache(&self, result: &'static str) {
+        self.page_cache.increment(vec![("result", result.to_string())]);
+    }
+
+    /// `hit` or `miss`.
+    pub fn file_cache(&self, result: &'static str) {
+        self.file_cache.increment(vec![("result", result.to_string())]);
     }
 
     pub fn add_file_bytes_served(&self, bytes: u64) {
         self.file_bytes_served.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn add_upstream_bytes(&self, bytes: u64) {
+        self.upstream_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub fn set_files_stored(&self, count: u64) {
@@ -36,45 +78,18 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut text = String::new();
-        text.push_str("# HELP edelweiss_http_requests_total HTTP requests by route and status.\n");
-        text.push_str("# TYPE edelweiss_http_requests_total counter\n");
-        let requests = self
-            .requests
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        for ((route, status), count) in requests {
-            let _ = writeln!(
-                text,
-                "edelweiss_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
-            );
-        }
-        let gauges = [
-            (
-                "edelweiss_file_bytes_served_total",
-                "counter",
-                "Bytes of files and metadata files sent.",
-                &self.file_bytes_served,
-            ),
-            (
-                "edelweiss_files_stored",
-                "gauge",
-                "Files recorded in the index.",
-                &self.files_stored,
-            ),
-            (
-                "edelweiss_uploads_rejected_total",
-                "counter",
-                "Uploads refused by validation or auth.",
-                &self.uploads_rejected,
-            ),
+        self.requests.render(&mut text, "edelweiss_http_requests_total", "HTTP requests by route and status.");
+        self.upstream_requests.render(&mut text, "edelweiss_upstream_requests_total", "Requests to upstream indexes by outcome.");
+        self.page_cache.render(&mut text, "edelweiss_upstream_page_cache_total", "Upstream project page lookups: hit, miss, stale.");
+        self.file_cache.render(&mut text, "edelweiss_upstream_file_cache_total", "Upstream file lookups: hit or miss.");
+        let single = [
+            ("edelweiss_file_bytes_served_total", "counter", "Bytes of files and metadata files sent.", &self.file_bytes_served),
+            ("edelweiss_upstream_bytes_fetched_total", "counter", "Bytes of files fetched from upstreams.", &self.upstream_bytes),
+            ("edelweiss_files_stored", "gauge", "Files recorded in the index.", &self.files_stored),
+            ("edelweiss_uploads_rejected_total", "counter", "Uploads refused by validation or auth.", &self.uploads_rejected),
         ];
-        for (name, kind, help, value) in gauges {
-            let _ = writeln!(
-                text,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                value.load(Ordering::Relaxed)
-            );
+        for (name, kind, help, value) in single {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Ordering::Relaxed));
         }
         text
     }

@@ -23,6 +23,12 @@ pub struct RenderedPage {
     pub etag: String,
 }
 
+impl RenderedPage {
+    pub fn new(body: Bytes) -> Self {
+        Self { etag: format!("\"{}\"", Sha256Digest::of(&body)), body }
+    }
+}
+
 #[derive(Default)]
 pub struct PageCache {
     pages: RwLock<HashMap<PageKey, RenderedPage>>,
@@ -43,10 +49,7 @@ impl PageCache {
     }
 
     pub fn insert(&self, key: PageKey, body: Bytes, generation: u64) -> RenderedPage {
-        let page = RenderedPage {
-            etag: format!("\"{}\"", Sha256Digest::of(&body)),
-            body,
-        };
+        let page = RenderedPage::new(body);
         let mut pages = self
             .pages
             .write()

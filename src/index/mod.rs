@@ -3,10 +3,12 @@
 
 mod cache;
 mod html;
+mod merge;
 mod negotiate;
 mod page;
 
 pub use cache::RenderedPage;
+pub use merge::merged_detail;
 pub use negotiate::{Format, negotiate};
 pub use page::{project_detail, project_list};
 
@@ -16,6 +18,7 @@ use bytes::Bytes;
 
 use crate::metadata::{IndexError, IndexStore};
 use crate::pypi::PackageName;
+use crate::pypi::simple::ProjectDetail;
 use cache::PageCache;
 
 pub struct Index {
@@ -50,13 +53,7 @@ impl Index {
             return Ok(None);
         };
         let detail = project_detail(&project, &self.store.files(name)?);
-        let body = match format {
-            Format::Json => serde_json::to_vec(&detail)
-                .map(Bytes::from)
-                .expect("page model serializes"),
-            Format::HtmlV1 | Format::Html => Bytes::from(html::project_page(&detail)),
-        };
-        Ok(Some(self.cache.insert(key, body, generation)))
+        Ok(Some(self.cache.insert(key, render_detail(&detail, format), generation)))
     }
 
     pub fn project_list_page(&self, format: Format) -> Result<RenderedPage, IndexError> {
@@ -67,6 +64,7 @@ impl Index {
         let generation = self.cache.generation();
         let list = project_list(&self.store.projects()?);
         let body = match format {
+            // The list model holds only strings: serializing cannot fail.
             Format::Json => serde_json::to_vec(&list)
                 .map(Bytes::from)
                 .expect("page model serializes"),
@@ -75,8 +73,21 @@ impl Index {
         Ok(self.cache.insert(key, body, generation))
     }
 
+    /// Renders a page that is not cached here (a merged mirror page).
+    pub fn render_uncached(&self, detail: &ProjectDetail, format: Format) -> RenderedPage {
+        RenderedPage::new(render_detail(detail, format))
+    }
+
     /// Called after every write that changes what a page shows.
     pub fn invalidate(&self) {
         self.cache.clear();
+    }
+}
+
+fn render_detail(detail: &ProjectDetail, format: Format) -> Bytes {
+    match format {
+        // Serializing the page model (strings, numbers, maps with string keys) cannot fail.
+        Format::Json => serde_json::to_vec(detail).map(Bytes::from).expect("page model serializes"),
+        Format::HtmlV1 | Format::Html => Bytes::from(html::project_page(detail)),
     }
 }

@@ -13,7 +13,7 @@ pub fn file_url(record: &FileRecord) -> String {
     format!("/files/{}/{}", record.sha256, record.filename)
 }
 
-fn file_detail(record: &FileRecord) -> FileDetail {
+pub(crate) fn file_detail(record: &FileRecord) -> FileDetail {
     let core_metadata = match record.metadata_sha256 {
         Some(digest) => CoreMetadataRef::sha256(&digest.to_hex()),
         None => CoreMetadataRef::Absent(false),

@@ -1,8 +1,10 @@
 //! The index's records: projects and the files they hold, in sled, behind a narrow trait.
 
+mod mirror_records;
 mod records;
 mod sled_store;
 
+pub use mirror_records::{CachedPage, MirrorRecords, UpstreamFile};
 pub use records::{FileKind, FileRecord, ProjectRecord};
 pub use sled_store::SledIndex;
 

@@ -70,6 +70,13 @@ impl SledIndex {
     }
 }
 
+impl SledIndex {
+    /// The mirror's records live in the same database.
+    pub fn mirror_records(&self) -> Result<super::MirrorRecords, IndexError> {
+        super::MirrorRecords::open(&self.db)
+    }
+}
+
 impl IndexStore for SledIndex {
     fn projects(&self) -> Result<Vec<ProjectRecord>, IndexError> {
         self.projects

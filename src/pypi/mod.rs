@@ -6,6 +6,7 @@ mod filename;
 mod metadata;
 mod name;
 pub mod simple;
+pub mod simple_html;
 mod tags;
 mod wheel_info;
 

@@ -37,8 +37,11 @@ pub struct ProjectListEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectDetail {
+    #[serde(default)]
     pub meta: Meta,
     pub name: String,
+    /// PEP 700; absent from API 1.0 pages.
+    #[serde(default)]
     pub versions: Vec<String>,
     pub files: Vec<FileDetail>,
 }
@@ -97,6 +100,7 @@ impl Yanked {
 pub struct FileDetail {
     pub filename: String,
     pub url: String,
+    #[serde(default)]
     pub hashes: BTreeMap<String, String>,
     #[serde(
         rename = "requires-python",

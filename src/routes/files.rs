@@ -10,23 +10,29 @@ use super::range::{RangeRequest, parse_range};
 use crate::app::AppState;
 use crate::auth::Access;
 use crate::error::ApiError;
+use crate::mirror::MirroredFile;
 use crate::pypi::Sha256Digest;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// Which blob a URL names: the file itself, or its extracted METADATA.
-fn resolve(state: &AppState, digest: &str, filename: &str) -> Result<Sha256Digest, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no file {filename} with sha256 {digest}"));
-    let digest: Sha256Digest = digest.parse().map_err(|_| not_found())?;
+fn not_found(digest: &str, filename: &str) -> ApiError {
+    ApiError::NotFound(format!("no file {filename} with sha256 {digest}"))
+}
+
+/// Which local blob a URL names: the file itself, or its extracted METADATA.
+fn resolve_local(
+    state: &AppState,
+    digest: Sha256Digest,
+    filename: &str,
+) -> Result<Option<Sha256Digest>, ApiError> {
     let store = state.index.store();
     if let Some(record) = store.file_by_digest(digest, filename)? {
-        return Ok(record.sha256);
+        return Ok(Some(record.sha256));
     }
-    let wheel = filename.strip_suffix(".metadata").ok_or_else(not_found)?;
-    let record = store.file_by_digest(digest, wheel)?.ok_or_else(not_found)?;
-    record
-        .metadata_sha256
-        .ok_or_else(|| ApiError::NotFound(format!("{wheel} has no metadata file")))
+    let Some(wheel) = filename.strip_suffix(".metadata") else {
+        return Ok(None);
+    };
+    Ok(store.file_by_digest(digest, wheel)?.and_then(|record| record.metadata_sha256))
 }
 
 fn etag_matches(request: &HttpRequest, etag: &str) -> bool {
@@ -48,54 +54,86 @@ pub async fn file(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     super::authorize(&request, &state, Access::Read)?;
-    let (digest, filename) = path.into_inner();
-    let blob = resolve(&state, &digest, &filename)?;
-    let etag = format!("\"{blob}\"");
+    let (digest_text, filename) = path.into_inner();
+    let digest: Sha256Digest = digest_text.parse().map_err(|_| not_found(&digest_text, &filename))?;
+    if let Some(blob) = resolve_local(&state, digest, &filename)? {
+        return serve_blob(&request, &state, blob, &filename).await;
+    }
+    match state.mirror.open_file(digest, &filename).await? {
+        Some(MirroredFile::Stored(blob)) => serve_blob(&request, &state, blob, &filename).await,
+        Some(MirroredFile::Streaming { size, body }) => Ok(stream_first_download(&state, &filename, digest, size, body)),
+        None => Err(not_found(&digest_text, &filename)),
+    }
+}
+
+fn content_type(filename: &str) -> &'static str {
+    if filename.ends_with(".metadata") { "text/plain; charset=utf-8" } else { "application/octet-stream" }
+}
+
+/// The first download of an upstream file, streamed as it arrives. Ranges are not offered
+/// until the file is stored; a verification failure ends the body early.
+fn stream_first_download(
+    state: &web::Data<AppState>,
+    filename: &str,
+    digest: Sha256Digest,
+    size: Option<u64>,
+    body: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
+) -> HttpResponse {
+    let state = state.clone();
+    let body = body.inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            state.metrics.add_file_bytes_served(chunk.len() as u64);
+        }
+    });
     let mut response = HttpResponse::Ok();
     response
-        .insert_header((header::ETAG, etag.clone()))
+        .insert_header((header::ETAG, format!("\"{digest}\"")))
         .insert_header((header::CACHE_CONTROL, IMMUTABLE))
-        .insert_header((header::ACCEPT_RANGES, "bytes"));
-    if etag_matches(&request, &etag) {
+        .content_type(content_type(filename));
+    match size {
+        Some(size) => response.body(SizedStream::new(size, body)),
+        None => response.streaming(body),
+    }
+}
+
+async fn serve_blob(
+    request: &HttpRequest,
+    state: &web::Data<AppState>,
+    blob: Sha256Digest,
+    filename: &str,
+) -> Result<HttpResponse, ApiError> {
+    let etag = format!("\"{blob}\"");
+    if etag_matches(request, &etag) {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
             .insert_header((header::CACHE_CONTROL, IMMUTABLE))
             .finish());
     }
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, IMMUTABLE))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .content_type(content_type(filename));
     let size = state.store.size(blob).await?;
-    let range_header = request
-        .headers()
-        .get(header::RANGE)
-        .and_then(|value| value.to_str().ok());
+    let range_header = request.headers().get(header::RANGE).and_then(|value| value.to_str().ok());
     let range = match parse_range(range_header, size) {
         RangeRequest::Whole => None,
         RangeRequest::Partial(range) => Some(range),
         RangeRequest::Unsatisfiable => {
-            let unsatisfiable = HttpResponse::RangeNotSatisfiable()
+            return Ok(HttpResponse::RangeNotSatisfiable()
                 .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
-                .finish();
-            return Ok(unsatisfiable);
+                .finish());
         }
     };
     if let Some(range) = &range {
         response.status(actix_web::http::StatusCode::PARTIAL_CONTENT);
-        response.insert_header((
-            header::CONTENT_RANGE,
-            format!("bytes {}-{}/{size}", range.start, range.end - 1),
-        ));
+        response.insert_header((header::CONTENT_RANGE, format!("bytes {}-{}/{size}", range.start, range.end - 1)));
     }
-    let content_type = if filename.ends_with(".metadata") {
-        "text/plain; charset=utf-8"
-    } else {
-        "application/octet-stream"
-    };
-    response.content_type(content_type);
     let length = range.as_ref().map_or(size, |range| range.end - range.start);
     if request.method() == Method::HEAD {
-        return Ok(response.body(SizedStream::new(
-            length,
-            futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(),
-        )));
+        let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+        return Ok(response.body(SizedStream::new(length, empty)));
     }
     let read = state.store.get(blob, range).await?;
     let state = state.clone();

@@ -6,8 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::auth::Access;
 use crate::error::ApiError;
-use crate::index::{Format, RenderedPage, negotiate};
-use crate::pypi::parse_package_name;
+use crate::index::{Format, RenderedPage, merged_detail, negotiate};
+use crate::pypi::{PackageName, parse_package_name};
 
 fn redirect(location: String) -> HttpResponse {
     HttpResponse::MovedPermanently()
@@ -78,8 +78,43 @@ pub async fn project(
         return Ok(redirect(format!("/simple/{name}/")));
     }
     let format = format_for(&request)?;
-    let page = state.index.project_page(&name, format)?;
-    let page =
-        page.ok_or_else(|| ApiError::NotFound(format!("project `{name}` is not in this index")))?;
-    Ok(respond(&request, page, format))
+    let held_locally = state.index.store().project(&name)?.is_some();
+    if state.mirror.hides_upstream(&name, held_locally) {
+        let page = state.index.project_page(&name, format)?;
+        let page = page.ok_or_else(|| not_in_index(&name))?;
+        return Ok(respond(&request, page, format));
+    }
+    let upstream = match state.mirror.project_page(&name).await {
+        Ok(upstream) => upstream,
+        Err(error) if held_locally => {
+            tracing::warn!(project = %name, %error, "upstream failed; serving local files only");
+            None
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if upstream.is_none() && !held_locally {
+        return Err(not_in_index(&name));
+    }
+    let local = state.index.store().files(&name)?;
+    let detail = merged_detail(name.as_ref(), upstream.as_ref().map(|page| &page.detail), &local);
+    let mut response = respond(&request, state.index.render_uncached(&detail, format), format);
+    if let Some(error) = upstream.and_then(|page| page.stale) {
+        mark_stale(&mut response, &error.to_string());
+    }
+    Ok(response)
+}
+
+fn not_in_index(name: &PackageName) -> ApiError {
+    ApiError::NotFound(format!("project `{name}` is not in this index or its upstreams"))
+}
+
+/// A cached page served because the upstream failed: RFC 7234's `Warning: 110` plus the
+/// cause, so clients and operators can tell.
+fn mark_stale(response: &mut HttpResponse, cause: &str) {
+    let headers = response.headers_mut();
+    headers.insert(header::WARNING, header::HeaderValue::from_static("110 edelweiss \"Response is Stale\""));
+    let cause: String = cause.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).collect();
+    if let Ok(value) = header::HeaderValue::from_str(&cause) {
+        headers.insert(header::HeaderName::from_static("x-edelweiss-stale"), value);
+    }
 }

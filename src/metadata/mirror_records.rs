@@ -1,0 +1,91 @@
+//! What the mirror keeps in sled: upstream project pages with their validators, and for
+//! every upstream file with a sha256, where it comes from.
+//!
+//! Trees: `upstream_pages` (normalized name → `CachedPage`), `upstream_files`
+//! (`sha256 \0 filename` → `UpstreamFile`).
+
+use serde::{Deserialize, Serialize};
+
+use super::IndexError;
+use crate::pypi::Sha256Digest;
+use crate::pypi::simple::ProjectDetail;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedPage {
+    /// The upstream base URL the page came from (no credentials).
+    pub upstream: String,
+    /// Unix seconds of the last fetch or successful revalidation.
+    pub fetched_at: u64,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// The page as the upstream gave it, with absolute file URLs.
+    pub detail: ProjectDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamFile {
+    pub upstream: String,
+    /// Absolute URL of the file on the upstream (no credentials).
+    pub url: String,
+    pub metadata_sha256: Option<Sha256Digest>,
+}
+
+#[derive(Clone)]
+pub struct MirrorRecords {
+    pages: sled::Tree,
+    files: sled::Tree,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, IndexError> {
+    serde_json::from_slice(value).map_err(|source| IndexError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+fn file_key(digest: Sha256Digest, filename: &str) -> Vec<u8> {
+    [digest.to_hex().as_bytes(), b"\0", filename.as_bytes()].concat()
+}
+
+impl MirrorRecords {
+    pub fn open(db: &sled::Db) -> Result<Self, IndexError> {
+        Ok(Self { pages: db.open_tree("upstream_pages")?, files: db.open_tree("upstream_files")? })
+    }
+
+    pub fn page(&self, name: &str) -> Result<Option<CachedPage>, IndexError> {
+        self.pages.get(name)?.map(|value| decode(name.as_bytes(), &value)).transpose()
+    }
+
+    /// Stores a page and the origin of each of its files that has a sha256.
+    pub fn put_page(&self, name: &str, page: &CachedPage) -> Result<(), IndexError> {
+        let mut batch = sled::Batch::default();
+        for file in &page.detail.files {
+            let Some(digest) = file.sha256().and_then(|hex| hex.parse::<Sha256Digest>().ok()) else {
+                continue;
+            };
+            let metadata_sha256 = file.core_metadata.sha256_hex().and_then(|hex| hex.parse().ok());
+            let record = UpstreamFile { upstream: page.upstream.clone(), url: file.url.clone(), metadata_sha256 };
+            batch.insert(file_key(digest, &file.filename), encode(&record));
+        }
+        self.files.apply_batch(batch)?;
+        self.pages.insert(name, encode(page))?;
+        Ok(())
+    }
+
+    /// Marks a cached page as confirmed by the upstream (a 304) at `now`.
+    pub fn touch_page(&self, name: &str, mut page: CachedPage, now: u64) -> Result<CachedPage, IndexError> {
+        page.fetched_at = now;
+        self.pages.insert(name, encode(&page))?;
+        Ok(page)
+    }
+
+    pub fn upstream_file(&self, digest: Sha256Digest, filename: &str) -> Result<Option<UpstreamFile>, IndexError> {
+        let key = file_key(digest, filename);
+        self.files.get(&key)?.map(|value| decode(&key, &value)).transpose()
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Plain structs with string keys: serializing to JSON cannot fail.
+    serde_json::to_vec(value).expect("records serialize to JSON")
+}

@@ -1,0 +1,88 @@
+//! One upstream file download, run once however many clients asked: streamed to the first
+//! client while it is hashed and spooled, kept only if its sha256 is the one the upstream's
+//! index published. The last chunk is held back until the blob is stored, so a client never
+//! receives a complete body that failed verification.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use url::Url;
+
+use super::UpstreamUrl;
+use super::client::{UpstreamClient, UpstreamError, stream_error};
+use crate::ingest::Spool;
+use crate::metrics::Metrics;
+use crate::pypi::Sha256Digest;
+use crate::storage::BlobStore;
+
+pub type Chunk = std::io::Result<Bytes>;
+
+pub struct DownloadJob {
+    pub client: UpstreamClient,
+    pub upstream: UpstreamUrl,
+    pub url: Url,
+    pub expected: Sha256Digest,
+    pub store: BlobStore,
+    pub spool_dir: PathBuf,
+    pub metrics: std::sync::Arc<Metrics>,
+    /// The first client's body; sends fail harmlessly once that client is gone.
+    pub body: mpsc::Sender<Chunk>,
+}
+
+impl DownloadJob {
+    /// `started` is told the size (if the upstream sent one) once the response starts, or
+    /// why it did not.
+    pub async fn run(self, started: oneshot::Sender<Result<Option<u64>, UpstreamError>>) -> Result<(), UpstreamError> {
+        let response = match self.client.open_file(&self.upstream, &self.url).await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::warn!(%error, url = %self.url, "upstream download failed to start");
+                let _ = started.send(Err(error.clone()));
+                return Err(error);
+            }
+        };
+        let size = response.content_length();
+        let _ = started.send(Ok(size));
+        let result = self.stream_and_store(response, size).await;
+        if let Err(error) = &result {
+            tracing::warn!(%error, url = %self.url, "upstream download failed; nothing stored");
+            let _ = self.body.send(Err(std::io::Error::other(error.to_string()))).await;
+        }
+        result
+    }
+
+    fn store_error(&self, detail: String) -> UpstreamError {
+        UpstreamError::Store { upstream: self.upstream.to_string(), detail }
+    }
+
+    async fn stream_and_store(&self, response: reqwest::Response, size: Option<u64>) -> Result<(), UpstreamError> {
+        let mut spool = Spool::create(&self.spool_dir, u64::MAX).map_err(|error| self.store_error(error.to_string()))?;
+        let mut held: Option<Bytes> = None;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| stream_error(&self.upstream, error))?;
+            self.metrics.add_upstream_bytes(chunk.len() as u64);
+            spool.write(&chunk).await.map_err(|error| self.store_error(error.to_string()))?;
+            if let Some(previous) = held.replace(chunk) {
+                let _ = self.body.send(Ok(previous)).await;
+            }
+        }
+        let spooled = spool.finish().await.map_err(|error| self.store_error(error.to_string()))?;
+        let (upstream, url) = (self.upstream.to_string(), self.url.to_string());
+        if size.is_some_and(|size| size != spooled.size) {
+            let detail = format!("the body ended after {} of {} bytes", spooled.size, size.unwrap_or_default());
+            return Err(UpstreamError::Body { upstream, url, detail });
+        }
+        if spooled.sha256 != self.expected {
+            let (expected, actual) = (self.expected.to_hex(), spooled.sha256.to_hex());
+            return Err(UpstreamError::DigestMismatch { upstream, url, expected, actual });
+        }
+        self.store.put_file(self.expected, &spooled.path).await.map_err(|error| self.store_error(error.to_string()))?;
+        if let Some(last) = held {
+            let _ = self.body.send(Ok(last)).await;
+        }
+        Ok(())
+    }
+}
