@@ -350,11 +350,21 @@ impl Settings {
             return invalid("auth", "tokens must be at least 16 characters");
         }
         let mirror = &self.mirror;
-        if mirror.connect_timeout_seconds == 0 || mirror.read_timeout_seconds == 0 || mirror.page_timeout_seconds == 0 {
+        if mirror.connect_timeout_seconds == 0
+            || mirror.read_timeout_seconds == 0
+            || mirror.page_timeout_seconds == 0
+        {
             return invalid("mirror", "timeouts must be greater than zero");
         }
-        if let Some(bad) = mirror.merge_projects.iter().find(|name| crate::pypi::parse_package_name(name).is_err()) {
-            return Err(ConfigError::Invalid { key: "mirror.merge_projects", reason: format!("`{bad}` is not a project name") });
+        if let Some(bad) = mirror
+            .merge_projects
+            .iter()
+            .find(|name| crate::pypi::parse_package_name(name).is_err())
+        {
+            return Err(ConfigError::Invalid {
+                key: "mirror.merge_projects",
+                reason: format!("`{bad}` is not a project name"),
+            });
         }
         let limits = &self.limits;
         if limits.max_upload_bytes == 0
@@ -388,7 +398,11 @@ impl Settings {
 
     /// The upstreams in use: none with `no_upstream`.
     pub fn active_upstreams(&self) -> &[UpstreamUrl] {
-        if self.no_upstream { &[] } else { &self.upstreams }
+        if self.no_upstream {
+            &[]
+        } else {
+            &self.upstreams
+        }
     }
 
     pub fn archive_limits(&self) -> ArchiveLimits {

@@ -40,7 +40,8 @@ impl ApiError {
     /// Faults of this server, whose details stay in its log. An upstream failure (502) is
     /// told to the client: it names the upstream and the cause, and carries no secret.
     fn is_server_fault(&self) -> bool {
-        self.status_code().is_server_error() && !matches!(self, Self::Mirror(MirrorError::Upstream(_)))
+        self.status_code().is_server_error()
+            && !matches!(self, Self::Mirror(MirrorError::Upstream(_)))
     }
 }
 

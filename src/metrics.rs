@@ -13,15 +13,24 @@ struct Family {
 
 impl Family {
     fn increment(&self, labels: Vec<(&'static str, String)>) {
-        let mut samples = self.samples.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *samples.entry(labels).or_default() += 1;
     }
 
     fn render(&self, text: &mut String, name: &str, help: &str) {
         let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter");
-        let samples = self.samples.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for (labels, count) in samples.iter() {
-            let labels: Vec<String> = labels.iter().map(|(key, value)| format!("{key}=\"{}\"", value.replace(['"', '\\', '\n'], "_"))).collect();
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(key, value)| format!("{key}=\"{}\"", value.replace(['"', '\\', '\n'], "_")))
+                .collect();
             let _ = writeln!(text, "{name}{{{}}} {count}", labels.join(","));
         }
     }
@@ -41,23 +50,31 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record_request(&self, route: &'static str, status: u16) {
-        self.requests.increment(vec![("route", route.to_string()), ("status", status.to_string())]);
+        self.requests.increment(vec![
+            ("route", route.to_string()),
+            ("status", status.to_string()),
+        ]);
     }
 
     /// One attempt against an upstream; `outcome` is `ok`, `not_modified`, `not_found`,
     /// `status_<code>` or `error`.
     pub fn upstream_request(&self, upstream: &str, outcome: &str) {
-        self.upstream_requests.increment(vec![("upstream", upstream.to_string()), ("outcome", outcome.to_string())]);
+        self.upstream_requests.increment(vec![
+            ("upstream", upstream.to_string()),
+            ("outcome", outcome.to_string()),
+        ]);
     }
 
     /// `hit`, `miss` or `stale`.
     pub fn page_cache(&self, result: &'static str) {
-        self.page_cache.increment(vec![("result", result.to_string())]);
+        self.page_cache
+            .increment(vec![("result", result.to_string())]);
     }
 
     /// `hit` or `miss`.
     pub fn file_cache(&self, result: &'static str) {
-        self.file_cache.increment(vec![("result", result.to_string())]);
+        self.file_cache
+            .increment(vec![("result", result.to_string())]);
     }
 
     pub fn add_file_bytes_served(&self, bytes: u64) {
@@ -78,18 +95,58 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut text = String::new();
-        self.requests.render(&mut text, "edelweiss_http_requests_total", "HTTP requests by route and status.");
-        self.upstream_requests.render(&mut text, "edelweiss_upstream_requests_total", "Requests to upstream indexes by outcome.");
-        self.page_cache.render(&mut text, "edelweiss_upstream_page_cache_total", "Upstream project page lookups: hit, miss, stale.");
-        self.file_cache.render(&mut text, "edelweiss_upstream_file_cache_total", "Upstream file lookups: hit or miss.");
+        self.requests.render(
+            &mut text,
+            "edelweiss_http_requests_total",
+            "HTTP requests by route and status.",
+        );
+        self.upstream_requests.render(
+            &mut text,
+            "edelweiss_upstream_requests_total",
+            "Requests to upstream indexes by outcome.",
+        );
+        self.page_cache.render(
+            &mut text,
+            "edelweiss_upstream_page_cache_total",
+            "Upstream project page lookups: hit, miss, stale.",
+        );
+        self.file_cache.render(
+            &mut text,
+            "edelweiss_upstream_file_cache_total",
+            "Upstream file lookups: hit or miss.",
+        );
         let single = [
-            ("edelweiss_file_bytes_served_total", "counter", "Bytes of files and metadata files sent.", &self.file_bytes_served),
-            ("edelweiss_upstream_bytes_fetched_total", "counter", "Bytes of files fetched from upstreams.", &self.upstream_bytes),
-            ("edelweiss_files_stored", "gauge", "Files recorded in the index.", &self.files_stored),
-            ("edelweiss_uploads_rejected_total", "counter", "Uploads refused by validation or auth.", &self.uploads_rejected),
+            (
+                "edelweiss_file_bytes_served_total",
+                "counter",
+                "Bytes of files and metadata files sent.",
+                &self.file_bytes_served,
+            ),
+            (
+                "edelweiss_upstream_bytes_fetched_total",
+                "counter",
+                "Bytes of files fetched from upstreams.",
+                &self.upstream_bytes,
+            ),
+            (
+                "edelweiss_files_stored",
+                "gauge",
+                "Files recorded in the index.",
+                &self.files_stored,
+            ),
+            (
+                "edelweiss_uploads_rejected_total",
+                "counter",
+                "Uploads refused by validation or auth.",
+                &self.uploads_rejected,
+            ),
         ];
         for (name, kind, help, value) in single {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         text
     }

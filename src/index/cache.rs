@@ -25,7 +25,10 @@ pub struct RenderedPage {
 
 impl RenderedPage {
     pub fn new(body: Bytes) -> Self {
-        Self { etag: format!("\"{}\"", Sha256Digest::of(&body)), body }
+        Self {
+            etag: format!("\"{}\"", Sha256Digest::of(&body)),
+            body,
+        }
     }
 }
 

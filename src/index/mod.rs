@@ -53,7 +53,11 @@ impl Index {
             return Ok(None);
         };
         let detail = project_detail(&project, &self.store.files(name)?);
-        Ok(Some(self.cache.insert(key, render_detail(&detail, format), generation)))
+        Ok(Some(self.cache.insert(
+            key,
+            render_detail(&detail, format),
+            generation,
+        )))
     }
 
     pub fn project_list_page(&self, format: Format) -> Result<RenderedPage, IndexError> {
@@ -87,7 +91,9 @@ impl Index {
 fn render_detail(detail: &ProjectDetail, format: Format) -> Bytes {
     match format {
         // Serializing the page model (strings, numbers, maps with string keys) cannot fail.
-        Format::Json => serde_json::to_vec(detail).map(Bytes::from).expect("page model serializes"),
+        Format::Json => serde_json::to_vec(detail)
+            .map(Bytes::from)
+            .expect("page model serializes"),
         Format::HtmlV1 | Format::Html => Bytes::from(html::project_page(detail)),
     }
 }

@@ -49,22 +49,38 @@ fn file_key(digest: Sha256Digest, filename: &str) -> Vec<u8> {
 
 impl MirrorRecords {
     pub fn open(db: &sled::Db) -> Result<Self, IndexError> {
-        Ok(Self { pages: db.open_tree("upstream_pages")?, files: db.open_tree("upstream_files")? })
+        Ok(Self {
+            pages: db.open_tree("upstream_pages")?,
+            files: db.open_tree("upstream_files")?,
+        })
     }
 
     pub fn page(&self, name: &str) -> Result<Option<CachedPage>, IndexError> {
-        self.pages.get(name)?.map(|value| decode(name.as_bytes(), &value)).transpose()
+        self.pages
+            .get(name)?
+            .map(|value| decode(name.as_bytes(), &value))
+            .transpose()
     }
 
     /// Stores a page and the origin of each of its files that has a sha256.
     pub fn put_page(&self, name: &str, page: &CachedPage) -> Result<(), IndexError> {
         let mut batch = sled::Batch::default();
         for file in &page.detail.files {
-            let Some(digest) = file.sha256().and_then(|hex| hex.parse::<Sha256Digest>().ok()) else {
+            let Some(digest) = file
+                .sha256()
+                .and_then(|hex| hex.parse::<Sha256Digest>().ok())
+            else {
                 continue;
             };
-            let metadata_sha256 = file.core_metadata.sha256_hex().and_then(|hex| hex.parse().ok());
-            let record = UpstreamFile { upstream: page.upstream.clone(), url: file.url.clone(), metadata_sha256 };
+            let metadata_sha256 = file
+                .core_metadata
+                .sha256_hex()
+                .and_then(|hex| hex.parse().ok());
+            let record = UpstreamFile {
+                upstream: page.upstream.clone(),
+                url: file.url.clone(),
+                metadata_sha256,
+            };
             batch.insert(file_key(digest, &file.filename), encode(&record));
         }
         self.files.apply_batch(batch)?;
@@ -73,15 +89,27 @@ impl MirrorRecords {
     }
 
     /// Marks a cached page as confirmed by the upstream (a 304) at `now`.
-    pub fn touch_page(&self, name: &str, mut page: CachedPage, now: u64) -> Result<CachedPage, IndexError> {
+    pub fn touch_page(
+        &self,
+        name: &str,
+        mut page: CachedPage,
+        now: u64,
+    ) -> Result<CachedPage, IndexError> {
         page.fetched_at = now;
         self.pages.insert(name, encode(&page))?;
         Ok(page)
     }
 
-    pub fn upstream_file(&self, digest: Sha256Digest, filename: &str) -> Result<Option<UpstreamFile>, IndexError> {
+    pub fn upstream_file(
+        &self,
+        digest: Sha256Digest,
+        filename: &str,
+    ) -> Result<Option<UpstreamFile>, IndexError> {
         let key = file_key(digest, filename);
-        self.files.get(&key)?.map(|value| decode(&key, &value)).transpose()
+        self.files
+            .get(&key)?
+            .map(|value| decode(&key, &value))
+            .transpose()
     }
 }
 

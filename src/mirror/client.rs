@@ -12,8 +12,8 @@ use url::Url;
 use std::sync::Arc;
 
 use super::UpstreamUrl;
-use crate::metrics::Metrics;
 use crate::config::MirrorSettings;
+use crate::metrics::Metrics;
 use crate::pypi::PackageName;
 use crate::pypi::simple::{CoreMetadataRef, ProjectDetail};
 use crate::pypi::simple_html::parse_project_page;
@@ -30,11 +30,26 @@ pub enum UpstreamError {
     #[error("upstream {upstream} is unreachable: {detail}")]
     Unreachable { upstream: String, detail: String },
     #[error("upstream {upstream} answered {status} for {url}")]
-    Status { upstream: String, status: u16, url: String },
+    Status {
+        upstream: String,
+        status: u16,
+        url: String,
+    },
     #[error("upstream {upstream} sent a broken response for {url}: {detail}")]
-    Body { upstream: String, url: String, detail: String },
-    #[error("upstream {upstream} sent {url} with sha256 {actual}, but its index says {expected}; nothing was stored")]
-    DigestMismatch { upstream: String, url: String, expected: String, actual: String },
+    Body {
+        upstream: String,
+        url: String,
+        detail: String,
+    },
+    #[error(
+        "upstream {upstream} sent {url} with sha256 {actual}, but its index says {expected}; nothing was stored"
+    )]
+    DigestMismatch {
+        upstream: String,
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("could not keep the file from upstream {upstream}: {detail}")]
     Store { upstream: String, detail: String },
 }
@@ -57,7 +72,10 @@ pub struct Validators {
 
 #[derive(Debug)]
 pub enum PageFetch {
-    Page { detail: ProjectDetail, validators: Validators },
+    Page {
+        detail: ProjectDetail,
+        validators: Validators,
+    },
     NotModified,
     NotFound,
 }
@@ -74,18 +92,28 @@ pub struct UpstreamClient {
 fn classify(upstream: &UpstreamUrl, error: reqwest::Error) -> UpstreamError {
     let upstream = upstream.to_string();
     // reqwest's messages can carry the URL, which may hold credentials: use only the kind.
-    let detail = std::error::Error::source(&error).map_or_else(|| "request failed".to_string(), |source| source.to_string());
+    let detail = std::error::Error::source(&error)
+        .map_or_else(|| "request failed".to_string(), |source| source.to_string());
     if error.is_timeout() {
         UpstreamError::Timeout { upstream, detail }
     } else if error.is_connect() {
         UpstreamError::Unreachable { upstream, detail }
     } else {
-        UpstreamError::Unreachable { upstream, detail: format!("{}: {detail}", if error.is_body() { "body" } else { "request" }) }
+        UpstreamError::Unreachable {
+            upstream,
+            detail: format!(
+                "{}: {detail}",
+                if error.is_body() { "body" } else { "request" }
+            ),
+        }
     }
 }
 
 fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_string)
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Absolute file URLs, and `core-metadata` filled from the older key (PEP 714).
@@ -140,7 +168,11 @@ impl UpstreamClient {
     }
 
     /// Sends one attempt and counts its outcome.
-    async fn send(&self, upstream: &UpstreamUrl, request: reqwest::RequestBuilder) -> Result<reqwest::Response, UpstreamError> {
+    async fn send(
+        &self,
+        upstream: &UpstreamUrl,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, UpstreamError> {
         let name = upstream.to_string();
         match request.send().await {
             Ok(response) => {
@@ -175,7 +207,8 @@ impl UpstreamClient {
         validators: Option<&Validators>,
     ) -> Result<PageFetch, UpstreamError> {
         let url = upstream.project_url(name);
-        self.with_retries(|| self.project_page_once(upstream, &url, name, validators)).await
+        self.with_retries(|| self.project_page_once(upstream, &url, name, validators))
+            .await
     }
 
     async fn project_page_once(
@@ -185,7 +218,10 @@ impl UpstreamClient {
         name: &PackageName,
         validators: Option<&Validators>,
     ) -> Result<PageFetch, UpstreamError> {
-        let mut request = self.get(upstream, url).header(header::ACCEPT, PAGE_ACCEPT).timeout(self.page_timeout);
+        let mut request = self
+            .get(upstream, url)
+            .header(header::ACCEPT, PAGE_ACCEPT)
+            .timeout(self.page_timeout);
         if let Some(etag) = validators.and_then(|v| v.etag.as_deref()) {
             request = request.header(header::IF_NONE_MATCH, etag);
         }
@@ -198,7 +234,11 @@ impl UpstreamClient {
             StatusCode::NOT_MODIFIED => return Ok(PageFetch::NotModified),
             StatusCode::NOT_FOUND | StatusCode::GONE => return Ok(PageFetch::NotFound),
             status if !status.is_success() => {
-                return Err(UpstreamError::Status { upstream: upstream.to_string(), status: status.as_u16(), url: url.to_string() });
+                return Err(UpstreamError::Status {
+                    upstream: upstream.to_string(),
+                    status: status.as_u16(),
+                    url: url.to_string(),
+                });
             }
             _ => {}
         }
@@ -208,8 +248,11 @@ impl UpstreamClient {
             etag: header_text(&headers, header::ETAG),
             last_modified: header_text(&headers, header::LAST_MODIFIED),
         };
-        let body = self.read_limited(upstream, response, MAX_PAGE_BYTES).await?;
-        let is_json = header_text(&headers, header::CONTENT_TYPE).is_some_and(|kind| kind.contains("json"));
+        let body = self
+            .read_limited(upstream, response, MAX_PAGE_BYTES)
+            .await?;
+        let is_json =
+            header_text(&headers, header::CONTENT_TYPE).is_some_and(|kind| kind.contains("json"));
         let detail = if is_json {
             serde_json::from_slice::<ProjectDetail>(&body).map_err(|error| UpstreamError::Body {
                 upstream: upstream.to_string(),
@@ -219,10 +262,18 @@ impl UpstreamClient {
         } else {
             parse_project_page(name.as_ref(), &String::from_utf8_lossy(&body))
         };
-        Ok(PageFetch::Page { detail: normalize(detail, &page_url), validators })
+        Ok(PageFetch::Page {
+            detail: normalize(detail, &page_url),
+            validators,
+        })
     }
 
-    async fn read_limited(&self, upstream: &UpstreamUrl, response: reqwest::Response, limit: usize) -> Result<Bytes, UpstreamError> {
+    async fn read_limited(
+        &self,
+        upstream: &UpstreamUrl,
+        response: reqwest::Response,
+        limit: usize,
+    ) -> Result<Bytes, UpstreamError> {
         let url = response.url().to_string();
         let expected = response.content_length();
         let mut body = Vec::new();
@@ -231,22 +282,42 @@ impl UpstreamClient {
             let chunk = chunk.map_err(|error| classify(upstream, error))?;
             body.extend_from_slice(&chunk);
             if body.len() > limit {
-                return Err(UpstreamError::Body { upstream: upstream.to_string(), url, detail: format!("larger than {limit} bytes") });
+                return Err(UpstreamError::Body {
+                    upstream: upstream.to_string(),
+                    url,
+                    detail: format!("larger than {limit} bytes"),
+                });
             }
         }
         if expected.is_some_and(|expected| expected != body.len() as u64) {
-            let detail = format!("got {} of {} bytes", body.len(), expected.unwrap_or_default());
-            return Err(UpstreamError::Body { upstream: upstream.to_string(), url, detail });
+            let detail = format!(
+                "got {} of {} bytes",
+                body.len(),
+                expected.unwrap_or_default()
+            );
+            return Err(UpstreamError::Body {
+                upstream: upstream.to_string(),
+                url,
+                detail,
+            });
         }
         Ok(Bytes::from(body))
     }
 
     /// Opens a file download; retried only until the response starts.
-    pub async fn open_file(&self, upstream: &UpstreamUrl, url: &Url) -> Result<reqwest::Response, UpstreamError> {
+    pub async fn open_file(
+        &self,
+        upstream: &UpstreamUrl,
+        url: &Url,
+    ) -> Result<reqwest::Response, UpstreamError> {
         self.with_retries(|| async {
             let response = self.send(upstream, self.get(upstream, url)).await?;
             if !response.status().is_success() {
-                return Err(UpstreamError::Status { upstream: upstream.to_string(), status: response.status().as_u16(), url: url.to_string() });
+                return Err(UpstreamError::Status {
+                    upstream: upstream.to_string(),
+                    status: response.status().as_u16(),
+                    url: url.to_string(),
+                });
             }
             Ok(response)
         })
@@ -254,7 +325,12 @@ impl UpstreamClient {
     }
 
     /// A small file read whole (a PEP 658 metadata file).
-    pub async fn fetch_small(&self, upstream: &UpstreamUrl, url: &Url, limit: usize) -> Result<Bytes, UpstreamError> {
+    pub async fn fetch_small(
+        &self,
+        upstream: &UpstreamUrl,
+        url: &Url,
+        limit: usize,
+    ) -> Result<Bytes, UpstreamError> {
         let response = self.open_file(upstream, url).await?;
         self.read_limited(upstream, response, limit).await
     }

@@ -34,7 +34,10 @@ pub struct DownloadJob {
 impl DownloadJob {
     /// `started` is told the size (if the upstream sent one) once the response starts, or
     /// why it did not.
-    pub async fn run(self, started: oneshot::Sender<Result<Option<u64>, UpstreamError>>) -> Result<(), UpstreamError> {
+    pub async fn run(
+        self,
+        started: oneshot::Sender<Result<Option<u64>, UpstreamError>>,
+    ) -> Result<(), UpstreamError> {
         let response = match self.client.open_file(&self.upstream, &self.url).await {
             Ok(response) => response,
             Err(error) => {
@@ -48,38 +51,71 @@ impl DownloadJob {
         let result = self.stream_and_store(response, size).await;
         if let Err(error) = &result {
             tracing::warn!(%error, url = %self.url, "upstream download failed; nothing stored");
-            let _ = self.body.send(Err(std::io::Error::other(error.to_string()))).await;
+            let _ = self
+                .body
+                .send(Err(std::io::Error::other(error.to_string())))
+                .await;
         }
         result
     }
 
     fn store_error(&self, detail: String) -> UpstreamError {
-        UpstreamError::Store { upstream: self.upstream.to_string(), detail }
+        UpstreamError::Store {
+            upstream: self.upstream.to_string(),
+            detail,
+        }
     }
 
-    async fn stream_and_store(&self, response: reqwest::Response, size: Option<u64>) -> Result<(), UpstreamError> {
-        let mut spool = Spool::create(&self.spool_dir, u64::MAX).map_err(|error| self.store_error(error.to_string()))?;
+    async fn stream_and_store(
+        &self,
+        response: reqwest::Response,
+        size: Option<u64>,
+    ) -> Result<(), UpstreamError> {
+        let mut spool = Spool::create(&self.spool_dir, u64::MAX)
+            .map_err(|error| self.store_error(error.to_string()))?;
         let mut held: Option<Bytes> = None;
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|error| stream_error(&self.upstream, error))?;
             self.metrics.add_upstream_bytes(chunk.len() as u64);
-            spool.write(&chunk).await.map_err(|error| self.store_error(error.to_string()))?;
+            spool
+                .write(&chunk)
+                .await
+                .map_err(|error| self.store_error(error.to_string()))?;
             if let Some(previous) = held.replace(chunk) {
                 let _ = self.body.send(Ok(previous)).await;
             }
         }
-        let spooled = spool.finish().await.map_err(|error| self.store_error(error.to_string()))?;
+        let spooled = spool
+            .finish()
+            .await
+            .map_err(|error| self.store_error(error.to_string()))?;
         let (upstream, url) = (self.upstream.to_string(), self.url.to_string());
         if size.is_some_and(|size| size != spooled.size) {
-            let detail = format!("the body ended after {} of {} bytes", spooled.size, size.unwrap_or_default());
-            return Err(UpstreamError::Body { upstream, url, detail });
+            let detail = format!(
+                "the body ended after {} of {} bytes",
+                spooled.size,
+                size.unwrap_or_default()
+            );
+            return Err(UpstreamError::Body {
+                upstream,
+                url,
+                detail,
+            });
         }
         if spooled.sha256 != self.expected {
             let (expected, actual) = (self.expected.to_hex(), spooled.sha256.to_hex());
-            return Err(UpstreamError::DigestMismatch { upstream, url, expected, actual });
+            return Err(UpstreamError::DigestMismatch {
+                upstream,
+                url,
+                expected,
+                actual,
+            });
         }
-        self.store.put_file(self.expected, &spooled.path).await.map_err(|error| self.store_error(error.to_string()))?;
+        self.store
+            .put_file(self.expected, &spooled.path)
+            .await
+            .map_err(|error| self.store_error(error.to_string()))?;
         if let Some(last) = held {
             let _ = self.body.send(Ok(last)).await;
         }

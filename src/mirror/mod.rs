@@ -51,7 +51,10 @@ pub enum MirroredFile {
     /// In the blob store (now or already): serve it like a local file.
     Stored(Sha256Digest),
     /// Being fetched for this client: the body arrives as the upstream sends it.
-    Streaming { size: Option<u64>, body: BoxStream<'static, std::io::Result<Bytes>> },
+    Streaming {
+        size: Option<u64>,
+        body: BoxStream<'static, std::io::Result<Bytes>>,
+    },
 }
 
 type PageResult = Result<Option<CachedPage>, UpstreamError>;
@@ -70,7 +73,9 @@ pub struct Mirror {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 pub struct MirrorParts {
@@ -84,15 +89,22 @@ pub struct MirrorParts {
 
 impl Mirror {
     pub fn new(parts: MirrorParts) -> Result<Self, UpstreamError> {
-        let client = UpstreamClient::new(&parts.settings, parts.metrics.clone()).map_err(|error| UpstreamError::Unreachable {
-            upstream: "(client)".into(),
-            detail: error.to_string(),
-        })?;
+        let client =
+            UpstreamClient::new(&parts.settings, parts.metrics.clone()).map_err(|error| {
+                UpstreamError::Unreachable {
+                    upstream: "(client)".into(),
+                    detail: error.to_string(),
+                }
+            })?;
         let merge_projects = parts
             .settings
             .merge_projects
             .iter()
-            .filter_map(|name| crate::pypi::parse_package_name(name).ok().map(|name| name.to_string()))
+            .filter_map(|name| {
+                crate::pypi::parse_package_name(name)
+                    .ok()
+                    .map(|name| name.to_string())
+            })
             .collect();
         Ok(Self {
             upstreams: parts.upstreams,
@@ -115,16 +127,30 @@ impl Mirror {
     /// The dependency-confusion rule: a project uploaded here hides its upstream namesake
     /// unless the configuration lists it in `mirror.merge_projects`.
     pub fn hides_upstream(&self, name: &PackageName, held_locally: bool) -> bool {
-        !self.is_enabled() || (held_locally && !self.merge_projects.iter().any(|allowed| allowed == name.as_ref()))
+        !self.is_enabled()
+            || (held_locally
+                && !self
+                    .merge_projects
+                    .iter()
+                    .any(|allowed| allowed == name.as_ref()))
     }
 
     /// The upstream page for `name`: fresh from cache, fetched (once for all concurrent
     /// callers), or stale when the upstream fails and a copy was ever cached.
-    pub async fn project_page(&self, name: &PackageName) -> Result<Option<UpstreamPage>, MirrorError> {
+    pub async fn project_page(
+        &self,
+        name: &PackageName,
+    ) -> Result<Option<UpstreamPage>, MirrorError> {
         let cached = self.records.page(name.as_ref())?;
-        if let Some(page) = cached.as_ref().filter(|page| now().saturating_sub(page.fetched_at) < self.page_ttl.as_secs()) {
+        if let Some(page) = cached
+            .as_ref()
+            .filter(|page| now().saturating_sub(page.fetched_at) < self.page_ttl.as_secs())
+        {
             self.metrics.page_cache("hit");
-            return Ok(Some(UpstreamPage { detail: page.detail.clone(), stale: None }));
+            return Ok(Some(UpstreamPage {
+                detail: page.detail.clone(),
+                stale: None,
+            }));
         }
         self.metrics.page_cache("miss");
         let job = PageJob {
@@ -136,35 +162,59 @@ impl Mirror {
         };
         let (result, _) = self.pages.run(name.to_string(), move || job.run()).await;
         match (result, cached) {
-            (Ok(page), _) => Ok(page.map(|page| UpstreamPage { detail: page.detail, stale: None })),
+            (Ok(page), _) => Ok(page.map(|page| UpstreamPage {
+                detail: page.detail,
+                stale: None,
+            })),
             (Err(error), Some(page)) => {
                 tracing::warn!(project = %name, %error, "serving a stale upstream page");
                 self.metrics.page_cache("stale");
-                Ok(Some(UpstreamPage { detail: page.detail, stale: Some(error) }))
+                Ok(Some(UpstreamPage {
+                    detail: page.detail,
+                    stale: Some(error),
+                }))
             }
             (Err(error), None) => Err(error.into()),
         }
     }
 
     /// Where an upstream-listed file comes from, if `/files/<digest>/<filename>` names one.
-    fn origin(&self, digest: Sha256Digest, filename: &str) -> Result<Option<UpstreamFile>, IndexError> {
+    fn origin(
+        &self,
+        digest: Sha256Digest,
+        filename: &str,
+    ) -> Result<Option<UpstreamFile>, IndexError> {
         self.records.upstream_file(digest, filename)
     }
 
     fn upstream_for(&self, origin: &UpstreamFile) -> UpstreamUrl {
-        let configured = self.upstreams.iter().find(|upstream| upstream.to_string() == origin.upstream);
+        let configured = self
+            .upstreams
+            .iter()
+            .find(|upstream| upstream.to_string() == origin.upstream);
         // An upstream removed from the configuration is still asked, without credentials.
-        configured.cloned().unwrap_or_else(|| origin.upstream.parse().unwrap_or_else(|_| UpstreamUrl::pypi()))
+        configured.cloned().unwrap_or_else(|| {
+            origin
+                .upstream
+                .parse()
+                .unwrap_or_else(|_| UpstreamUrl::pypi())
+        })
     }
 
     /// An upstream file (or its PEP 658 metadata file) by the URL edelweiss gave for it.
-    pub async fn open_file(&self, digest: Sha256Digest, filename: &str) -> Result<Option<MirroredFile>, MirrorError> {
+    pub async fn open_file(
+        &self,
+        digest: Sha256Digest,
+        filename: &str,
+    ) -> Result<Option<MirroredFile>, MirrorError> {
         if let Some(wheel) = filename.strip_suffix(".metadata") {
             if let Some(origin) = self.origin(digest, wheel)? {
                 return self.metadata_file(origin).await;
             }
         }
-        let Some(origin) = self.origin(digest, filename)? else { return Ok(None) };
+        let Some(origin) = self.origin(digest, filename)? else {
+            return Ok(None);
+        };
         if self.store.contains(digest).await? {
             self.metrics.file_cache("hit");
             return Ok(Some(MirroredFile::Stored(digest)));
@@ -194,31 +244,52 @@ impl Mirror {
         }
         match started_rx.await {
             Ok(Ok(size)) => {
-                let body = stream::unfold(body_rx, |mut receiver| async move { receiver.recv().await.map(|chunk| (chunk, receiver)) });
-                Ok(Some(MirroredFile::Streaming { size, body: body.boxed() }))
+                let body = stream::unfold(body_rx, |mut receiver| async move {
+                    receiver.recv().await.map(|chunk| (chunk, receiver))
+                });
+                Ok(Some(MirroredFile::Streaming {
+                    size,
+                    body: body.boxed(),
+                }))
             }
             Ok(Err(error)) => Err(error.into()),
-            Err(_) => flight.await.map(|()| Some(MirroredFile::Stored(digest))).map_err(Into::into),
+            Err(_) => flight
+                .await
+                .map(|()| Some(MirroredFile::Stored(digest)))
+                .map_err(Into::into),
         }
     }
 
-    async fn metadata_file(&self, origin: UpstreamFile) -> Result<Option<MirroredFile>, MirrorError> {
-        let Some(digest) = origin.metadata_sha256 else { return Ok(None) };
+    async fn metadata_file(
+        &self,
+        origin: UpstreamFile,
+    ) -> Result<Option<MirroredFile>, MirrorError> {
+        let Some(digest) = origin.metadata_sha256 else {
+            return Ok(None);
+        };
         if self.store.contains(digest).await? {
             self.metrics.file_cache("hit");
             return Ok(Some(MirroredFile::Stored(digest)));
         }
         self.metrics.file_cache("miss");
-        let (client, store, upstream) = (self.client.clone(), self.store.clone(), self.upstream_for(&origin));
+        let (client, store, upstream) = (
+            self.client.clone(),
+            self.store.clone(),
+            self.upstream_for(&origin),
+        );
         let (result, _) = self
             .files
             .run(digest, move || async move {
-                let url = Url::parse(&format!("{}.metadata", origin.url)).map_err(|error| UpstreamError::Body {
-                    upstream: origin.upstream.clone(),
-                    url: origin.url.clone(),
-                    detail: error.to_string(),
+                let url = Url::parse(&format!("{}.metadata", origin.url)).map_err(|error| {
+                    UpstreamError::Body {
+                        upstream: origin.upstream.clone(),
+                        url: origin.url.clone(),
+                        detail: error.to_string(),
+                    }
                 })?;
-                let bytes = client.fetch_small(&upstream, &url, MAX_METADATA_FILE).await?;
+                let bytes = client
+                    .fetch_small(&upstream, &url, MAX_METADATA_FILE)
+                    .await?;
                 let actual = Sha256Digest::of(&bytes);
                 if actual != digest {
                     return Err(UpstreamError::DigestMismatch {
@@ -228,10 +299,14 @@ impl Mirror {
                         actual: actual.to_hex(),
                     });
                 }
-                store.put_bytes(digest, bytes).await.map(drop).map_err(|error| UpstreamError::Store {
-                    upstream: upstream.to_string(),
-                    detail: error.to_string(),
-                })
+                store
+                    .put_bytes(digest, bytes)
+                    .await
+                    .map(drop)
+                    .map_err(|error| UpstreamError::Store {
+                        upstream: upstream.to_string(),
+                        detail: error.to_string(),
+                    })
             })
             .await;
         result?;
@@ -250,22 +325,42 @@ struct PageJob {
 
 impl PageJob {
     fn store_error(upstream: &UpstreamUrl, error: IndexError) -> UpstreamError {
-        UpstreamError::Store { upstream: upstream.to_string(), detail: error.to_string() }
+        UpstreamError::Store {
+            upstream: upstream.to_string(),
+            detail: error.to_string(),
+        }
     }
 
     /// An upstream error stops the search: falling through to the next upstream could
     /// serve a different project under the same name.
     async fn run(self) -> PageResult {
         for upstream in &self.upstreams {
-            let cached = self.cached.as_ref().filter(|page| page.upstream == upstream.to_string());
-            let validators = cached.map(|page| Validators { etag: page.etag.clone(), last_modified: page.last_modified.clone() });
-            match self.client.project_page(upstream, &self.name, validators.as_ref()).await? {
+            let cached = self
+                .cached
+                .as_ref()
+                .filter(|page| page.upstream == upstream.to_string());
+            let validators = cached.map(|page| Validators {
+                etag: page.etag.clone(),
+                last_modified: page.last_modified.clone(),
+            });
+            match self
+                .client
+                .project_page(upstream, &self.name, validators.as_ref())
+                .await?
+            {
                 PageFetch::NotFound => continue,
                 PageFetch::NotModified => {
                     let Some(page) = cached.cloned() else {
-                        return Err(UpstreamError::Status { upstream: upstream.to_string(), status: 304, url: self.name.to_string() });
+                        return Err(UpstreamError::Status {
+                            upstream: upstream.to_string(),
+                            status: 304,
+                            url: self.name.to_string(),
+                        });
                     };
-                    let page = self.records.touch_page(self.name.as_ref(), page, now()).map_err(|error| Self::store_error(upstream, error))?;
+                    let page = self
+                        .records
+                        .touch_page(self.name.as_ref(), page, now())
+                        .map_err(|error| Self::store_error(upstream, error))?;
                     return Ok(Some(page));
                 }
                 PageFetch::Page { detail, validators } => {
@@ -276,7 +371,9 @@ impl PageJob {
                         last_modified: validators.last_modified,
                         detail,
                     };
-                    self.records.put_page(self.name.as_ref(), &page).map_err(|error| Self::store_error(upstream, error))?;
+                    self.records
+                        .put_page(self.name.as_ref(), &page)
+                        .map_err(|error| Self::store_error(upstream, error))?;
                     return Ok(Some(page));
                 }
             }

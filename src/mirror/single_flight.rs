@@ -16,7 +16,9 @@ pub struct SingleFlight<K, V: Clone> {
 
 impl<K, V: Clone> Default for SingleFlight<K, V> {
     fn default() -> Self {
-        Self { inflight: Arc::default() }
+        Self {
+            inflight: Arc::default(),
+        }
     }
 }
 
@@ -42,7 +44,10 @@ where
         F: std::future::Future<Output = V> + Send + 'static,
     {
         {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut inflight = self
+                .inflight
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             match inflight.get(&key) {
                 Some(flight) => (flight.clone(), false),
                 None => {
@@ -51,11 +56,17 @@ where
                     let work = job();
                     let task = tokio::spawn(async move {
                         let value = work.await;
-                        registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&task_key);
+                        registry
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .remove(&task_key);
                         value
                     });
                     // A panicking job is a bug; surface it instead of hanging the waiters.
-                    let flight = task.map(|joined| joined.expect("single-flight job panicked")).boxed().shared();
+                    let flight = task
+                        .map(|joined| joined.expect("single-flight job panicked"))
+                        .boxed()
+                        .shared();
                     inflight.insert(key, flight.clone());
                     (flight, true)
                 }
@@ -87,6 +98,12 @@ mod tests {
         let results = futures::future::join_all(callers).await;
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert!(results.iter().all(|result| result.as_ref().unwrap().0 == 1));
-        assert_eq!(results.iter().filter(|result| result.as_ref().unwrap().1).count(), 1);
+        assert_eq!(
+            results
+                .iter()
+                .filter(|result| result.as_ref().unwrap().1)
+                .count(),
+            1
+        );
     }
 }

@@ -26,12 +26,16 @@ pub struct UpstreamUrlError {
 
 impl UpstreamUrl {
     pub fn pypi() -> Self {
-        "https://pypi.org/simple/".parse().expect("PyPI's simple URL is valid")
+        "https://pypi.org/simple/"
+            .parse()
+            .expect("PyPI's simple URL is valid")
     }
 
     /// `<base>/<normalized name>/`, per PEP 503.
     pub fn project_url(&self, name: &PackageName) -> Url {
-        self.base.join(&format!("{name}/")).expect("a normalized name is a valid path segment")
+        self.base
+            .join(&format!("{name}/"))
+            .expect("a normalized name is a valid path segment")
     }
 
     /// Basic credentials, for URLs on the upstream's own host only.
@@ -48,16 +52,24 @@ impl FromStr for UpstreamUrl {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let shown = || {
-            Url::parse(input).map_or_else(|_| "(unparseable)".to_string(), |mut url| {
-                let _ = url.set_password(None);
-                let _ = url.set_username("");
-                url.to_string()
-            })
+            Url::parse(input).map_or_else(
+                |_| "(unparseable)".to_string(),
+                |mut url| {
+                    let _ = url.set_password(None);
+                    let _ = url.set_username("");
+                    url.to_string()
+                },
+            )
         };
-        let error = |reason| UpstreamUrlError { shown: shown(), reason };
+        let error = |reason| UpstreamUrlError {
+            shown: shown(),
+            reason,
+        };
         let mut base = Url::parse(input).map_err(|_| error("not an absolute URL"))?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
-            return Err(error("only http:// and https:// URLs with a host are supported"));
+            return Err(error(
+                "only http:// and https:// URLs with a host are supported",
+            ));
         }
         if base.query().is_some() || base.fragment().is_some() {
             return Err(error("a base URL has no query or fragment"));
@@ -70,7 +82,11 @@ impl FromStr for UpstreamUrl {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        Ok(Self { base, username, password })
+        Ok(Self {
+            base,
+            username,
+            password,
+        })
     }
 }
 
@@ -88,7 +104,9 @@ impl fmt::Debug for UpstreamUrl {
 
 impl<'de> Deserialize<'de> for UpstreamUrl {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -99,23 +117,42 @@ mod tests {
 
     #[test]
     fn splits_credentials_and_never_prints_them() {
-        let upstream: UpstreamUrl = "https://reader:s3cret@artifactory.example/api/pypi/simple".parse().unwrap();
-        assert_eq!(upstream.to_string(), "https://artifactory.example/api/pypi/simple/");
+        let upstream: UpstreamUrl = "https://reader:s3cret@artifactory.example/api/pypi/simple"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            upstream.to_string(),
+            "https://artifactory.example/api/pypi/simple/"
+        );
         assert!(!format!("{upstream:?}").contains("s3cret"));
         let name = parse_package_name("Foo_Bar").unwrap();
         let page = upstream.project_url(&name);
-        assert_eq!(page.as_str(), "https://artifactory.example/api/pypi/simple/foo-bar/");
-        assert_eq!(upstream.credentials_for(&page), Some(("reader", Some("s3cret"))));
+        assert_eq!(
+            page.as_str(),
+            "https://artifactory.example/api/pypi/simple/foo-bar/"
+        );
+        assert_eq!(
+            upstream.credentials_for(&page),
+            Some(("reader", Some("s3cret")))
+        );
         let elsewhere = Url::parse("https://files.example/x.whl").unwrap();
         assert_eq!(upstream.credentials_for(&elsewhere), None);
     }
 
     #[test]
     fn rejects_what_cannot_be_a_base() {
-        for bad in ["pypi.org/simple", "ftp://host/simple/", "https://host/simple/?x=1", "file:///srv/simple/"] {
+        for bad in [
+            "pypi.org/simple",
+            "ftp://host/simple/",
+            "https://host/simple/?x=1",
+            "file:///srv/simple/",
+        ] {
             assert!(bad.parse::<UpstreamUrl>().is_err(), "{bad}");
         }
-        let error = "ftp://user:pw@host/".parse::<UpstreamUrl>().unwrap_err().to_string();
+        let error = "ftp://user:pw@host/"
+            .parse::<UpstreamUrl>()
+            .unwrap_err()
+            .to_string();
         assert!(!error.contains("pw"), "{error}");
     }
 }

@@ -30,7 +30,11 @@ pub fn unescape(text: &str) -> String {
                 .strip_prefix("#x")
                 .or_else(|| entity.strip_prefix("#X"))
                 .and_then(|hex| u32::from_str_radix(hex, 16).ok())
-                .or_else(|| entity.strip_prefix('#').and_then(|decimal| decimal.parse().ok()))
+                .or_else(|| {
+                    entity
+                        .strip_prefix('#')
+                        .and_then(|decimal| decimal.parse().ok())
+                })
                 .and_then(char::from_u32),
         };
         match decoded {
@@ -53,14 +57,18 @@ fn attributes(tag: &str) -> BTreeMap<String, String> {
     let mut attributes = BTreeMap::new();
     let mut rest = tag.trim_start();
     while !rest.is_empty() {
-        let name_end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
+        let name_end = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
         let name = rest[..name_end].to_ascii_lowercase();
         rest = rest[name_end..].trim_start();
         let value = if let Some(after) = rest.strip_prefix('=') {
             let after = after.trim_start();
             let (value, remaining) = match after.chars().next() {
                 Some(quote @ ('"' | '\'')) => {
-                    let close = after[1..].find(quote).map_or(after.len(), |index| index + 1);
+                    let close = after[1..]
+                        .find(quote)
+                        .map_or(after.len(), |index| index + 1);
                     (&after[1..close], after.get(close + 1..).unwrap_or_default())
                 }
                 _ => {
@@ -84,9 +92,10 @@ fn metadata_attribute(value: Option<&String>) -> CoreMetadataRef {
     match value.map(String::as_str) {
         None | Some("false") => CoreMetadataRef::Absent(false),
         Some(value) => match value.split_once('=') {
-            Some((algorithm, digest)) => {
-                CoreMetadataRef::Hashes(BTreeMap::from([(algorithm.to_string(), digest.to_string())]))
-            }
+            Some((algorithm, digest)) => CoreMetadataRef::Hashes(BTreeMap::from([(
+                algorithm.to_string(),
+                digest.to_string(),
+            )])),
             None => CoreMetadataRef::Absent(true),
         },
     }
@@ -96,13 +105,19 @@ fn file_from_anchor(attributes: &BTreeMap<String, String>, text: &str) -> Option
     let href = attributes.get("href")?;
     let (url, fragment) = href.split_once('#').unwrap_or((href, ""));
     let filename = unescape(text.trim());
-    let filename = if filename.is_empty() { url.rsplit('/').next()?.to_string() } else { filename };
+    let filename = if filename.is_empty() {
+        url.rsplit('/').next()?.to_string()
+    } else {
+        filename
+    };
     let hashes = fragment
         .split_once('=')
         .map(|(algorithm, digest)| BTreeMap::from([(algorithm.to_string(), digest.to_string())]))
         .unwrap_or_default();
     let core_metadata = metadata_attribute(
-        attributes.get("data-core-metadata").or_else(|| attributes.get("data-dist-info-metadata")),
+        attributes
+            .get("data-core-metadata")
+            .or_else(|| attributes.get("data-dist-info-metadata")),
     );
     let yanked = match attributes.get("data-yanked") {
         None => Yanked::Flag(false),
@@ -133,8 +148,12 @@ pub fn parse_project_page(name: &str, html: &str) -> ProjectDetail {
         if !matches!(after_tag_name, Some(b' ' | b'\t' | b'\n' | b'\r')) {
             continue;
         }
-        let Some(tag_end) = lower[start..].find('>').map(|offset| start + offset) else { break };
-        let Some(close) = lower[tag_end..].find("</a").map(|offset| tag_end + offset) else { break };
+        let Some(tag_end) = lower[start..].find('>').map(|offset| start + offset) else {
+            break;
+        };
+        let Some(close) = lower[tag_end..].find("</a").map(|offset| tag_end + offset) else {
+            break;
+        };
         let attributes = attributes(&html[start + 2..tag_end]);
         if let Some(file) = file_from_anchor(&attributes, &html[tag_end + 1..close]) {
             if file.filename.parse::<DistFilename>().is_ok() {
@@ -145,7 +164,12 @@ pub fn parse_project_page(name: &str, html: &str) -> ProjectDetail {
     }
     let mut versions: Vec<super::Version> = files
         .iter()
-        .filter_map(|file| file.filename.parse::<DistFilename>().ok().map(|parsed| parsed.version().clone()))
+        .filter_map(|file| {
+            file.filename
+                .parse::<DistFilename>()
+                .ok()
+                .map(|parsed| parsed.version().clone())
+        })
         .collect();
     versions.sort();
     versions.dedup();
@@ -185,6 +209,9 @@ mod tests {
 
     #[test]
     fn unescapes_numeric_and_named_references() {
-        assert_eq!(unescape("&lt;3 &#x27;a&#39; &amp;&unknown; &"), "<3 'a' &&unknown; &");
+        assert_eq!(
+            unescape("&lt;3 &#x27;a&#39; &amp;&unknown; &"),
+            "<3 'a' &&unknown; &"
+        );
     }
 }

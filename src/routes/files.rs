@@ -32,7 +32,9 @@ fn resolve_local(
     let Some(wheel) = filename.strip_suffix(".metadata") else {
         return Ok(None);
     };
-    Ok(store.file_by_digest(digest, wheel)?.and_then(|record| record.metadata_sha256))
+    Ok(store
+        .file_by_digest(digest, wheel)?
+        .and_then(|record| record.metadata_sha256))
 }
 
 fn etag_matches(request: &HttpRequest, etag: &str) -> bool {
@@ -55,19 +57,27 @@ pub async fn file(
 ) -> Result<HttpResponse, ApiError> {
     super::authorize(&request, &state, Access::Read)?;
     let (digest_text, filename) = path.into_inner();
-    let digest: Sha256Digest = digest_text.parse().map_err(|_| not_found(&digest_text, &filename))?;
+    let digest: Sha256Digest = digest_text
+        .parse()
+        .map_err(|_| not_found(&digest_text, &filename))?;
     if let Some(blob) = resolve_local(&state, digest, &filename)? {
         return serve_blob(&request, &state, blob, &filename).await;
     }
     match state.mirror.open_file(digest, &filename).await? {
         Some(MirroredFile::Stored(blob)) => serve_blob(&request, &state, blob, &filename).await,
-        Some(MirroredFile::Streaming { size, body }) => Ok(stream_first_download(&state, &filename, digest, size, body)),
+        Some(MirroredFile::Streaming { size, body }) => {
+            Ok(stream_first_download(&state, &filename, digest, size, body))
+        }
         None => Err(not_found(&digest_text, &filename)),
     }
 }
 
 fn content_type(filename: &str) -> &'static str {
-    if filename.ends_with(".metadata") { "text/plain; charset=utf-8" } else { "application/octet-stream" }
+    if filename.ends_with(".metadata") {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    }
 }
 
 /// The first download of an upstream file, streamed as it arrives. Ranges are not offered
@@ -116,7 +126,10 @@ async fn serve_blob(
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .content_type(content_type(filename));
     let size = state.store.size(blob).await?;
-    let range_header = request.headers().get(header::RANGE).and_then(|value| value.to_str().ok());
+    let range_header = request
+        .headers()
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok());
     let range = match parse_range(range_header, size) {
         RangeRequest::Whole => None,
         RangeRequest::Partial(range) => Some(range),
@@ -128,7 +141,10 @@ async fn serve_blob(
     };
     if let Some(range) = &range {
         response.status(actix_web::http::StatusCode::PARTIAL_CONTENT);
-        response.insert_header((header::CONTENT_RANGE, format!("bytes {}-{}/{size}", range.start, range.end - 1)));
+        response.insert_header((
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{size}", range.start, range.end - 1),
+        ));
     }
     let length = range.as_ref().map_or(size, |range| range.end - range.start);
     if request.method() == Method::HEAD {

@@ -96,8 +96,16 @@ pub async fn project(
         return Err(not_in_index(&name));
     }
     let local = state.index.store().files(&name)?;
-    let detail = merged_detail(name.as_ref(), upstream.as_ref().map(|page| &page.detail), &local);
-    let mut response = respond(&request, state.index.render_uncached(&detail, format), format);
+    let detail = merged_detail(
+        name.as_ref(),
+        upstream.as_ref().map(|page| &page.detail),
+        &local,
+    );
+    let mut response = respond(
+        &request,
+        state.index.render_uncached(&detail, format),
+        format,
+    );
     if let Some(error) = upstream.and_then(|page| page.stale) {
         mark_stale(&mut response, &error.to_string());
     }
@@ -105,15 +113,23 @@ pub async fn project(
 }
 
 fn not_in_index(name: &PackageName) -> ApiError {
-    ApiError::NotFound(format!("project `{name}` is not in this index or its upstreams"))
+    ApiError::NotFound(format!(
+        "project `{name}` is not in this index or its upstreams"
+    ))
 }
 
 /// A cached page served because the upstream failed: RFC 7234's `Warning: 110` plus the
 /// cause, so clients and operators can tell.
 fn mark_stale(response: &mut HttpResponse, cause: &str) {
     let headers = response.headers_mut();
-    headers.insert(header::WARNING, header::HeaderValue::from_static("110 edelweiss \"Response is Stale\""));
-    let cause: String = cause.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).collect();
+    headers.insert(
+        header::WARNING,
+        header::HeaderValue::from_static("110 edelweiss \"Response is Stale\""),
+    );
+    let cause: String = cause
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .collect();
     if let Ok(value) = header::HeaderValue::from_str(&cause) {
         headers.insert(header::HeaderName::from_static("x-edelweiss-stale"), value);
     }

@@ -6,6 +6,7 @@
 pub mod dists;
 pub mod scenarios;
 pub mod server;
+pub mod upstream;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -34,16 +35,20 @@ pub fn client_tools() -> PathBuf {
 
 pub fn tool(name: &str) -> Command {
     let mut command = Command::new(client_tools().join(name));
-    // Keep the user's pip/uv configuration and caches out of the tests.
+    // Only the index the test names: no user or machine configuration, caches or find-links.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("PIP_") || key.starts_with("UV_") {
+            command.env_remove(key.as_ref());
+        }
+    }
     command
         .env("PIP_CONFIG_FILE", "/dev/null")
         .env("PIP_NO_CACHE_DIR", "1")
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .env("UV_NO_CONFIG", "1")
         .env("UV_NO_CACHE", "1")
-        .env_remove("PIP_INDEX_URL")
-        .env_remove("UV_INDEX_URL")
-        .env_remove("UV_DEFAULT_INDEX");
+        .env("UV_PYTHON_DOWNLOADS", "never");
     command
 }
 

@@ -19,6 +19,7 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     config: PathBuf,
     child: Child,
+    mirror: bool,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -36,26 +37,40 @@ impl TestServer {
         Self::start_binary(&binary(), config)
     }
 
+    /// A server mirroring `upstreams` (the config may set `[mirror]` keys).
+    pub fn mirroring(upstreams: &[&str], config: &str) -> Self {
+        let list: Vec<String> = upstreams.iter().map(|url| format!("{url:?}")).collect();
+        let config = format!("upstreams = [{}]\n{config}", list.join(", "));
+        let mut server = Self::start_with_args(&binary(), &config, &[]);
+        server.mirror = true;
+        server
+    }
+
     pub fn start_binary(binary: &Path, config: &str) -> Self {
+        Self::start_with_args(binary, config, &["--no-upstream"])
+    }
+
+    fn start_with_args(binary: &Path, config: &str, args: &[&str]) -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
         let data_dir = temp.path().join("data");
         let config_path = temp.path().join("edelweiss.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let mut server = Self::spawn_binary(binary, &data_dir, &config_path);
+        let mut server = Self::spawn_binary(binary, &data_dir, &config_path, args);
         server._temp = Some(temp);
         server
     }
 
     /// Starts a server on an existing data dir, e.g. after a crash.
     pub fn spawn(data_dir: &Path, config: &Path) -> Self {
-        Self::spawn_binary(&binary(), data_dir, config)
+        Self::spawn_binary(&binary(), data_dir, config, &["--no-upstream"])
     }
 
-    fn spawn_binary(binary: &Path, data_dir: &Path, config: &Path) -> Self {
+    fn spawn_binary(binary: &Path, data_dir: &Path, config: &Path, args: &[&str]) -> Self {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
         let mut child = Command::new(binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-upstream"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .arg("--data")
             .arg(data_dir)
             .arg("--config")
@@ -80,6 +95,7 @@ impl TestServer {
             data_dir: data_dir.to_path_buf(),
             config: config.to_path_buf(),
             child,
+            mirror: !args.contains(&"--no-upstream"),
             _temp: None,
         }
     }
@@ -98,7 +114,8 @@ impl TestServer {
     pub fn restart(mut self) -> Self {
         self.kill();
         let temp = self._temp.take();
-        let mut restarted = Self::spawn(&self.data_dir, &self.config);
+        let args: &[&str] = if self.mirror { &[] } else { &["--no-upstream"] };
+        let mut restarted = Self::spawn_binary(&binary(), &self.data_dir, &self.config, args);
         restarted._temp = temp;
         restarted
     }
