@@ -439,6 +439,25 @@ mod tests {
     }
 
     #[test]
+    fn upstreams_come_from_file_env_and_flags_in_that_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("edelweiss.toml");
+        std::fs::write(&file, "upstreams = [\"https://a.example/simple/\"]\n").unwrap();
+        let shown = |settings: &Settings| settings.active_upstreams().iter().map(ToString::to_string).collect::<Vec<_>>();
+        let from_file = Settings::load(Some(&file), |_| None, &Overrides::default()).unwrap();
+        assert_eq!(shown(&from_file), ["https://a.example/simple/"]);
+        let env = |name: &str| (name == "EDELWEISS_UPSTREAMS").then(|| "https://b.example/simple,https://c.example/pypi/".to_string());
+        let from_env = Settings::load(Some(&file), env, &Overrides::default()).unwrap();
+        assert_eq!(shown(&from_env), ["https://b.example/simple/", "https://c.example/pypi/"]);
+        let flags = Overrides { upstreams: vec!["https://d.example/simple/".parse().unwrap()], ..Default::default() };
+        assert_eq!(shown(&Settings::load(Some(&file), env, &flags).unwrap()), ["https://d.example/simple/"]);
+        let none = Overrides { no_upstream: true, ..Default::default() };
+        assert!(Settings::load(Some(&file), env, &none).unwrap().active_upstreams().is_empty());
+        let bad = |name: &str| (name == "EDELWEISS_UPSTREAMS").then(|| "ftp://x/".to_string());
+        assert!(Settings::load(None, bad, &Overrides::default()).is_err());
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("edelweiss.toml");
@@ -471,5 +490,9 @@ mod tests {
             shipped.limits.max_unpacked_bytes,
             defaults.limits.max_unpacked_bytes
         );
+        let shown = |upstreams: &[UpstreamUrl]| upstreams.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(shown(&shipped.upstreams), shown(&defaults.upstreams));
+        assert_eq!(shipped.mirror.page_ttl_seconds, defaults.mirror.page_ttl_seconds);
+        assert_eq!(shipped.mirror.retries, defaults.mirror.retries);
     }
 }

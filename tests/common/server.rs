@@ -37,13 +37,11 @@ impl TestServer {
         Self::start_binary(&binary(), config)
     }
 
-    /// A server mirroring `upstreams` (the config may set `[mirror]` keys).
+    /// A server mirroring `upstreams`, named with `--upstream` flags (the config may set
+    /// `[mirror]` keys).
     pub fn mirroring(upstreams: &[&str], config: &str) -> Self {
-        let list: Vec<String> = upstreams.iter().map(|url| format!("{url:?}")).collect();
-        let config = format!("upstreams = [{}]\n{config}", list.join(", "));
-        let mut server = Self::start_with_args(&binary(), &config, &[]);
-        server.mirror = true;
-        server
+        let args: Vec<&str> = upstreams.iter().flat_map(|url| ["--upstream", url]).collect();
+        Self::start_with_args(&binary(), config, &args)
     }
 
     pub fn start_binary(binary: &Path, config: &str) -> Self {

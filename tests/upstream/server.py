@@ -44,6 +44,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def count(self, status):
         path = self.path.split("?")[0]
         with State.lock:
+            if self.headers.get("Authorization"):
+                State.counts[f"authorization {self.headers['Authorization']}"] += 1
             State.counts[path] += 1
             State.counts[f"{path} {status}"] += 1
             State.counts[f"status {status}"] += 1
