@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use crate::app::{Application, DataDir};
 use crate::config::Settings;
 use crate::ingest::Spool;
-use crate::metadata::InsertOutcome;
+use crate::metadata::{FileOrigin, InsertOutcome};
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let application = Application::build(&settings)?;
@@ -40,7 +40,7 @@ pub async fn add(settings: Settings, files: Vec<PathBuf>) -> anyhow::Result<()> 
         let result = match spooled {
             Ok(spooled) => data
                 .ingestor
-                .ingest(spooled, &filename, None)
+                .ingest(spooled, &filename, None, FileOrigin::Uploaded)
                 .await
                 .map_err(anyhow::Error::from),
             Err(error) => Err(error),

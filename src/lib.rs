@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod executor;
 pub mod index;
 pub mod ingest;
 pub mod metadata;

@@ -116,6 +116,7 @@ mod tests {
             requires_python: None,
             metadata_sha256: None,
             yanked: None,
+            origin: crate::metadata::FileOrigin::Built,
         };
         let merged = merged_detail("psycopg2", Some(&upstream), std::slice::from_ref(&built));
         assert_eq!(merged.versions, ["2.9.9", "2.9.10"]);

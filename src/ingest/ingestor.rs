@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::archive::{ArchiveError, ArchiveLimits, inspect};
 use super::spool::SpooledFile;
-use crate::metadata::{FileKind, FileRecord, IndexError, IndexStore, InsertOutcome};
+use crate::metadata::{FileKind, FileOrigin, FileRecord, IndexError, IndexStore, InsertOutcome};
 use crate::pypi::{DistFilename, FilenameError, Sha256Digest};
 use crate::storage::{BlobStore, StorageError};
 
@@ -73,6 +73,7 @@ impl Ingestor {
         spooled: SpooledFile,
         filename: &str,
         declared: Option<&str>,
+        origin: FileOrigin,
     ) -> Result<IngestOutcome, IngestError> {
         let parsed: DistFilename = filename.parse()?;
         if let Some(declared) = declared.filter(|declared| *declared != spooled.sha256.to_hex()) {
@@ -129,6 +130,7 @@ impl Ingestor {
             requires_python: inspected.metadata.requires_python.clone(),
             metadata_sha256,
             yanked: None,
+            origin,
         };
         let outcome = self
             .index

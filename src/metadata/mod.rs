@@ -5,7 +5,7 @@ mod records;
 mod sled_store;
 
 pub use mirror_records::{CachedPage, MirrorRecords, UpstreamFile};
-pub use records::{FileKind, FileRecord, ProjectRecord};
+pub use records::{FileKind, FileOrigin, FileRecord, ProjectRecord};
 pub use sled_store::SledIndex;
 
 use crate::pypi::{PackageName, Sha256Digest};

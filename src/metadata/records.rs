@@ -19,6 +19,16 @@ pub enum FileKind {
     Sdist,
 }
 
+/// How a file came to be held here; only uploads claim a project name against upstreams.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileOrigin {
+    #[default]
+    Uploaded,
+    /// Built by the build farm from an sdist (local or mirrored).
+    Built,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
     pub project: String,
@@ -34,4 +44,6 @@ pub struct FileRecord {
     pub metadata_sha256: Option<Sha256Digest>,
     /// PEP 592: `None` is not yanked; `Some("")` is yanked without a reason.
     pub yanked: Option<String>,
+    #[serde(default)]
+    pub origin: FileOrigin,
 }

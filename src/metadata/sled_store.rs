@@ -199,7 +199,7 @@ impl IndexStore for SledIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::FileKind;
+    use crate::metadata::{FileKind, FileOrigin};
     use crate::pypi::parse_package_name;
 
     fn record(filename: &str, content: &[u8]) -> FileRecord {
@@ -214,6 +214,7 @@ mod tests {
             requires_python: None,
             metadata_sha256: None,
             yanked: None,
+            origin: FileOrigin::Uploaded,
         }
     }
 

@@ -8,6 +8,7 @@ mod name;
 pub mod simple;
 pub mod simple_html;
 mod tags;
+mod target;
 mod wheel_info;
 
 pub use digest::{DigestError, Sha256Digest};
@@ -16,4 +17,5 @@ pub use metadata::{CoreMetadata, MetadataError};
 pub use name::{InvalidProjectName, PackageName, parse_package_name};
 pub use pep440_rs::Version;
 pub use tags::{Arch, PlatformTag, TagError, TagTriple};
+pub use target::{Target, TargetError};
 pub use wheel_info::{WheelInfo, WheelInfoError};

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::auth::Access;
 use crate::error::ApiError;
+use crate::metadata::FileOrigin;
 use crate::index::{Format, RenderedPage, merged_detail, negotiate};
 use crate::pypi::{PackageName, parse_package_name};
 
@@ -78,24 +79,24 @@ pub async fn project(
         return Ok(redirect(format!("/simple/{name}/")));
     }
     let format = format_for(&request)?;
-    let held_locally = state.index.store().project(&name)?.is_some();
-    if state.mirror.hides_upstream(&name, held_locally) {
+    let local = state.index.store().files(&name)?;
+    let uploaded = local.iter().any(|file| file.origin == FileOrigin::Uploaded);
+    if state.mirror.hides_upstream(&name, uploaded) {
         let page = state.index.project_page(&name, format)?;
         let page = page.ok_or_else(|| not_in_index(&name))?;
         return Ok(respond(&request, page, format));
     }
     let upstream = match state.mirror.project_page(&name).await {
         Ok(upstream) => upstream,
-        Err(error) if held_locally => {
+        Err(error) if !local.is_empty() => {
             tracing::warn!(project = %name, %error, "upstream failed; serving local files only");
             None
         }
         Err(error) => return Err(error.into()),
     };
-    if upstream.is_none() && !held_locally {
+    if upstream.is_none() && local.is_empty() {
         return Err(not_in_index(&name));
     }
-    let local = state.index.store().files(&name)?;
     let detail = merged_detail(
         name.as_ref(),
         upstream.as_ref().map(|page| &page.detail),

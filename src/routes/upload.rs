@@ -11,7 +11,7 @@ use crate::app::AppState;
 use crate::auth::Access;
 use crate::error::ApiError;
 use crate::ingest::{Spool, SpoolError, SpooledFile};
-use crate::metadata::InsertOutcome;
+use crate::metadata::{FileOrigin, InsertOutcome};
 use crate::pypi::{DistFilename, parse_package_name};
 
 /// Form fields other than the file are small; this bounds what a client can make us buffer.
@@ -149,7 +149,7 @@ async fn handle_upload(
         .get("sha256_digest")
         .map(|digest| digest.trim())
         .filter(|digest| !digest.is_empty());
-    let outcome = state.ingestor.ingest(spooled, &filename, declared).await?;
+    let outcome = state.ingestor.ingest(spooled, &filename, declared, FileOrigin::Uploaded).await?;
     state.index.invalidate();
     state
         .metrics
