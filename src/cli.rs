@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Overrides;
 use crate::mirror::UpstreamUrl;
+use crate::pypi::Target;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,8 +29,44 @@ pub enum Command {
     Serve(ServeArgs),
     /// Ingest local wheels and sdists into a data directory (no server needed).
     Add(AddArgs),
+    /// Build a musllinux wheel from an sdist through the build cache (a second call with the
+    /// same inputs starts no container).
+    Build(BuildArgs),
     /// Probe a server's /healthz and exit 0 if it answers 200 (the image's HEALTHCHECK).
     Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// An sdist file, or `name==version` to take the sdist from the index or its upstreams.
+    #[arg(value_name = "SDIST|NAME==VERSION")]
+    pub source: String,
+    /// e.g. cp313-musllinux_1_2_x86_64.
+    #[arg(long)]
+    pub target: Target,
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorChoice>,
+    /// Root filesystem the runc executor builds in (and smoke-tests in, unless --runtime).
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
+    pub rootfs: Option<PathBuf>,
+    /// Builder image for docker or podman.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Runtime root or image for the smoke test (default: the builder).
+    #[arg(long, value_name = "ROOT|IMAGE")]
+    pub runtime: Option<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Where the wheel and the build log are written.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExecutorChoice {
+    Runc,
+    Docker,
+    Podman,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +117,10 @@ impl Command {
                 no_upstream: args.no_upstream,
             },
             Self::Add(args) => Overrides {
+                data_dir: args.data.data_dir.clone(),
+                ..Overrides::default()
+            },
+            Self::Build(args) => Overrides {
                 data_dir: args.data.data_dir.clone(),
                 ..Overrides::default()
             },

@@ -5,13 +5,17 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::app::{Application, DataDir};
+use crate::app::{Application, Services};
+use crate::cli::{BuildArgs, ExecutorChoice};
 use crate::config::Settings;
+use crate::config::{ExecutorKind, TargetSettings};
 use crate::ingest::Spool;
+use crate::ingest::inspect;
 use crate::metadata::{FileOrigin, InsertOutcome};
+use crate::pypi::{DistFilename, PackageName, Sha256Digest, Version, parse_package_name};
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let application = Application::build(&settings)?;
+    let application = Application::build(&settings).await?;
     // Scripts and tests read this line to learn the port when listening on port 0.
     println!("edelweiss listening on http://{}", application.address());
     std::io::stdout().flush()?;
@@ -22,7 +26,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 /// Ingests each file; reports every failure and fails if any file was refused.
 pub async fn add(settings: Settings, files: Vec<PathBuf>) -> anyhow::Result<()> {
-    let data = DataDir::open(&settings)?;
+    let data = Services::open(&settings)?;
     let mut refused = 0;
     for path in files {
         let filename = path
@@ -91,4 +95,127 @@ pub fn healthcheck(url: &str) -> anyhow::Result<()> {
     );
     println!("healthy");
     Ok(())
+}
+
+/// Applies the build command's executor and builder flags to the settings.
+fn build_settings(mut settings: Settings, args: &BuildArgs) -> Settings {
+    if let Some(choice) = args.executor {
+        settings.build.executor = match choice {
+            ExecutorChoice::Runc => ExecutorKind::Runc,
+            ExecutorChoice::Docker => ExecutorKind::Docker,
+            ExecutorChoice::Podman => ExecutorKind::Podman,
+        };
+    }
+    let builder = args
+        .rootfs
+        .as_ref()
+        .map(|root| root.display().to_string())
+        .or_else(|| args.image.clone());
+    if let Some(builder) = builder {
+        settings
+            .build
+            .targets
+            .retain(|target| target.name != args.target);
+        let runtime = args.runtime.clone().unwrap_or_default();
+        settings.build.targets.push(TargetSettings {
+            name: args.target.clone(),
+            builder,
+            runtime,
+        });
+    }
+    settings
+}
+
+/// A local sdist file, validated and stored (not listed in the index) for the build.
+async fn store_sdist(
+    services: &Services,
+    settings: &Settings,
+    path: &std::path::Path,
+) -> anyhow::Result<(PackageName, Version, (String, Sha256Digest))> {
+    let filename = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .with_context(|| format!("{} has no usable file name", path.display()))?
+        .to_string();
+    let DistFilename::Sdist(sdist) = filename.parse::<DistFilename>()? else {
+        anyhow::bail!("{filename} is a wheel; give an sdist (.tar.gz)");
+    };
+    let spooled = Spool::copy_from(
+        services.ingestor.spool_dir(),
+        settings.limits.max_upload_bytes,
+        path,
+    )
+    .await?;
+    let parsed = DistFilename::Sdist(sdist.clone());
+    let limits = settings.archive_limits();
+    let spooled_path = spooled.path.to_path_buf();
+    tokio::task::spawn_blocking(move || inspect(&spooled_path, &parsed, &limits)).await??;
+    services
+        .store
+        .put_file(spooled.sha256, &spooled.path)
+        .await?;
+    Ok((sdist.name, sdist.version, (filename, spooled.sha256)))
+}
+
+pub async fn build(settings: Settings, args: &BuildArgs) -> anyhow::Result<()> {
+    let settings = build_settings(settings, args);
+    let services = Services::open(&settings)?;
+    let source = std::path::Path::new(&args.source);
+    let (project, version, sdist) = if source.is_file() {
+        store_sdist(&services, &settings, source).await?
+    } else {
+        let (name, version) = args
+            .source
+            .split_once("==")
+            .context("give an sdist file or NAME==VERSION")?;
+        let (project, version): (PackageName, Version) =
+            (parse_package_name(name)?, version.parse()?);
+        let sdist = services.builds.find_sdist(&project, &version).await?;
+        (project, version, sdist)
+    };
+    let (record, requested) = services
+        .builds
+        .request(&project, &version, sdist, &args.target)
+        .await?;
+    println!(
+        "build {}: {project} {version} for {} ({requested:?}, key {})",
+        record.id, args.target, record.key
+    );
+    let started = std::time::Instant::now();
+    let mut record = record;
+    while !record.is_finished() {
+        services.builds.work_once("cli").await?;
+        record = services
+            .builds
+            .queue()
+            .get(&record.id)?
+            .context("the build record vanished")?;
+        println!(
+            "build {}: {:?} after {:.0?}",
+            record.id,
+            record.state,
+            started.elapsed()
+        );
+    }
+    std::fs::create_dir_all(&args.out)?;
+    if let Some(log) = services.builds.log_text(&record).await {
+        let log_path = args.out.join(format!("{}.log", record.id));
+        std::fs::write(&log_path, log)?;
+        println!("log: {}", log_path.display());
+    }
+    match (&record.wheel, &record.failure) {
+        (Some(wheel), _) => {
+            let path = args.out.join(&wheel.filename);
+            std::fs::write(&path, services.store.get_bytes(wheel.sha256).await?)?;
+            println!("wheel: {} (sha256 {})", path.display(), wheel.sha256);
+            Ok(())
+        }
+        (None, Some(failure)) => anyhow::bail!(
+            "build {} failed ({:?}): {}",
+            record.id,
+            failure.kind,
+            failure.message
+        ),
+        (None, None) => anyhow::bail!("build {} ended without a wheel", record.id),
+    }
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::auth::Secret;
 use crate::ingest::ArchiveLimits;
 use crate::mirror::UpstreamUrl;
+use crate::pypi::Target;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -52,6 +53,71 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub mirror: MirrorSettings,
+    pub build: BuildSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    Runc,
+    Docker,
+    Podman,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSettings {
+    /// `cp<major><minor>-<platform>`, e.g. `cp313-musllinux_1_2_x86_64`.
+    pub name: Target,
+    /// The builder: an image (docker, podman) or a root filesystem directory (runc).
+    pub builder: String,
+    /// The plain runtime image or root for the smoke test; empty means the builder.
+    #[serde(default)]
+    pub runtime: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuildSettings {
+    /// In-process build workers; 0 leaves builds to remote workers.
+    pub workers: usize,
+    pub executor: ExecutorKind,
+    /// Recipe file; empty means the recipes shipped with edelweiss (config/recipes.toml).
+    pub recipes: PathBuf,
+    /// Per container run.
+    pub time_limit_seconds: u64,
+    pub memory_mb: u64,
+    pub cpus: f64,
+    pub pids: u64,
+    /// Size of the writable /scratch and /tmp of each run.
+    pub scratch_mb: u64,
+    /// Largest file a build may write.
+    pub max_file_mb: u64,
+    /// A worker's lease on a build; renewed while it runs, and the build is handed to
+    /// another worker when it lapses.
+    pub lease_seconds: u64,
+    /// Attempts before an infrastructure failure is recorded instead of retried.
+    pub max_attempts: u32,
+    pub targets: Vec<TargetSettings>,
+}
+
+impl Default for BuildSettings {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            executor: ExecutorKind::Docker,
+            recipes: PathBuf::new(),
+            time_limit_seconds: 1800,
+            memory_mb: 4096,
+            cpus: 2.0,
+            pids: 1024,
+            scratch_mb: 4096,
+            max_file_mb: 2048,
+            lease_seconds: 120,
+            max_attempts: 3,
+            targets: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,6 +204,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
             mirror: MirrorSettings::default(),
+            build: BuildSettings::default(),
         }
     }
 }
@@ -366,6 +433,29 @@ impl Settings {
                 reason: format!("`{bad}` is not a project name"),
             });
         }
+        let build = &self.build;
+        if build.time_limit_seconds == 0
+            || build.memory_mb == 0
+            || build.pids == 0
+            || build.scratch_mb == 0
+            || build.cpus <= 0.0
+            || build.lease_seconds < 3
+        {
+            return invalid(
+                "build",
+                "limits must be positive and lease_seconds at least 3",
+            );
+        }
+        if let Some(target) = build
+            .targets
+            .iter()
+            .find(|target| target.builder.is_empty())
+        {
+            return Err(ConfigError::Invalid {
+                key: "build.targets",
+                reason: format!("target {} has no builder", target.name),
+            });
+        }
         let limits = &self.limits;
         if limits.max_upload_bytes == 0
             || limits.max_archive_entries == 0
@@ -443,16 +533,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("edelweiss.toml");
         std::fs::write(&file, "upstreams = [\"https://a.example/simple/\"]\n").unwrap();
-        let shown = |settings: &Settings| settings.active_upstreams().iter().map(ToString::to_string).collect::<Vec<_>>();
+        let shown = |settings: &Settings| {
+            settings
+                .active_upstreams()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
         let from_file = Settings::load(Some(&file), |_| None, &Overrides::default()).unwrap();
         assert_eq!(shown(&from_file), ["https://a.example/simple/"]);
-        let env = |name: &str| (name == "EDELWEISS_UPSTREAMS").then(|| "https://b.example/simple,https://c.example/pypi/".to_string());
+        let env = |name: &str| {
+            (name == "EDELWEISS_UPSTREAMS")
+                .then(|| "https://b.example/simple,https://c.example/pypi/".to_string())
+        };
         let from_env = Settings::load(Some(&file), env, &Overrides::default()).unwrap();
-        assert_eq!(shown(&from_env), ["https://b.example/simple/", "https://c.example/pypi/"]);
-        let flags = Overrides { upstreams: vec!["https://d.example/simple/".parse().unwrap()], ..Default::default() };
-        assert_eq!(shown(&Settings::load(Some(&file), env, &flags).unwrap()), ["https://d.example/simple/"]);
-        let none = Overrides { no_upstream: true, ..Default::default() };
-        assert!(Settings::load(Some(&file), env, &none).unwrap().active_upstreams().is_empty());
+        assert_eq!(
+            shown(&from_env),
+            ["https://b.example/simple/", "https://c.example/pypi/"]
+        );
+        let flags = Overrides {
+            upstreams: vec!["https://d.example/simple/".parse().unwrap()],
+            ..Default::default()
+        };
+        assert_eq!(
+            shown(&Settings::load(Some(&file), env, &flags).unwrap()),
+            ["https://d.example/simple/"]
+        );
+        let none = Overrides {
+            no_upstream: true,
+            ..Default::default()
+        };
+        assert!(
+            Settings::load(Some(&file), env, &none)
+                .unwrap()
+                .active_upstreams()
+                .is_empty()
+        );
         let bad = |name: &str| (name == "EDELWEISS_UPSTREAMS").then(|| "ftp://x/".to_string());
         assert!(Settings::load(None, bad, &Overrides::default()).is_err());
     }
@@ -490,9 +606,17 @@ mod tests {
             shipped.limits.max_unpacked_bytes,
             defaults.limits.max_unpacked_bytes
         );
-        let shown = |upstreams: &[UpstreamUrl]| upstreams.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let shown = |upstreams: &[UpstreamUrl]| {
+            upstreams
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(shown(&shipped.upstreams), shown(&defaults.upstreams));
-        assert_eq!(shipped.mirror.page_ttl_seconds, defaults.mirror.page_ttl_seconds);
+        assert_eq!(
+            shipped.mirror.page_ttl_seconds,
+            defaults.mirror.page_ttl_seconds
+        );
         assert_eq!(shipped.mirror.retries, defaults.mirror.retries);
     }
 }

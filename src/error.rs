@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::auth::AuthError;
+use crate::build::{BuildError, QueueError};
 use crate::ingest::{IngestError, SpoolError};
 use crate::metadata::IndexError;
 use crate::mirror::MirrorError;
@@ -34,6 +35,10 @@ pub enum ApiError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Mirror(#[from] MirrorError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 impl ApiError {
@@ -72,6 +77,15 @@ impl ResponseError for ApiError {
             Self::Mirror(MirrorError::Upstream(_)) => StatusCode::BAD_GATEWAY,
             Self::Mirror(MirrorError::Index(error)) => index_status(error),
             Self::Mirror(MirrorError::Storage(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Build(BuildError::UnknownTarget { .. }) => StatusCode::BAD_REQUEST,
+            Self::Build(BuildError::NoSdist { .. }) => StatusCode::NOT_FOUND,
+            Self::Build(BuildError::Mirror(MirrorError::Upstream(_))) => StatusCode::BAD_GATEWAY,
+            Self::Build(
+                BuildError::Builder { .. } | BuildError::Storage(_) | BuildError::Mirror(_),
+            ) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Build(BuildError::Queue(_) | BuildError::Index(_)) | Self::Queue(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 

@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -25,4 +26,5 @@ pub mod metrics;
 pub mod mirror;
 pub mod pypi;
 pub mod routes;
+pub mod services;
 pub mod storage;

@@ -12,8 +12,11 @@ use edelweiss::executor::{Executor, Limits, Mount, RunOutcome, RunSpec, Runc};
 fn busybox_root(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
     std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static (see .ci/setup)");
-    for applet in ["sh", "echo", "cat", "dd", "ls", "ip", "sleep", "head", "touch", "id", "wget", "nc"] {
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static (see .ci/setup)");
+    for applet in [
+        "sh", "echo", "cat", "dd", "ls", "ip", "sleep", "head", "touch", "id", "wget", "nc",
+    ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
     for directory in ["etc", "input", "output"] {
@@ -32,9 +35,20 @@ fn spec(root: &Path, work: &Path, name: &str, script: &str) -> RunSpec {
         image: root.display().to_string(),
         command: vec!["/bin/sh".into(), "-c".into(), script.into()],
         env: vec![("PATH".into(), "/bin".into())],
-        mounts: vec![Mount { host: output, container: "/output".into(), read_only: false }],
+        mounts: vec![Mount {
+            host: output,
+            container: "/output".into(),
+            read_only: false,
+        }],
         workdir: "/scratch".into(),
-        limits: Limits { time: Duration::from_secs(10), memory_mb: 64, cpus: 1.0, pids: 64, scratch_mb: 16, max_file_mb: 8 },
+        limits: Limits {
+            time: Duration::from_secs(10),
+            memory_mb: 64,
+            cpus: 1.0,
+            pids: 64,
+            scratch_mb: 16,
+            max_file_mb: 8,
+        },
         log: work.join(format!("{name}.log")),
     }
 }
@@ -60,7 +74,10 @@ fn runs_unprivileged_with_a_read_only_root_and_writable_scratch_and_output() {
     assert_eq!(outcome, RunOutcome::Exited(0), "{log}");
     assert!(log.starts_with("65534\nhi\n"), "{log}");
     assert!(log.contains("root-is-read-only"), "{log}");
-    assert_eq!(std::fs::read_to_string(work.path().join("output/result")).unwrap(), "out\n");
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("output/result")).unwrap(),
+        "out\n"
+    );
     assert!(!root.join("etc/evil").exists());
 }
 
@@ -71,11 +88,22 @@ fn has_no_network() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let script = format!("ip -o link | grep -v ' lo:' | wc -l; echo probe | nc -w 2 127.0.0.1 {port}; echo exit=$?");
-    let (outcome, log) = run(&runc(work.path()), spec(&root, work.path(), "network", &script));
+    let script = format!(
+        "ip -o link | grep -v ' lo:' | wc -l; echo probe | nc -w 2 127.0.0.1 {port}; echo exit=$?"
+    );
+    let (outcome, log) = run(
+        &runc(work.path()),
+        spec(&root, work.path(), "network", &script),
+    );
     assert_eq!(outcome, RunOutcome::Exited(0), "{log}");
-    assert!(log.starts_with("0\n"), "an interface besides lo exists: {log}");
-    assert!(listener.accept().is_err(), "the host's loopback server received a connection");
+    assert!(
+        log.starts_with("0\n"),
+        "an interface besides lo exists: {log}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the host's loopback server received a connection"
+    );
 }
 
 #[test]
@@ -90,7 +118,12 @@ fn is_killed_at_the_time_limit_and_leaves_no_container() {
     let (outcome, _) = run(&executor, endless);
     assert_eq!(outcome, RunOutcome::TimedOut);
     assert!(started.elapsed() < Duration::from_secs(8));
-    let listing = std::process::Command::new("runc").arg("--root").arg(work.path().join("runc-state")).args(["list", "--quiet"]).output().unwrap();
+    let listing = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(work.path().join("runc-state"))
+        .args(["list", "--quiet"])
+        .output()
+        .unwrap();
     assert!(!String::from_utf8_lossy(&listing.stdout).contains(&name));
 }
 
@@ -100,12 +133,28 @@ fn limits_processes_memory_and_scratch_space() {
     let root = busybox_root(work.path());
     let executor = runc(work.path());
     let fork_bomb = "for i in $(seq 1 200); do sleep 5 & done 2>/dev/null; echo spawned; wait";
-    let (outcome, log) = run(&executor, spec(&root, work.path(), "forks", &fork_bomb.replace("seq 1 200", "busybox seq 1 200")));
-    assert!(log.contains("can't fork") || log.contains("Resource temporarily unavailable") || outcome != RunOutcome::Exited(0), "{outcome:?} {log}");
+    let (outcome, log) = run(
+        &executor,
+        spec(
+            &root,
+            work.path(),
+            "forks",
+            &fork_bomb.replace("seq 1 200", "busybox seq 1 200"),
+        ),
+    );
+    assert!(
+        log.contains("can't fork")
+            || log.contains("Resource temporarily unavailable")
+            || outcome != RunOutcome::Exited(0),
+        "{outcome:?} {log}"
+    );
 
     let hog = "hog=$(busybox dd if=/dev/zero bs=1M count=256 2>/dev/null | busybox tr '\\0' a); echo survived ${#hog}";
     let (outcome, log) = run(&executor, spec(&root, work.path(), "memory", hog));
-    assert!(outcome == RunOutcome::OutOfMemory || !log.contains("survived"), "{outcome:?} {log}");
+    assert!(
+        outcome == RunOutcome::OutOfMemory || !log.contains("survived"),
+        "{outcome:?} {log}"
+    );
 
     let filler = "dd if=/dev/zero of=/scratch/fill bs=1M count=100; echo dd=$?";
     let mut fill = spec(&root, work.path(), "scratch", filler);
@@ -115,5 +164,8 @@ fn limits_processes_memory_and_scratch_space() {
 
     let big_file = "dd if=/dev/zero of=/output/big bs=1M count=20; echo dd=$?";
     let (_, log) = run(&executor, spec(&root, work.path(), "file-size", big_file));
-    assert!(log.contains("File size limit exceeded"), "a file past max_file_mb: {log}");
+    assert!(
+        log.contains("File size limit exceeded"),
+        "a file past max_file_mb: {log}"
+    );
 }

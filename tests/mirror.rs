@@ -456,17 +456,29 @@ fn upstream_credentials_are_sent_but_never_logged_or_shown() {
     let work = tempfile::tempdir().unwrap();
     let (tree, _) = upstream_tree(work.path());
     let upstream = UpstreamServer::start(&tree, "json");
-    let with_credentials = upstream.simple_url().replace("http://", "http://reader:upstream-secret-42@");
+    let with_credentials = upstream
+        .simple_url()
+        .replace("http://", "http://reader:upstream-secret-42@");
     let server = TestServer::mirroring(&[&with_credentials], &config(600));
     let page = server.get_json("/simple/purelib/");
     let url = page["files"][0]["url"].as_str().unwrap().to_string();
     assert_eq!(server.get(&url).status(), 200);
     let basic = "Basic cmVhZGVyOnVwc3RyZWFtLXNlY3JldC00Mg=="; // reader:upstream-secret-42
-    assert_eq!(upstream.count(&format!("authorization {basic}")), 2, "page and file were fetched with credentials");
+    assert_eq!(
+        upstream.count(&format!("authorization {basic}")),
+        2,
+        "page and file were fetched with credentials"
+    );
     upstream.fault(serde_json::json!({"pages": "500"}));
     let failed = server.get("/simple/fastthing/").text().unwrap();
-    assert!(failed.contains(&upstream.simple_url()) && !failed.contains("upstream-secret-42"), "{failed}");
+    assert!(
+        failed.contains(&upstream.simple_url()) && !failed.contains("upstream-secret-42"),
+        "{failed}"
+    );
     let metrics = server.get("/metrics").text().unwrap();
     assert!(!metrics.contains("upstream-secret-42"));
-    assert!(!server.log().contains("upstream-secret-42"), "the log shows the upstream password");
+    assert!(
+        !server.log().contains("upstream-secret-42"),
+        "the log shows the upstream password"
+    );
 }

@@ -55,12 +55,25 @@ impl ContainerCli {
         args.push(format!("--memory-swap={}m", limits.memory_mb));
         args.push(format!("--cpus={}", limits.cpus));
         args.push(format!("--pids-limit={}", limits.pids));
-        args.push(format!("--ulimit=fsize={}", limits.max_file_mb * 1024 * 1024));
-        args.push(format!("--tmpfs=/scratch:rw,exec,size={}m,mode=1777", limits.scratch_mb));
-        args.push(format!("--tmpfs=/tmp:rw,exec,size={}m,mode=1777", limits.scratch_mb));
+        args.push(format!(
+            "--ulimit=fsize={}",
+            limits.max_file_mb * 1024 * 1024
+        ));
+        args.push(format!(
+            "--tmpfs=/scratch:rw,exec,size={}m,mode=1777",
+            limits.scratch_mb
+        ));
+        args.push(format!(
+            "--tmpfs=/tmp:rw,exec,size={}m,mode=1777",
+            limits.scratch_mb
+        ));
         for mount in &spec.mounts {
             let mode = if mount.read_only { ",readonly" } else { "" };
-            args.push(format!("--mount=type=bind,source={},target={}{mode}", mount.host.display(), mount.container));
+            args.push(format!(
+                "--mount=type=bind,source={},target={}{mode}",
+                mount.host.display(),
+                mount.container
+            ));
         }
         for (key, value) in &spec.env {
             args.push(format!("--env={key}={value}"));
@@ -72,9 +85,14 @@ impl ContainerCli {
     }
 
     async fn output(&self, args: &[&str]) -> Result<String, ExecutorError> {
-        let output = Command::new(self.engine.program()).args(args).output().await.map_err(|error| {
-            ExecutorError::Unavailable { executor: self.engine.program(), reason: error.to_string() }
-        })?;
+        let output = Command::new(self.engine.program())
+            .args(args)
+            .output()
+            .await
+            .map_err(|error| ExecutorError::Unavailable {
+                executor: self.engine.program(),
+                reason: error.to_string(),
+            })?;
         if !output.status.success() {
             return Err(ExecutorError::Failed {
                 executor: self.engine.program(),
@@ -86,7 +104,10 @@ impl ContainerCli {
     }
 
     async fn remove(&self, name: &str) {
-        let _ = Command::new(self.engine.program()).args(["rm", "--force", name]).output().await;
+        let _ = Command::new(self.engine.program())
+            .args(["rm", "--force", name])
+            .output()
+            .await;
     }
 
     async fn run_spec(&self, spec: RunSpec) -> Result<RunOutcome, ExecutorError> {
@@ -98,12 +119,21 @@ impl ContainerCli {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|error| ExecutorError::Unavailable { executor: self.engine.program(), reason: error.to_string() })?;
+            .map_err(|error| ExecutorError::Unavailable {
+                executor: self.engine.program(),
+                reason: error.to_string(),
+            })?;
         let outcome = match tokio::time::timeout(spec.limits.time, child.wait()).await {
             Ok(status) => {
                 let status = status?;
-                let oom = self.output(&["inspect", "--format", "{{.State.OOMKilled}}", &spec.name]).await;
-                if oom.is_ok_and(|text| text == "true") { RunOutcome::OutOfMemory } else { RunOutcome::Exited(status.code().unwrap_or(-1)) }
+                let oom = self
+                    .output(&["inspect", "--format", "{{.State.OOMKilled}}", &spec.name])
+                    .await;
+                if oom.is_ok_and(|text| text == "true") {
+                    RunOutcome::OutOfMemory
+                } else {
+                    RunOutcome::Exited(status.code().unwrap_or(-1))
+                }
             }
             Err(_) => {
                 let _ = self.output(&["kill", &spec.name]).await;
@@ -123,7 +153,11 @@ impl Executor for ContainerCli {
 
     fn builder_identity(&self, image: &str) -> BoxFuture<'_, Result<String, ExecutorError>> {
         let image = image.to_string();
-        async move { self.output(&["image", "inspect", "--format", "{{.Id}}", &image]).await }.boxed()
+        async move {
+            self.output(&["image", "inspect", "--format", "{{.Id}}", &image])
+                .await
+        }
+        .boxed()
     }
 
     fn run(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunOutcome, ExecutorError>> {
@@ -133,7 +167,9 @@ impl Executor for ContainerCli {
     fn remove_orphans(&self, instance: &str) -> BoxFuture<'_, Result<usize, ExecutorError>> {
         let filter = format!("label={INSTANCE_LABEL}={instance}");
         async move {
-            let names = self.output(&["ps", "--all", "--quiet", "--filter", &filter]).await?;
+            let names = self
+                .output(&["ps", "--all", "--quiet", "--filter", &filter])
+                .await?;
             let ids: Vec<&str> = names.lines().filter(|line| !line.is_empty()).collect();
             for id in &ids {
                 self.remove(id).await;
@@ -158,9 +194,20 @@ mod tests {
             image: "edelweiss-builder:cp313".into(),
             command: vec!["/bin/sh".into(), "/edelweiss/build.sh".into()],
             env: vec![("TARGET".into(), "cp313-musllinux_1_2_x86_64".into())],
-            mounts: vec![Mount { host: "/srv/in".into(), container: "/input".into(), read_only: true }],
+            mounts: vec![Mount {
+                host: "/srv/in".into(),
+                container: "/input".into(),
+                read_only: true,
+            }],
             workdir: "/scratch".into(),
-            limits: Limits { time: Duration::from_secs(60), memory_mb: 1024, cpus: 2.0, pids: 256, scratch_mb: 512, max_file_mb: 256 },
+            limits: Limits {
+                time: Duration::from_secs(60),
+                memory_mb: 1024,
+                cpus: 2.0,
+                pids: 256,
+                scratch_mb: 512,
+                max_file_mb: 256,
+            },
             log: "/dev/null".into(),
         };
         let args = ContainerCli::run_arguments(&spec).join(" ");

@@ -7,16 +7,23 @@ mod spec;
 
 pub use cli::{ContainerCli, Engine};
 pub use runc::Runc;
-pub use spec::{Limits, Mount, RunOutcome, RunSpec};
+pub use spec::{BUILD_LABEL, BUILD_UID, INSTANCE_LABEL, Limits, Mount, RunOutcome, RunSpec};
 
 use futures::future::BoxFuture;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {
     #[error("{executor} is not usable here: {reason}")]
-    Unavailable { executor: &'static str, reason: String },
+    Unavailable {
+        executor: &'static str,
+        reason: String,
+    },
     #[error("{executor} failed to {action}: {reason}")]
-    Failed { executor: &'static str, action: &'static str, reason: String },
+    Failed {
+        executor: &'static str,
+        action: &'static str,
+        reason: String,
+    },
     #[error("cannot prepare the run: {0}")]
     Io(#[from] std::io::Error),
 }

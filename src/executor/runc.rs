@@ -45,7 +45,11 @@ pub fn oci_config(spec: &RunSpec, rootfs: &Path) -> Value {
         let access = if mount.read_only { "ro" } else { "rw" };
         mounts.push(json!({"destination": mount.container, "type": "bind", "source": mount.host, "options": ["rbind", access, "nosuid", "nodev"]}));
     }
-    let env: Vec<String> = spec.env.iter().map(|(key, value)| format!("{key}={value}")).collect();
+    let env: Vec<String> = spec
+        .env
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
     let period: u64 = 100_000;
     json!({
         "ociVersion": "1.0.2",
@@ -90,9 +94,11 @@ impl Runc {
     }
 
     async fn quiet(&self, args: &[&str]) -> Result<String, ExecutorError> {
-        let output = self.command().args(args).output().await.map_err(|error| ExecutorError::Unavailable {
-            executor: "runc",
-            reason: error.to_string(),
+        let output = self.command().args(args).output().await.map_err(|error| {
+            ExecutorError::Unavailable {
+                executor: "runc",
+                reason: error.to_string(),
+            }
         })?;
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
@@ -107,7 +113,11 @@ impl Runc {
     /// points must be world-writable (sticky) for the unprivileged build user.
     fn ensure_mount_points(rootfs: &Path, spec: &RunSpec) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt as _;
-        let targets = spec.mounts.iter().map(|mount| mount.container.as_str()).chain(["/proc", "/dev"]);
+        let targets = spec
+            .mounts
+            .iter()
+            .map(|mount| mount.container.as_str())
+            .chain(["/proc", "/dev"]);
         for target in targets {
             let path = rootfs.join(target.trim_start_matches('/'));
             if !path.exists() {
@@ -127,13 +137,20 @@ impl Runc {
     async fn run_spec(&self, spec: RunSpec) -> Result<RunOutcome, ExecutorError> {
         let rootfs = std::path::absolute(&spec.image)?;
         if !rootfs.join("bin").exists() && !rootfs.join("usr").exists() {
-            return Err(ExecutorError::Unavailable { executor: "runc", reason: format!("{} is not a root filesystem", rootfs.display()) });
+            return Err(ExecutorError::Unavailable {
+                executor: "runc",
+                reason: format!("{} is not a root filesystem", rootfs.display()),
+            });
         }
         Self::ensure_mount_points(&rootfs, &spec)?;
         let bundle = self.bundles.join(&spec.name);
         std::fs::create_dir_all(&bundle)?;
         std::fs::create_dir_all(&self.state_dir)?;
-        std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&oci_config(&spec, &rootfs)).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec_pretty(&oci_config(&spec, &rootfs))
+                .map_err(std::io::Error::other)?,
+        )?;
         self.destroy(&spec.name).await;
         let log = std::fs::File::create(&spec.log)?;
         let mut child = self
@@ -146,12 +163,19 @@ impl Runc {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|error| ExecutorError::Unavailable { executor: "runc", reason: error.to_string() })?;
+            .map_err(|error| ExecutorError::Unavailable {
+                executor: "runc",
+                reason: error.to_string(),
+            })?;
         let outcome = match tokio::time::timeout(spec.limits.time, child.wait()).await {
             Ok(status) => {
                 let code = status?.code().unwrap_or(-1);
                 // 137 = killed by SIGKILL; with a memory limit set, the OOM killer is the sender.
-                if code == 137 { RunOutcome::OutOfMemory } else { RunOutcome::Exited(code) }
+                if code == 137 {
+                    RunOutcome::OutOfMemory
+                } else {
+                    RunOutcome::Exited(code)
+                }
             }
             Err(_) => {
                 self.destroy(&spec.name).await;
@@ -177,9 +201,21 @@ fn walk_identity(rootfs: &Path) -> std::io::Result<String> {
             if metadata.is_dir() {
                 stack.push(entry.path());
             }
-            let modified = metadata.modified().ok().and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |since| since.as_secs());
-            let relative = entry.path().strip_prefix(rootfs).map(Path::to_path_buf).unwrap_or_default();
-            entries.push(format!("{}\0{}\0{modified}\n", relative.display(), metadata.len()));
+            let modified = metadata
+                .modified()
+                .ok()
+                .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |since| since.as_secs());
+            let relative = entry
+                .path()
+                .strip_prefix(rootfs)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            entries.push(format!(
+                "{}\0{}\0{modified}\n",
+                relative.display(),
+                metadata.len()
+            ));
         }
     }
     entries.sort();
@@ -203,7 +239,11 @@ impl Executor for Runc {
             }
             tokio::task::spawn_blocking(move || walk_identity(&rootfs))
                 .await
-                .map_err(|error| ExecutorError::Failed { executor: "runc", action: "hash the root", reason: error.to_string() })?
+                .map_err(|error| ExecutorError::Failed {
+                    executor: "runc",
+                    action: "hash the root",
+                    reason: error.to_string(),
+                })?
                 .map_err(ExecutorError::Io)
         }
         .boxed()
@@ -217,7 +257,10 @@ impl Executor for Runc {
         let prefix = format!("edelweiss-{instance}-");
         async move {
             let listing = self.quiet(&["list", "--quiet"]).await?;
-            let orphans: Vec<&str> = listing.lines().filter(|id| id.starts_with(&prefix)).collect();
+            let orphans: Vec<&str> = listing
+                .lines()
+                .filter(|id| id.starts_with(&prefix))
+                .collect();
             for id in &orphans {
                 self.destroy(id).await;
             }

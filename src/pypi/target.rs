@@ -15,7 +15,9 @@ pub struct Target {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("`{input}` is not a target: expected `cp<major><minor>-<platform>`, e.g. `cp313-musllinux_1_2_x86_64`")]
+#[error(
+    "`{input}` is not a target: expected `cp<major><minor>-<platform>`, e.g. `cp313-musllinux_1_2_x86_64`"
+)]
 pub struct TargetError {
     input: String,
 }
@@ -33,7 +35,10 @@ impl Target {
         }
         let own = self.interpreter_tag();
         let minor_of = |prefix: &str| {
-            tag.python.strip_prefix(prefix).and_then(|rest| rest.strip_prefix(&self.major.to_string())).map(|rest| rest.parse::<u8>().ok())
+            tag.python
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix(&self.major.to_string()))
+                .map(|rest| rest.parse::<u8>().ok())
         };
         match tag.abi.as_str() {
             abi if abi == own => tag.python == own,
@@ -57,22 +62,45 @@ impl FromStr for Target {
     type Err = TargetError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let error = || TargetError { input: input.to_string() };
+        let error = || TargetError {
+            input: input.to_string(),
+        };
         let (python, platform) = input.split_once('-').ok_or_else(error)?;
-        let digits = python.strip_prefix("cp").filter(|digits| digits.len() >= 2).ok_or_else(error)?;
+        let digits = python
+            .strip_prefix("cp")
+            .filter(|digits| digits.len() >= 2)
+            .ok_or_else(error)?;
         let major = digits[..1].parse().map_err(|_| error())?;
         let minor = digits[1..].parse().map_err(|_| error())?;
         let platform: PlatformTag = platform.parse().map_err(|_| error())?;
         if matches!(platform, PlatformTag::Any | PlatformTag::Other(_)) {
             return Err(error());
         }
-        Ok(Self { major, minor, platform })
+        Ok(Self {
+            major,
+            minor,
+            platform,
+        })
     }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.interpreter_tag(), self.platform)
+    }
+}
+
+impl serde::Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -92,7 +120,12 @@ mod tests {
     fn parses_and_prints() {
         assert_eq!(target().to_string(), "cp313-musllinux_1_2_x86_64");
         assert_eq!(target().interpreter_tag(), "cp313");
-        for bad in ["cp313", "py3-musllinux_1_2_x86_64", "cp313-any", "cpx13-musllinux_1_2_x86_64"] {
+        for bad in [
+            "cp313",
+            "py3-musllinux_1_2_x86_64",
+            "cp313-any",
+            "cpx13-musllinux_1_2_x86_64",
+        ] {
             assert!(bad.parse::<Target>().is_err(), "{bad}");
         }
     }

@@ -1,6 +1,7 @@
 //! The HTTP API. `configure` is the whole route table; handlers parse, call one function,
 //! and render.
 
+mod builds;
 mod files;
 mod health;
 mod range;
@@ -59,6 +60,17 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(upload::upload)),
         )
         .service(
+            web::resource("/api/v1/builds")
+                .name("builds")
+                .route(web::post().to(builds::request))
+                .route(web::get().to(builds::list)),
+        )
+        .service(
+            web::resource("/api/v1/builds/{id}")
+                .name("build")
+                .route(web::get().to(builds::show)),
+        )
+        .service(
             web::resource("/api/v1/projects/{project}/files/{filename}/yank")
                 .name("yank")
                 .route(web::put().to(yank::yank))
@@ -86,7 +98,9 @@ pub fn record_request<B: MessageBody>(response: &ServiceResponse<B>) {
         .record_request(route, response.status().as_u16());
 }
 
-const ROUTE_NAMES: [&str; 9] = [
+const ROUTE_NAMES: [&str; 11] = [
+    "builds",
+    "build",
     "healthz",
     "metrics",
     "simple_redirect",

@@ -6,8 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::auth::Access;
 use crate::error::ApiError;
-use crate::metadata::FileOrigin;
 use crate::index::{Format, RenderedPage, merged_detail, negotiate};
+use crate::metadata::FileOrigin;
 use crate::pypi::{PackageName, parse_package_name};
 
 fn redirect(location: String) -> HttpResponse {

@@ -149,7 +149,10 @@ async fn handle_upload(
         .get("sha256_digest")
         .map(|digest| digest.trim())
         .filter(|digest| !digest.is_empty());
-    let outcome = state.ingestor.ingest(spooled, &filename, declared, FileOrigin::Uploaded).await?;
+    let outcome = state
+        .ingestor
+        .ingest(spooled, &filename, declared, FileOrigin::Uploaded)
+        .await?;
     state.index.invalidate();
     state
         .metrics

@@ -40,7 +40,10 @@ impl TestServer {
     /// A server mirroring `upstreams`, named with `--upstream` flags (the config may set
     /// `[mirror]` keys).
     pub fn mirroring(upstreams: &[&str], config: &str) -> Self {
-        let args: Vec<&str> = upstreams.iter().flat_map(|url| ["--upstream", url]).collect();
+        let args: Vec<&str> = upstreams
+            .iter()
+            .flat_map(|url| ["--upstream", url])
+            .collect();
         Self::start_with_args(&binary(), config, &args)
     }
 

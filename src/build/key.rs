@@ -1,0 +1,115 @@
+//! The build key: what decides a build's result, hashed. A key that has a result is never
+//! built again.
+
+use std::fmt;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::pypi::{Sha256Digest, Target};
+
+/// Bump when what the steps do changes in a way their text does not show.
+pub const CACHE_VERSION: u32 = 1;
+
+/// The in-container steps; their bytes enter every key, so editing them rebuilds.
+pub const BUILD_STEP: &str = include_str!("../../workers/steps/build.sh");
+pub const SMOKE_STEP: &str = include_str!("../../workers/steps/smoke.sh");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BuildKey(Sha256Digest);
+
+pub struct KeyInputs<'a> {
+    pub sdist_sha256: Sha256Digest,
+    pub target: &'a Target,
+    /// The matched recipe's canonical JSON.
+    pub recipe: &'a str,
+    /// The builder image's ID, or the root filesystem's content id.
+    pub builder: &'a str,
+    /// The smoke-test image's identity.
+    pub runtime: &'a str,
+}
+
+impl BuildKey {
+    /// sha256 over, in this order, each field length-prefixed (so two different input
+    /// lists never encode alike):
+    /// 1. `"edelweiss-build"` and `CACHE_VERSION`,
+    /// 2. the build and smoke step scripts,
+    /// 3. the sdist's sha256,
+    /// 4. the target (`cp313-musllinux_1_2_x86_64`),
+    /// 5. the recipe's canonical JSON,
+    /// 6. the builder's identity, 7. the runtime (smoke test) image's identity.
+    pub fn compute(inputs: &KeyInputs<'_>) -> Self {
+        let mut hasher = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            hasher.update((bytes.len() as u64).to_be_bytes());
+            hasher.update(bytes);
+        };
+        field(b"edelweiss-build");
+        field(&CACHE_VERSION.to_be_bytes());
+        field(BUILD_STEP.as_bytes());
+        field(SMOKE_STEP.as_bytes());
+        field(inputs.sdist_sha256.to_hex().as_bytes());
+        field(inputs.target.to_string().as_bytes());
+        field(inputs.recipe.as_bytes());
+        field(inputs.builder.as_bytes());
+        field(inputs.runtime.as_bytes());
+        Self(Sha256Digest::from_hasher(hasher))
+    }
+
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        hex.parse().ok().map(Self)
+    }
+}
+
+impl fmt::Display for BuildKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs<'a>(target: &'a Target, recipe: &'a str) -> KeyInputs<'a> {
+        KeyInputs {
+            sdist_sha256: Sha256Digest::of(b"sdist"),
+            target,
+            recipe,
+            builder: "rootfs:abc",
+            runtime: "rootfs:abc",
+        }
+    }
+
+    /// Pins the digest of a fixture: an accidental change to the key's encoding, the
+    /// steps or CACHE_VERSION fails here, and the expected value is updated on purpose.
+    #[test]
+    fn the_key_of_a_fixture_is_pinned() {
+        let target: Target = "cp313-musllinux_1_2_x86_64".parse().unwrap();
+        let key = BuildKey::compute(&inputs(&target, "{\"apk\":[]}"));
+        let steps = Sha256Digest::of(format!("{BUILD_STEP}{SMOKE_STEP}").as_bytes());
+        insta::assert_snapshot!(format!("steps {steps}\nkey {key}"));
+    }
+
+    #[test]
+    fn every_input_changes_the_key() {
+        let target: Target = "cp313-musllinux_1_2_x86_64".parse().unwrap();
+        let other_target: Target = "cp312-musllinux_1_2_x86_64".parse().unwrap();
+        let base = BuildKey::compute(&inputs(&target, "{}"));
+        let mut variants = vec![
+            BuildKey::compute(&inputs(&other_target, "{}")),
+            BuildKey::compute(&inputs(&target, "{\"env\":1}")),
+        ];
+        let mut changed = inputs(&target, "{}");
+        changed.sdist_sha256 = Sha256Digest::of(b"other");
+        variants.push(BuildKey::compute(&changed));
+        let mut changed = inputs(&target, "{}");
+        changed.builder = "rootfs:def";
+        variants.push(BuildKey::compute(&changed));
+        let mut changed = inputs(&target, "{}");
+        changed.runtime = "image:sha256:1";
+        variants.push(BuildKey::compute(&changed));
+        for variant in variants {
+            assert_ne!(variant, base);
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The build farm: build keys, recipes, the queue with its leases, the pipeline that runs
+//! a build in containers, and the service that ties them to the index and the mirror.
+
+mod key;
+mod pipeline;
+mod queue;
+mod recipe;
+mod records;
+mod service;
+
+pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
+pub use pipeline::{Pipeline, PipelineResult, TargetBuilders, default_import_check};
+pub use queue::{BuildQueue, QueueError, Requested};
+pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
+pub use records::{BuildRecord, BuildState, BuiltWheel, Failure, FailureKind};
+pub use service::{BuildError, BuildService, ServiceParts};

@@ -1,0 +1,95 @@
+//! A build as it is persisted: its inputs, its state, and its outcome.
+
+use serde::{Deserialize, Serialize};
+
+use crate::pypi::Sha256Digest;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// Why a build failed. A package failure is final and cached under the key (the same
+/// inputs fail the same way); an infrastructure failure is retried and not cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    Package,
+    Infrastructure,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuiltWheel {
+    pub filename: String,
+    pub sha256: Sha256Digest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub worker: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    pub id: String,
+    pub key: String,
+    pub project: String,
+    pub version: String,
+    pub target: String,
+    pub sdist_filename: String,
+    pub sdist_sha256: Sha256Digest,
+    pub builder: String,
+    pub state: BuildState,
+    pub lease: Option<Lease>,
+    pub attempts: u32,
+    pub failure: Option<Failure>,
+    pub wheel: Option<BuiltWheel>,
+    /// RFC 3339 times.
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// The stored log blob (build and smoke steps).
+    pub log_sha256: Option<Sha256Digest>,
+}
+
+impl BuildRecord {
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, BuildState::Succeeded | BuildState::Failed)
+    }
+
+    /// A result that answers every later request for the same key.
+    pub fn is_final(&self) -> bool {
+        match self.state {
+            BuildState::Succeeded => true,
+            BuildState::Failed => self
+                .failure
+                .as_ref()
+                .is_some_and(|failure| failure.kind == FailureKind::Package),
+            _ => false,
+        }
+    }
+}
+
+pub fn timestamp() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}

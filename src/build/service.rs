@@ -1,0 +1,395 @@
+//! The build farm's front: requests (deduplicated by key), the in-process worker pool,
+//! waiting for results, and finding the sdist a request names.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{Mutex, Notify};
+
+use super::key::{BuildKey, KeyInputs};
+use super::pipeline::{Pipeline, TargetBuilders};
+use super::queue::{BuildQueue, QueueError, Requested};
+use super::recipe::RecipeBook;
+use super::records::{BuildRecord, BuildState, FailureKind, timestamp};
+use crate::executor::ExecutorError;
+use crate::metadata::{FileKind, IndexError, IndexStore};
+use crate::mirror::{Mirror, MirrorError, MirroredFile};
+use crate::pypi::{DistFilename, PackageName, Sha256Digest, Target, Version};
+use crate::storage::{PutOutcome, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("target `{target}` is not served by this build farm (configured: {configured})")]
+    UnknownTarget { target: String, configured: String },
+    #[error("no sdist of {project} {version} here or upstream")]
+    NoSdist { project: String, version: String },
+    #[error("cannot identify the builder for {target}: {source}")]
+    Builder {
+        target: String,
+        source: ExecutorError,
+    },
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub struct BuildService {
+    queue: BuildQueue,
+    pipeline: Pipeline,
+    recipes: RecipeBook,
+    targets: Vec<TargetBuilders>,
+    index: Arc<dyn IndexStore>,
+    mirror: Arc<Mirror>,
+    identities: Mutex<HashMap<String, (String, String)>>,
+    changed: Notify,
+    lease_seconds: u64,
+    max_attempts: u32,
+}
+
+pub struct ServiceParts {
+    pub queue: BuildQueue,
+    pub pipeline: Pipeline,
+    pub recipes: RecipeBook,
+    pub targets: Vec<TargetBuilders>,
+    pub index: Arc<dyn IndexStore>,
+    pub mirror: Arc<Mirror>,
+    pub lease_seconds: u64,
+    pub max_attempts: u32,
+}
+
+fn new_build_id() -> String {
+    format!("b{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
+}
+
+impl BuildService {
+    pub fn new(parts: ServiceParts) -> Self {
+        Self {
+            queue: parts.queue,
+            pipeline: parts.pipeline,
+            recipes: parts.recipes,
+            targets: parts.targets,
+            index: parts.index,
+            mirror: parts.mirror,
+            identities: Mutex::default(),
+            changed: Notify::new(),
+            lease_seconds: parts.lease_seconds,
+            max_attempts: parts.max_attempts,
+        }
+    }
+
+    pub fn queue(&self) -> &BuildQueue {
+        &self.queue
+    }
+
+    pub fn target_names(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .map(|builders| builders.target.to_string())
+            .collect()
+    }
+
+    fn builders(&self, target: &Target) -> Result<&TargetBuilders, BuildError> {
+        self.targets
+            .iter()
+            .find(|builders| &builders.target == target)
+            .ok_or_else(|| BuildError::UnknownTarget {
+                target: target.to_string(),
+                configured: self.target_names().join(", "),
+            })
+    }
+
+    /// Builder and runtime identities, asked of the executor once per target.
+    async fn identities(&self, builders: &TargetBuilders) -> Result<(String, String), BuildError> {
+        let name = builders.target.to_string();
+        let mut known = self.identities.lock().await;
+        if let Some(identities) = known.get(&name) {
+            return Ok(identities.clone());
+        }
+        let error = |source| BuildError::Builder {
+            target: name.clone(),
+            source,
+        };
+        let builder = self
+            .pipeline
+            .executor
+            .builder_identity(&builders.builder)
+            .await
+            .map_err(error)?;
+        let runtime = self
+            .pipeline
+            .executor
+            .builder_identity(&builders.runtime)
+            .await
+            .map_err(error)?;
+        known.insert(name, (builder.clone(), runtime.clone()));
+        Ok((builder, runtime))
+    }
+
+    /// The sdist of a release: held here, or fetched through the mirror (and so cached).
+    pub async fn find_sdist(
+        &self,
+        project: &PackageName,
+        version: &Version,
+    ) -> Result<(String, Sha256Digest), BuildError> {
+        let is_release_sdist = |filename: &str| matches!(filename.parse::<DistFilename>(), Ok(DistFilename::Sdist(sdist)) if &sdist.version == version);
+        if let Some(local) = self
+            .index
+            .files(project)?
+            .into_iter()
+            .find(|file| file.kind == FileKind::Sdist && is_release_sdist(&file.filename))
+        {
+            return Ok((local.filename, local.sha256));
+        }
+        let no_sdist = || BuildError::NoSdist {
+            project: project.to_string(),
+            version: version.to_string(),
+        };
+        if !self.mirror.is_enabled() {
+            return Err(no_sdist());
+        }
+        let page = self
+            .mirror
+            .project_page(project)
+            .await?
+            .ok_or_else(no_sdist)?;
+        let (filename, digest) = page
+            .detail
+            .files
+            .iter()
+            .filter(|file| is_release_sdist(&file.filename) && !file.yanked.is_yanked())
+            .find_map(|file| {
+                Some((
+                    file.filename.clone(),
+                    file.sha256()?.parse::<Sha256Digest>().ok()?,
+                ))
+            })
+            .ok_or_else(no_sdist)?;
+        match self
+            .mirror
+            .open_file(digest, &filename)
+            .await?
+            .ok_or_else(no_sdist)?
+        {
+            MirroredFile::Stored(_) => {}
+            MirroredFile::Streaming { mut body, .. } => {
+                while let Some(chunk) = body.next().await {
+                    chunk.map_err(|error| {
+                        BuildError::Mirror(MirrorError::Storage(StorageError::Io {
+                            path: filename.clone().into(),
+                            source: error,
+                        }))
+                    })?;
+                }
+            }
+        }
+        Ok((filename, digest))
+    }
+
+    /// Requests a build of a stored sdist for `target`: a cached result, a running build
+    /// joined, or a new one queued.
+    pub async fn request(
+        &self,
+        project: &PackageName,
+        version: &Version,
+        sdist: (String, Sha256Digest),
+        target: &Target,
+    ) -> Result<(BuildRecord, Requested), BuildError> {
+        let builders = self.builders(target)?;
+        let (builder, runtime) = self.identities(builders).await?;
+        let recipe = self.recipes.for_release(project, version).canonical_json();
+        let key = BuildKey::compute(&KeyInputs {
+            sdist_sha256: sdist.1,
+            target,
+            recipe: &recipe,
+            builder: &builder,
+            runtime: &runtime,
+        });
+        let candidate = BuildRecord {
+            id: new_build_id(),
+            key: key.to_string(),
+            project: project.to_string(),
+            version: version.to_string(),
+            target: target.to_string(),
+            sdist_filename: sdist.0,
+            sdist_sha256: sdist.1,
+            builder,
+            state: BuildState::Queued,
+            lease: None,
+            attempts: 0,
+            failure: None,
+            wheel: None,
+            queued_at: timestamp(),
+            started_at: None,
+            finished_at: None,
+            log_sha256: None,
+        };
+        let (record, requested) = self.queue.request(candidate)?;
+        if requested == Requested::Queued {
+            tracing::info!(build = %record.id, project = %record.project, version = %record.version, target = %record.target, "build queued");
+            self.changed.notify_waiters();
+        }
+        Ok((record, requested))
+    }
+
+    /// Waits until build `id` finishes or `timeout` passes; returns its latest record.
+    pub async fn wait(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Option<BuildRecord>, BuildError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            let record = self.queue.get(id)?;
+            if record.as_ref().is_none_or(BuildRecord::is_finished)
+                || tokio::time::Instant::now() >= deadline
+            {
+                return Ok(record);
+            }
+            let _ = tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(500)),
+                notified,
+            )
+            .await;
+        }
+    }
+
+    /// Takes one queued build and runs it; false when the queue had nothing for us.
+    pub async fn work_once(&self, worker: &str) -> Result<bool, BuildError> {
+        let Some(record) = self
+            .queue
+            .lease(worker, &self.target_names(), self.lease_seconds)?
+        else {
+            return Ok(false);
+        };
+        tracing::info!(build = %record.id, worker, attempt = record.attempts, "build started");
+        self.changed.notify_waiters();
+        let result = self.run_leased(&record, worker).await;
+        self.changed.notify_waiters();
+        result.map(|()| true)
+    }
+
+    async fn run_leased(&self, record: &BuildRecord, worker: &str) -> Result<(), BuildError> {
+        let target: Target = record
+            .target
+            .parse()
+            .map_err(|_| BuildError::UnknownTarget {
+                target: record.target.clone(),
+                configured: self.target_names().join(", "),
+            })?;
+        let builders = self.builders(&target)?.clone();
+        let project =
+            crate::pypi::parse_package_name(&record.project).map_err(|_| BuildError::NoSdist {
+                project: record.project.clone(),
+                version: record.version.clone(),
+            })?;
+        let version: Version = record.version.parse().map_err(|_| BuildError::NoSdist {
+            project: record.project.clone(),
+            version: record.version.clone(),
+        })?;
+        let recipe = self.recipes.for_release(&project, &version).clone();
+        let heartbeat = {
+            let (queue, id, worker, lease_seconds) = (
+                self.queue.clone(),
+                record.id.clone(),
+                worker.to_string(),
+                self.lease_seconds,
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs((lease_seconds / 3).max(1))).await;
+                    if let Err(error) = queue.heartbeat(&id, &worker, lease_seconds) {
+                        tracing::warn!(build = %id, %error, "lost the build's lease");
+                    }
+                }
+            })
+        };
+        let result = self.pipeline.run(record, &builders, &recipe).await;
+        heartbeat.abort();
+        let log_sha256 = self.store_log(&result.log).await;
+        match result.outcome {
+            Err(failure)
+                if failure.kind == FailureKind::Infrastructure
+                    && record.attempts < self.max_attempts =>
+            {
+                tracing::warn!(build = %record.id, reason = %failure.message, "infrastructure failure; build re-queued");
+                self.queue.requeue(&record.id)?;
+            }
+            outcome => {
+                let finished = self.queue.finish(&record.id, worker, outcome, log_sha256)?;
+                match &finished.failure {
+                    None => {
+                        tracing::info!(build = %finished.id, wheel = ?finished.wheel.as_ref().map(|wheel| &wheel.filename), "build succeeded")
+                    }
+                    Some(failure) => {
+                        tracing::warn!(build = %finished.id, kind = ?failure.kind, reason = %failure.message, "build failed")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn store_log(&self, log: &[u8]) -> Option<Sha256Digest> {
+        let digest = Sha256Digest::of(log);
+        match self
+            .pipeline
+            .store
+            .put_bytes(digest, bytes::Bytes::copy_from_slice(log))
+            .await
+        {
+            Ok(PutOutcome::Stored | PutOutcome::AlreadyPresent) => Some(digest),
+            Err(error) => {
+                tracing::error!(%error, "could not store a build log");
+                None
+            }
+        }
+    }
+
+    /// Runs `count` workers for the life of the process, after re-queuing whatever a
+    /// previous process left running.
+    pub fn spawn_workers(self: &Arc<Self>, count: usize, instance: &str) {
+        match self.queue.requeue_abandoned(true) {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(?ids, "re-queued builds interrupted by a restart")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "could not re-queue interrupted builds"),
+        }
+        for number in 0..count {
+            let service = self.clone();
+            let worker = format!("{instance}-local-{number}");
+            tokio::spawn(async move {
+                loop {
+                    let idle = service.changed.notified();
+                    match service.work_once(&worker).await {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(error) => tracing::error!(%error, worker, "build worker error"),
+                    }
+                    let _ = tokio::time::timeout(Duration::from_secs(2), idle).await;
+                    if let Err(error) = service.queue.requeue_abandoned(false) {
+                        tracing::error!(%error, "could not re-queue expired leases");
+                    }
+                }
+            });
+        }
+    }
+
+    pub async fn log_text(&self, record: &BuildRecord) -> Option<String> {
+        let digest = record.log_sha256?;
+        self.pipeline
+            .store
+            .get_bytes(digest)
+            .await
+            .ok()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    }
+}

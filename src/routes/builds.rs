@@ -1,0 +1,88 @@
+//! `/api/v1/builds`: request a build (token), list builds, read one with its log.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::Access;
+use crate::build::{BuildRecord, Requested};
+use crate::error::ApiError;
+use crate::pypi::{Target, Version, parse_package_name};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildRequest {
+    project: String,
+    version: String,
+    target: String,
+}
+
+fn view(record: &BuildRecord, log: Option<String>) -> serde_json::Value {
+    let mut value = serde_json::to_value(record).unwrap_or_default();
+    value["log_url"] = serde_json::json!(format!("/api/v1/builds/{}", record.id));
+    if let Some(log) = log {
+        value["log"] = serde_json::json!(log);
+    }
+    value
+}
+
+pub async fn request(
+    request: HttpRequest,
+    body: web::Json<BuildRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::authorize(&request, &state, Access::Write)?;
+    let project = parse_package_name(&body.project)
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?;
+    let version: Version = body.version.parse().map_err(|_| {
+        ApiError::BadRequest(format!("`{}` is not a PEP 440 version", body.version))
+    })?;
+    let target: Target = body
+        .target
+        .parse()
+        .map_err(|error: crate::pypi::TargetError| ApiError::BadRequest(error.to_string()))?;
+    let sdist = state.builds.find_sdist(&project, &version).await?;
+    let (record, requested) = state
+        .builds
+        .request(&project, &version, sdist, &target)
+        .await?;
+    let (mut response, requested) = match requested {
+        Requested::Cached => (HttpResponse::Ok(), "cached"),
+        Requested::Joined => (HttpResponse::Accepted(), "joined"),
+        Requested::Queued => (HttpResponse::Accepted(), "queued"),
+    };
+    let mut body = view(&record, None);
+    body["requested"] = serde_json::json!(requested);
+    Ok(response.json(body))
+}
+
+pub async fn list(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::authorize(&request, &state, Access::Read)?;
+    let builds: Vec<serde_json::Value> = state
+        .builds
+        .queue()
+        .list()?
+        .iter()
+        .map(|record| view(record, None))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "builds": builds })))
+}
+
+pub async fn show(
+    request: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::authorize(&request, &state, Access::Read)?;
+    let id = path.into_inner();
+    let record = state
+        .builds
+        .queue()
+        .get(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no build {id}")))?;
+    let log = state.builds.log_text(&record).await;
+    Ok(HttpResponse::Ok().json(view(&record, log)))
+}

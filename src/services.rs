@@ -1,0 +1,174 @@
+//! Everything behind the HTTP layer, opened from settings: shared by `serve`, `add` and
+//! `build`, so the CLI goes through the same store, index, mirror and build cache.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::build::{
+    BuildQueue, BuildService, Pipeline, RecipeBook, RecipeError, SHIPPED, ServiceParts,
+    TargetBuilders,
+};
+use crate::config::{ConfigError, ExecutorKind, Settings};
+use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
+use crate::ingest::Ingestor;
+use crate::metadata::{IndexError, SledIndex};
+use crate::metrics::Metrics;
+use crate::mirror::{Mirror, MirrorParts, UpstreamError};
+use crate::storage::{BlobStore, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("cannot prepare {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the upstream client: {0}")]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Recipes(#[from] RecipeError),
+    #[error(transparent)]
+    Queue(#[from] crate::build::QueueError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Services {
+    pub index: Arc<SledIndex>,
+    pub store: BlobStore,
+    pub ingestor: Ingestor,
+    pub mirror: Arc<Mirror>,
+    pub builds: Arc<BuildService>,
+    pub executor: Arc<dyn Executor>,
+    pub metrics: Arc<Metrics>,
+    /// Stable per data directory: names this instance's containers.
+    pub instance: String,
+}
+
+fn fresh_dir(path: PathBuf) -> Result<PathBuf, StartupError> {
+    let error = |source| StartupError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    if path.exists() {
+        std::fs::remove_dir_all(&path).map_err(error)?;
+    }
+    std::fs::create_dir_all(&path).map_err(error)?;
+    Ok(path)
+}
+
+fn executor(settings: &Settings) -> Arc<dyn Executor> {
+    match settings.build.executor {
+        ExecutorKind::Runc => Arc::new(Runc::new(
+            settings.data_dir.join("runc"),
+            settings.data_dir.join("bundles"),
+        )),
+        ExecutorKind::Docker => Arc::new(ContainerCli::new(Engine::Docker)),
+        ExecutorKind::Podman => Arc::new(ContainerCli::new(Engine::Podman)),
+    }
+}
+
+fn instance_id(settings: &Settings) -> String {
+    let path =
+        std::path::absolute(&settings.data_dir).unwrap_or_else(|_| settings.data_dir.clone());
+    hex::encode(&Sha256::digest(path.as_os_str().as_encoded_bytes())[..6])
+}
+
+impl Services {
+    pub fn open(settings: &Settings) -> Result<Self, StartupError> {
+        let data_dir = &settings.data_dir;
+        std::fs::create_dir_all(data_dir).map_err(|source| StartupError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        // Spool files and build work directories only live during one request or build;
+        // anything left is from a crash.
+        let spool_dir = fresh_dir(data_dir.join("spool"))?;
+        let work_root = fresh_dir(data_dir.join("work"))?;
+        let store = BlobStore::open(&settings.resolved_storage_url()?)?;
+        let index = Arc::new(SledIndex::open(&data_dir.join("index.sled"))?);
+        let ingestor = Ingestor::new(
+            store.clone(),
+            index.clone(),
+            settings.archive_limits(),
+            spool_dir.clone(),
+        );
+        let metrics = Arc::new(Metrics::default());
+        metrics.set_files_stored(crate::metadata::IndexStore::file_count(index.as_ref())?);
+        let mirror = Arc::new(Mirror::new(MirrorParts {
+            upstreams: settings.active_upstreams().to_vec(),
+            settings: settings.mirror.clone(),
+            records: index.mirror_records()?,
+            store: store.clone(),
+            spool_dir,
+            metrics: metrics.clone(),
+        })?);
+        let recipes = match settings.build.recipes.as_os_str().is_empty() {
+            true => RecipeBook::parse(SHIPPED, "config/recipes.toml (shipped)")?,
+            false => RecipeBook::load(&settings.build.recipes)?,
+        };
+        let executor = executor(settings);
+        let instance = instance_id(settings);
+        let build = &settings.build;
+        let pipeline = Pipeline {
+            executor: executor.clone(),
+            store: store.clone(),
+            ingestor: ingestor.clone(),
+            work_root,
+            limits: Limits {
+                time: Duration::from_secs(build.time_limit_seconds),
+                memory_mb: build.memory_mb,
+                cpus: build.cpus,
+                pids: build.pids,
+                scratch_mb: build.scratch_mb,
+                max_file_mb: build.max_file_mb,
+            },
+            instance: instance.clone(),
+        };
+        let targets = build
+            .targets
+            .iter()
+            .map(|target| TargetBuilders {
+                target: target.name.clone(),
+                builder: target.builder.clone(),
+                runtime: if target.runtime.is_empty() {
+                    target.builder.clone()
+                } else {
+                    target.runtime.clone()
+                },
+            })
+            .collect();
+        let builds = Arc::new(BuildService::new(ServiceParts {
+            queue: BuildQueue::open(index.database())?,
+            pipeline,
+            recipes,
+            targets,
+            index: index.clone(),
+            mirror: mirror.clone(),
+            lease_seconds: build.lease_seconds,
+            max_attempts: build.max_attempts,
+        }));
+        Ok(Self {
+            index,
+            store,
+            ingestor,
+            mirror,
+            builds,
+            executor,
+            metrics,
+            instance,
+        })
+    }
+}
