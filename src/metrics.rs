@@ -42,6 +42,7 @@ pub struct Metrics {
     upstream_requests: Family,
     page_cache: Family,
     file_cache: Family,
+    build_containers: Family,
     file_bytes_served: AtomicU64,
     upstream_bytes: AtomicU64,
     files_stored: AtomicU64,
@@ -75,6 +76,11 @@ impl Metrics {
     pub fn file_cache(&self, result: &'static str) {
         self.file_cache
             .increment(vec![("result", result.to_string())]);
+    }
+
+    /// A build step container started (`build` or `smoke`).
+    pub fn build_container_started(&self, step: &'static str) {
+        self.build_containers.increment(vec![("step", step.to_string())]);
     }
 
     pub fn add_file_bytes_served(&self, bytes: u64) {
@@ -115,6 +121,7 @@ impl Metrics {
             "edelweiss_upstream_file_cache_total",
             "Upstream file lookups: hit or miss.",
         );
+        self.build_containers.render(&mut text, "edelweiss_build_containers_started_total", "Build step containers started.");
         let single = [
             (
                 "edelweiss_file_bytes_served_total",

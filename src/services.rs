@@ -136,6 +136,7 @@ impl Services {
                 max_file_mb: build.max_file_mb,
             },
             instance: instance.clone(),
+            metrics: metrics.clone(),
         };
         let targets = build
             .targets

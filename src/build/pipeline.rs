@@ -12,6 +12,7 @@ use super::records::{BuildRecord, BuiltWheel, Failure, FailureKind};
 use crate::executor::{Executor, Limits, Mount, RunOutcome, RunSpec};
 use crate::ingest::{Ingestor, Spool};
 use crate::metadata::FileOrigin;
+use crate::metrics::Metrics;
 use crate::pypi::{Target, WheelFilename};
 use crate::storage::BlobStore;
 
@@ -19,10 +20,17 @@ use crate::storage::BlobStore;
 #[derive(Debug, Clone)]
 pub struct TargetBuilders {
     pub target: Target,
-    /// Builder image or root filesystem.
+    /// Builder image or root filesystem; `{recipe}` stands for `Recipe::image_tag`.
     pub builder: String,
     /// Plain runtime image or root (no compiler): the smoke test's.
     pub runtime: String,
+}
+
+impl TargetBuilders {
+    /// The builder for one recipe.
+    pub fn builder_for(&self, recipe: &Recipe) -> String {
+        self.builder.replace("{recipe}", &recipe.image_tag())
+    }
 }
 
 pub struct Pipeline {
@@ -33,6 +41,7 @@ pub struct Pipeline {
     pub limits: Limits,
     /// Names this server's containers, so a restart can remove what a crash left.
     pub instance: String,
+    pub metrics: Arc<Metrics>,
 }
 
 /// One container run of a build: `name` is also the step script, `/edelweiss/<name>.sh`.
@@ -149,8 +158,9 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn run_step(&self, spec: RunSpec, what: &str) -> Result<(), Failure> {
+    async fn run_step(&self, spec: RunSpec, what: &'static str) -> Result<(), Failure> {
         let time = spec.limits.time;
+        self.metrics.build_container_started(what);
         match self.executor.run(spec).await {
             Ok(RunOutcome::Exited(0)) => Ok(()),
             Ok(RunOutcome::Exited(code)) => {

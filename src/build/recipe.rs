@@ -149,6 +149,16 @@ impl Recipe {
         // A struct of strings, lists and a BTreeMap: serializing cannot fail.
         serde_json::to_string(self).expect("recipes serialize")
     }
+
+    /// Names the builder image made for this recipe's system packages: the first 12 hex
+    /// digits of the sha256 of the sorted `apk` list. A target's builder may say
+    /// `{recipe}` where this goes (`edelweiss-builder:cp313-{recipe}`).
+    pub fn image_tag(&self) -> String {
+        let mut packages = self.apk.clone();
+        packages.sort();
+        packages.dedup();
+        crate::pypi::Sha256Digest::of(packages.join(" ").as_bytes()).to_hex()[..12].to_string()
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +205,13 @@ mod tests {
         );
         let (name, version) = release("unknown-thing", "1.0");
         assert_eq!(book.for_release(&name, &version), &book.default);
+    }
+
+    #[test]
+    fn image_tags_are_what_workers_build_images_computes() {
+        let recipe = Recipe { apk: vec!["zlib-dev".into(), "postgresql-dev".into(), "zlib-dev".into()], ..Recipe::default() };
+        let expected = crate::pypi::Sha256Digest::of(b"postgresql-dev zlib-dev").to_hex();
+        assert_eq!(recipe.image_tag(), expected[..12]);
     }
 
     #[test]

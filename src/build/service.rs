@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, Notify};
 use super::key::{BuildKey, KeyInputs};
 use super::pipeline::{Pipeline, TargetBuilders};
 use super::queue::{BuildQueue, QueueError, Requested};
-use super::recipe::RecipeBook;
+use super::recipe::{Recipe, RecipeBook};
 use super::records::{BuildRecord, BuildState, FailureKind, timestamp};
 use crate::executor::ExecutorError;
 use crate::metadata::{FileKind, IndexError, IndexStore};
@@ -105,30 +105,23 @@ impl BuildService {
             })
     }
 
-    /// Builder and runtime identities, asked of the executor once per target.
-    async fn identities(&self, builders: &TargetBuilders) -> Result<(String, String), BuildError> {
-        let name = builders.target.to_string();
+    /// Builder and runtime identities, asked of the executor once per image.
+    async fn identities(
+        &self,
+        builders: &TargetBuilders,
+        recipe: &Recipe,
+    ) -> Result<(String, String), BuildError> {
+        let builder_image = builders.builder_for(recipe);
+        let key = format!("{builder_image}\0{}", builders.runtime);
         let mut known = self.identities.lock().await;
-        if let Some(identities) = known.get(&name) {
+        if let Some(identities) = known.get(&key) {
             return Ok(identities.clone());
         }
-        let error = |source| BuildError::Builder {
-            target: name.clone(),
-            source,
-        };
-        let builder = self
-            .pipeline
-            .executor
-            .builder_identity(&builders.builder)
-            .await
-            .map_err(error)?;
-        let runtime = self
-            .pipeline
-            .executor
-            .builder_identity(&builders.runtime)
-            .await
-            .map_err(error)?;
-        known.insert(name, (builder.clone(), runtime.clone()));
+        let error = |source| BuildError::Builder { target: builders.target.to_string(), source };
+        let executor = &self.pipeline.executor;
+        let builder = executor.builder_identity(&builder_image).await.map_err(error)?;
+        let runtime = executor.builder_identity(&builders.runtime).await.map_err(error)?;
+        known.insert(key, (builder.clone(), runtime.clone()));
         Ok((builder, runtime))
     }
 
@@ -202,8 +195,9 @@ impl BuildService {
         target: &Target,
     ) -> Result<(BuildRecord, Requested), BuildError> {
         let builders = self.builders(target)?;
-        let (builder, runtime) = self.identities(builders).await?;
-        let recipe = self.recipes.for_release(project, version).canonical_json();
+        let recipe = self.recipes.for_release(project, version);
+        let (builder, runtime) = self.identities(builders, recipe).await?;
+        let recipe = recipe.canonical_json();
         let key = BuildKey::compute(&KeyInputs {
             sdist_sha256: sdist.1,
             target,

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod dists;
+pub mod farm;
+pub mod musl_root;
 pub mod scenarios;
 pub mod server;
 pub mod upstream;

@@ -151,6 +151,13 @@ impl TestServer {
         response.json().expect("JSON page")
     }
 
+    /// A JSON document (the build API) by plain GET.
+    pub fn get_json_plain(&self, path: &str) -> serde_json::Value {
+        let response = self.get(path);
+        assert_eq!(response.status(), 200, "{path}");
+        response.json().expect("JSON")
+    }
+
     /// The value of one `/metrics` sample, 0 when absent.
     pub fn metric(&self, sample: &str) -> u64 {
         let body = self.get("/metrics").text().expect("metrics");

@@ -1,0 +1,67 @@
+//! A build-farm server over the musl test root, and the sdists the farm tests build.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::dists::write_project_sdist;
+use super::musl_root::musl_root;
+use super::server::{TestServer, base_config};
+use super::UPLOAD_TOKEN;
+
+pub const TARGET: &str = "cp313-musllinux_1_2_x86_64";
+
+/// The `[build]` section for `executor` with the musl root (runc) or its image (docker).
+pub fn build_config(executor: &str, builder: &str, runtime: &str, time_limit: u64) -> String {
+    format!(
+        "[build]\nexecutor = \"{executor}\"\nworkers = 1\ntime_limit_seconds = {time_limit}\nmemory_mb = 1024\npids = 256\nscratch_mb = 256\nmax_file_mb = 256\nlease_seconds = 30\n[[build.targets]]\nname = \"{TARGET}\"\nbuilder = \"{builder}\"\nruntime = \"{runtime}\"\n"
+    )
+}
+
+pub fn farm_server(time_limit: u64) -> TestServer {
+    let root = musl_root();
+    let config = base_config("", "") + &build_config("runc", &root.builder.display().to_string(), &root.runtime.display().to_string(), time_limit);
+    TestServer::start_with(&config)
+}
+
+/// A C extension with a package around it: `import demo_ext; demo_ext.add(2, 3) == 5`.
+/// `prelude` is Python run at the top of setup.py (hostile sdists put their payload there).
+pub fn c_extension_sdist(dir: &Path, name: &str, prelude: &str) -> PathBuf {
+    let module = name.replace('-', "_");
+    let setup = format!(
+        "{prelude}\nfrom setuptools import setup, Extension\nsetup(name={name:?}, version='1.0', packages=[{module:?}], package_dir={{'': 'src'}},\n      ext_modules=[Extension('{module}._speed', ['src/speed.c'])])\n"
+    );
+    let init = "from ._speed import add\n".to_string();
+    let source = "#define PY_SSIZE_T_CLEAN\n#include <Python.h>\nstatic PyObject *add(PyObject *self, PyObject *args) {\n    long a, b;\n    if (!PyArg_ParseTuple(args, \"ll\", &a, &b)) return NULL;\n    return PyLong_FromLong(a + b);\n}\nstatic PyMethodDef methods[] = {{\"add\", add, METH_VARARGS, \"Add two integers.\"}, {NULL, NULL, 0, NULL}};\nstatic struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"_speed\", NULL, -1, methods};\nPyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&module); }\n";
+    write_project_sdist(dir, name, "1.0", &setup, &[(&format!("src/{module}/__init__.py"), &init), ("src/speed.c", source)])
+}
+
+pub fn request_build(server: &TestServer, project: &str, version: &str) -> serde_json::Value {
+    let response = server
+        .client()
+        .post(format!("{}/api/v1/builds", server.url))
+        .bearer_auth(UPLOAD_TOKEN)
+        .json(&serde_json::json!({"project": project, "version": version, "target": TARGET}))
+        .send()
+        .expect("POST /api/v1/builds");
+    let status = response.status();
+    let body: serde_json::Value = response.json().expect("build JSON");
+    assert!(status.is_success(), "{status}: {body}");
+    body
+}
+
+/// Polls `/api/v1/builds/<id>` until the build finishes.
+pub fn wait_for_build(server: &TestServer, id: &str, limit: Duration) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let build = server.get_json_plain(&format!("/api/v1/builds/{id}"));
+        if matches!(build["state"].as_str(), Some("succeeded" | "failed")) {
+            return build;
+        }
+        assert!(started.elapsed() < limit, "build {id} still {} after {limit:?}:\n{}", build["state"], server.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+pub fn containers_started(server: &TestServer) -> u64 {
+    server.metric("edelweiss_build_containers_started_total{step=\"build step\"}")
+}
