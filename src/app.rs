@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, web};
 
 use crate::auth::Tokens;
 use crate::build::BuildService;
-use crate::config::Settings;
+use crate::config::{OnDemandSettings, Settings};
 use crate::index::Index;
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
@@ -28,6 +28,7 @@ pub struct AppState {
     pub tokens: Tokens,
     pub metrics: Arc<Metrics>,
     pub max_upload_bytes: u64,
+    pub on_demand: OnDemandSettings,
 }
 
 pub struct Application {
@@ -65,6 +66,7 @@ impl Application {
             ),
             metrics: services.metrics,
             max_upload_bytes: settings.limits.max_upload_bytes,
+            on_demand: settings.on_demand.clone(),
         });
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
             address: settings.listen,

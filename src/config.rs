@@ -54,6 +54,47 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub mirror: MirrorSettings,
     pub build: BuildSettings,
+    pub on_demand: OnDemandSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMiss {
+    /// The page waits for the build (up to `wait_seconds`) and then lists the new wheel.
+    Wait,
+    /// The build is queued and the page answers at once.
+    Background,
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnDemandSettings {
+    /// What a `/t/<target>/simple/<project>/` request does when a release lacks the
+    /// target's wheel but has an sdist.
+    pub on_miss: OnMiss,
+    /// Longest a page waits for builds with `on_miss = "wait"`; the connection is kept
+    /// alive meanwhile with whitespace before the document.
+    pub wait_seconds: u64,
+    /// How many of the newest releases are checked.
+    pub releases: usize,
+    /// Hide sdists on target pages, so a builder stage without compilers fails fast.
+    pub wheels_only: bool,
+    /// On plain `/simple/` pages, infer the target from pip's and uv's User-Agent and
+    /// queue builds in the background.
+    pub infer_from_user_agent: bool,
+}
+
+impl Default for OnDemandSettings {
+    fn default() -> Self {
+        Self {
+            on_miss: OnMiss::Background,
+            wait_seconds: 900,
+            releases: 1,
+            wheels_only: false,
+            infer_from_user_agent: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -205,6 +246,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             mirror: MirrorSettings::default(),
             build: BuildSettings::default(),
+            on_demand: OnDemandSettings::default(),
         }
     }
 }

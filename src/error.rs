@@ -41,6 +41,15 @@ pub enum ApiError {
     Queue(#[from] QueueError),
 }
 
+impl From<crate::catalog::CatalogError> for ApiError {
+    fn from(error: crate::catalog::CatalogError) -> Self {
+        match error {
+            crate::catalog::CatalogError::Index(error) => Self::Index(error),
+            crate::catalog::CatalogError::Mirror(error) => Self::Mirror(error),
+        }
+    }
+}
+
 impl ApiError {
     /// Faults of this server, whose details stay in its log. An upstream failure (502) is
     /// told to the client: it names the upstream and the cause, and carries no secret.

@@ -14,6 +14,7 @@
 pub mod app;
 pub mod auth;
 pub mod build;
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;

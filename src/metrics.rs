@@ -80,7 +80,8 @@ impl Metrics {
 
     /// A build step container started (`build` or `smoke`).
     pub fn build_container_started(&self, step: &'static str) {
-        self.build_containers.increment(vec![("step", step.to_string())]);
+        self.build_containers
+            .increment(vec![("step", step.to_string())]);
     }
 
     pub fn add_file_bytes_served(&self, bytes: u64) {
@@ -121,7 +122,11 @@ impl Metrics {
             "edelweiss_upstream_file_cache_total",
             "Upstream file lookups: hit or miss.",
         );
-        self.build_containers.render(&mut text, "edelweiss_build_containers_started_total", "Build step containers started.");
+        self.build_containers.render(
+            &mut text,
+            "edelweiss_build_containers_started_total",
+            "Build step containers started.",
+        );
         let single = [
             (
                 "edelweiss_file_bytes_served_total",

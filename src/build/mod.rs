@@ -2,6 +2,7 @@
 //! a build in containers, and the service that ties them to the index and the mirror.
 
 mod key;
+mod on_demand;
 mod pipeline;
 mod queue;
 mod recipe;
@@ -9,6 +10,7 @@ mod records;
 mod service;
 
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
+pub use on_demand::{MissingWheel, missing_wheels};
 pub use pipeline::{Pipeline, PipelineResult, TargetBuilders, default_import_check};
 pub use queue::{BuildQueue, QueueError, Requested};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};

@@ -209,7 +209,14 @@ mod tests {
 
     #[test]
     fn image_tags_are_what_workers_build_images_computes() {
-        let recipe = Recipe { apk: vec!["zlib-dev".into(), "postgresql-dev".into(), "zlib-dev".into()], ..Recipe::default() };
+        let recipe = Recipe {
+            apk: vec![
+                "zlib-dev".into(),
+                "postgresql-dev".into(),
+                "zlib-dev".into(),
+            ],
+            ..Recipe::default()
+        };
         let expected = crate::pypi::Sha256Digest::of(b"postgresql-dev zlib-dev").to_hex();
         assert_eq!(recipe.image_tag(), expected[..12]);
     }

@@ -16,6 +16,7 @@ use super::records::{BuildRecord, BuildState, FailureKind, timestamp};
 use crate::executor::ExecutorError;
 use crate::metadata::{FileKind, IndexError, IndexStore};
 use crate::mirror::{Mirror, MirrorError, MirroredFile};
+use crate::pypi::simple::ProjectDetail;
 use crate::pypi::{DistFilename, PackageName, Sha256Digest, Target, Version};
 use crate::storage::{PutOutcome, StorageError};
 
@@ -88,6 +89,56 @@ impl BuildService {
         &self.queue
     }
 
+    pub fn serves(&self, target: &Target) -> bool {
+        self.targets
+            .iter()
+            .any(|builders| &builders.target == target)
+    }
+
+    /// The farm's target whose wheels install on a client's target: same interpreter and
+    /// arch, the newest musllinux version at most the client's.
+    pub fn target_for_client(&self, client: &Target) -> Option<Target> {
+        let mut usable: Vec<&Target> = self
+            .targets
+            .iter()
+            .map(|builders| &builders.target)
+            .filter(|target| {
+                target.major == client.major
+                    && target.minor == client.minor
+                    && target.platform.runs_on(&client.platform)
+            })
+            .collect();
+        usable.sort_by_key(|target| target.to_string());
+        usable.last().map(|target| (*target).clone())
+    }
+
+    /// Queues (or joins) builds for the releases of `detail` that lack a wheel for `target`;
+    /// returns their build ids. Failures are logged: a page must not fail because of them.
+    pub async fn queue_missing(
+        &self,
+        project: &PackageName,
+        detail: &ProjectDetail,
+        target: &Target,
+        releases: usize,
+    ) -> Vec<String> {
+        let mut ids = Vec::new();
+        for missing in super::on_demand::missing_wheels(detail, target, releases) {
+            let result = async {
+                let sdist = self.find_sdist(project, &missing.version).await?;
+                self.request(project, &missing.version, sdist, target).await
+            }
+            .await;
+            match result {
+                Ok((record, _)) if record.is_final() && record.state == BuildState::Failed => {}
+                Ok((record, _)) => ids.push(record.id),
+                Err(error) => {
+                    tracing::warn!(project = %project, version = %missing.version, %error, "could not queue an on-demand build")
+                }
+            }
+        }
+        ids
+    }
+
     pub fn target_names(&self) -> Vec<String> {
         self.targets
             .iter()
@@ -117,10 +168,19 @@ impl BuildService {
         if let Some(identities) = known.get(&key) {
             return Ok(identities.clone());
         }
-        let error = |source| BuildError::Builder { target: builders.target.to_string(), source };
+        let error = |source| BuildError::Builder {
+            target: builders.target.to_string(),
+            source,
+        };
         let executor = &self.pipeline.executor;
-        let builder = executor.builder_identity(&builder_image).await.map_err(error)?;
-        let runtime = executor.builder_identity(&builders.runtime).await.map_err(error)?;
+        let builder = executor
+            .builder_identity(&builder_image)
+            .await
+            .map_err(error)?;
+        let runtime = executor
+            .builder_identity(&builders.runtime)
+            .await
+            .map_err(error)?;
         known.insert(key, (builder.clone(), runtime.clone()));
         Ok((builder, runtime))
     }

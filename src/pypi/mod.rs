@@ -9,6 +9,7 @@ pub mod simple;
 pub mod simple_html;
 mod tags;
 mod target;
+mod user_agent;
 mod wheel_info;
 
 pub use digest::{DigestError, Sha256Digest};
@@ -18,4 +19,5 @@ pub use name::{InvalidProjectName, PackageName, parse_package_name};
 pub use pep440_rs::Version;
 pub use tags::{Arch, PlatformTag, TagError, TagTriple};
 pub use target::{Target, TargetError};
+pub use user_agent::target_from_user_agent;
 pub use wheel_info::{WheelInfo, WheelInfoError};

@@ -26,7 +26,7 @@ pub enum Arch {
 }
 
 impl Arch {
-    fn parse(text: &str) -> Self {
+    pub fn parse(text: &str) -> Self {
         match text {
             "x86_64" => Self::X86_64,
             "aarch64" => Self::Aarch64,

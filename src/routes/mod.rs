@@ -6,6 +6,7 @@ mod files;
 mod health;
 mod range;
 mod simple;
+mod targets;
 mod upload;
 mod yank;
 
@@ -16,66 +17,27 @@ use actix_web::{HttpRequest, guard, web};
 use crate::app::AppState;
 use crate::auth::{Access, AuthError};
 
+/// The whole API, one route a line.
+#[rustfmt::skip]
 pub fn configure(config: &mut web::ServiceConfig) {
-    let get_or_head = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
+    let read = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
     config
-        .service(
-            web::resource("/healthz")
-                .name("healthz")
-                .route(get_or_head().to(health::healthz)),
-        )
-        .service(
-            web::resource("/metrics")
-                .name("metrics")
-                .route(web::get().to(health::metrics)),
-        )
-        .service(
-            web::resource("/simple")
-                .name("simple_redirect")
-                .route(get_or_head().to(simple::index_redirect)),
-        )
-        .service(
-            web::resource("/simple/")
-                .name("simple_index")
-                .route(get_or_head().to(simple::index)),
-        )
-        .service(
-            web::resource("/simple/{project}")
-                .name("project_redirect")
-                .route(get_or_head().to(simple::project_redirect)),
-        )
-        .service(
-            web::resource("/simple/{project}/")
-                .name("project_page")
-                .route(get_or_head().to(simple::project)),
-        )
-        .service(
-            web::resource("/files/{digest}/{filename}")
-                .name("file")
-                .route(get_or_head().to(files::file)),
-        )
-        .service(
-            web::resource(["/legacy/", "/legacy"])
-                .name("upload")
-                .route(web::post().to(upload::upload)),
-        )
-        .service(
-            web::resource("/api/v1/builds")
-                .name("builds")
-                .route(web::post().to(builds::request))
-                .route(web::get().to(builds::list)),
-        )
-        .service(
-            web::resource("/api/v1/builds/{id}")
-                .name("build")
-                .route(web::get().to(builds::show)),
-        )
-        .service(
-            web::resource("/api/v1/projects/{project}/files/{filename}/yank")
-                .name("yank")
-                .route(web::put().to(yank::yank))
-                .route(web::delete().to(yank::unyank)),
-        );
+        .service(web::resource("/healthz").name("healthz").route(read().to(health::healthz)))
+        .service(web::resource("/metrics").name("metrics").route(web::get().to(health::metrics)))
+        .service(web::resource("/simple").name("simple_redirect").route(read().to(simple::index_redirect)))
+        .service(web::resource("/simple/").name("simple_index").route(read().to(simple::index)))
+        .service(web::resource("/simple/{project}").name("project_redirect").route(read().to(simple::project_redirect)))
+        .service(web::resource("/simple/{project}/").name("project_page").route(read().to(simple::project)))
+        .service(web::resource("/t/{target}/simple/").name("target_index").route(read().to(targets::index)))
+        .service(web::resource("/t/{target}/simple/{project}").name("target_redirect").route(read().to(targets::project_redirect)))
+        .service(web::resource("/t/{target}/simple/{project}/").name("target_project_page").route(read().to(targets::project)))
+        .service(web::resource("/files/{digest}/{filename}").name("file").route(read().to(files::file)))
+        .service(web::resource(["/legacy/", "/legacy"]).name("upload").route(web::post().to(upload::upload)))
+        .service(web::resource("/api/v1/builds").name("builds").route(web::post().to(builds::request)).route(web::get().to(builds::list)))
+        .service(web::resource("/api/v1/builds/{id}").name("build").route(web::get().to(builds::show)))
+        .service(web::resource("/api/v1/projects/{project}/files/{filename}/yank").name("yank")
+            .route(web::put().to(yank::yank))
+            .route(web::delete().to(yank::unyank)));
 }
 
 /// Counts each response by route name and status for `/metrics`.
@@ -98,7 +60,10 @@ pub fn record_request<B: MessageBody>(response: &ServiceResponse<B>) {
         .record_request(route, response.status().as_u16());
 }
 
-const ROUTE_NAMES: [&str; 11] = [
+const ROUTE_NAMES: [&str; 14] = [
+    "target_index",
+    "target_redirect",
+    "target_project_page",
     "builds",
     "build",
     "healthz",

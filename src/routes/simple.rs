@@ -5,18 +5,21 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::auth::Access;
+use crate::build::missing_wheels;
+use crate::catalog::{self, Listing};
+use crate::config::OnMiss;
 use crate::error::ApiError;
-use crate::index::{Format, RenderedPage, merged_detail, negotiate};
-use crate::metadata::FileOrigin;
-use crate::pypi::{PackageName, parse_package_name};
+use crate::index::{Format, RenderedPage, negotiate};
+use crate::pypi::simple::ProjectDetail;
+use crate::pypi::{PackageName, parse_package_name, target_from_user_agent};
 
-fn redirect(location: String) -> HttpResponse {
+pub(super) fn redirect(location: String) -> HttpResponse {
     HttpResponse::MovedPermanently()
         .insert_header((header::LOCATION, location))
         .finish()
 }
 
-fn format_for(request: &HttpRequest) -> Result<Format, ApiError> {
+pub(super) fn format_for(request: &HttpRequest) -> Result<Format, ApiError> {
     let accept = request
         .headers()
         .get(header::ACCEPT)
@@ -24,7 +27,7 @@ fn format_for(request: &HttpRequest) -> Result<Format, ApiError> {
     negotiate(accept).ok_or_else(|| ApiError::NotAcceptable(accept.unwrap_or_default().to_string()))
 }
 
-fn respond(request: &HttpRequest, page: RenderedPage, format: Format) -> HttpResponse {
+pub(super) fn respond(request: &HttpRequest, page: RenderedPage, format: Format) -> HttpResponse {
     let not_modified = request
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -79,41 +82,64 @@ pub async fn project(
         return Ok(redirect(format!("/simple/{name}/")));
     }
     let format = format_for(&request)?;
-    let local = state.index.store().files(&name)?;
-    let uploaded = local.iter().any(|file| file.origin == FileOrigin::Uploaded);
-    if state.mirror.hides_upstream(&name, uploaded) {
-        let page = state.index.project_page(&name, format)?;
-        let page = page.ok_or_else(|| not_in_index(&name))?;
-        return Ok(respond(&request, page, format));
-    }
-    let upstream = match state.mirror.project_page(&name).await {
-        Ok(upstream) => upstream,
-        Err(error) if !local.is_empty() => {
-            tracing::warn!(project = %name, %error, "upstream failed; serving local files only");
-            None
+    match catalog::listing(&state.index, &state.mirror, &name).await? {
+        None => Err(not_in_index(&name)),
+        Some(Listing::Local) => {
+            let page = state
+                .index
+                .project_page(&name, format)?
+                .ok_or_else(|| not_in_index(&name))?;
+            Ok(respond(&request, page, format))
         }
-        Err(error) => return Err(error.into()),
-    };
-    if upstream.is_none() && local.is_empty() {
-        return Err(not_in_index(&name));
+        Some(Listing::Merged { detail, stale }) => {
+            queue_for_client(&request, &state, &name, &detail);
+            let mut response = respond(
+                &request,
+                state.index.render_uncached(&detail, format),
+                format,
+            );
+            if let Some(error) = stale {
+                mark_stale(&mut response, &error.to_string());
+            }
+            Ok(response)
+        }
     }
-    let detail = merged_detail(
-        name.as_ref(),
-        upstream.as_ref().map(|page| &page.detail),
-        &local,
-    );
-    let mut response = respond(
-        &request,
-        state.index.render_uncached(&detail, format),
-        format,
-    );
-    if let Some(error) = upstream.and_then(|page| page.stale) {
-        mark_stale(&mut response, &error.to_string());
-    }
-    Ok(response)
 }
 
-fn not_in_index(name: &PackageName) -> ApiError {
+/// pip and uv say what they run on: when that is a target the farm builds, queue what the
+/// page lacks for it, in the background.
+fn queue_for_client(
+    request: &HttpRequest,
+    state: &web::Data<AppState>,
+    name: &PackageName,
+    detail: &ProjectDetail,
+) {
+    if !state.on_demand.infer_from_user_agent || state.on_demand.on_miss == OnMiss::Off {
+        return;
+    }
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let Some(target) = target_from_user_agent(user_agent)
+        .and_then(|client| state.builds.target_for_client(&client))
+    else {
+        return;
+    };
+    if missing_wheels(detail, &target, state.on_demand.releases).is_empty() {
+        return;
+    }
+    let (state, name, detail) = (state.clone(), name.clone(), detail.clone());
+    tokio::spawn(async move {
+        state
+            .builds
+            .queue_missing(&name, &detail, &target, state.on_demand.releases)
+            .await;
+    });
+}
+
+pub(super) fn not_in_index(name: &PackageName) -> ApiError {
     ApiError::NotFound(format!(
         "project `{name}` is not in this index or its upstreams"
     ))
@@ -121,7 +147,7 @@ fn not_in_index(name: &PackageName) -> ApiError {
 
 /// A cached page served because the upstream failed: RFC 7234's `Warning: 110` plus the
 /// cause, so clients and operators can tell.
-fn mark_stale(response: &mut HttpResponse, cause: &str) {
+pub(super) fn mark_stale(response: &mut HttpResponse, cause: &str) {
     let headers = response.headers_mut();
     headers.insert(
         header::WARNING,

@@ -1,0 +1,116 @@
+//! Which releases of a project page lack a wheel for a target but have an sdist to build
+//! one from: what on-demand builds and prewarming queue.
+
+use crate::pypi::simple::ProjectDetail;
+use crate::pypi::{DistFilename, Sha256Digest, Target, Version};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingWheel {
+    pub version: Version,
+    pub sdist_filename: String,
+    pub sdist_sha256: Sha256Digest,
+}
+
+/// For the newest `releases` final, non-yanked releases of `detail`: those with an sdist
+/// (with a sha256) and no wheel that installs on `target`.
+pub fn missing_wheels(
+    detail: &ProjectDetail,
+    target: &Target,
+    releases: usize,
+) -> Vec<MissingWheel> {
+    let mut versions: Vec<Version> = detail
+        .files
+        .iter()
+        .filter(|file| !file.yanked.is_yanked())
+        .filter_map(|file| {
+            file.filename
+                .parse::<DistFilename>()
+                .ok()
+                .map(|parsed| parsed.version().clone())
+        })
+        .filter(|version| !version.any_prerelease())
+        .collect();
+    versions.sort();
+    versions.dedup();
+    versions
+        .iter()
+        .rev()
+        .take(releases)
+        .filter_map(|version| {
+            let mut has_wheel = false;
+            let mut sdist = None;
+            for file in detail.files.iter().filter(|file| !file.yanked.is_yanked()) {
+                match file.filename.parse::<DistFilename>() {
+                    Ok(DistFilename::Wheel(wheel)) if &wheel.version == version => {
+                        has_wheel |= target.accepts(&wheel)
+                    }
+                    Ok(DistFilename::Sdist(candidate)) if &candidate.version == version => {
+                        sdist = file
+                            .sha256()
+                            .and_then(|hex| hex.parse().ok())
+                            .map(|digest| (file.filename.clone(), digest));
+                    }
+                    _ => {}
+                }
+            }
+            let (sdist_filename, sdist_sha256) = sdist.filter(|_| !has_wheel)?;
+            Some(MissingWheel {
+                version: version.clone(),
+                sdist_filename,
+                sdist_sha256,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pypi::simple::{CoreMetadataRef, FileDetail, Meta, Yanked};
+    use std::collections::BTreeMap;
+
+    fn file(filename: &str) -> FileDetail {
+        FileDetail {
+            filename: filename.into(),
+            url: format!("/files/x/{filename}"),
+            hashes: BTreeMap::from([(
+                "sha256".into(),
+                Sha256Digest::of(filename.as_bytes()).to_hex(),
+            )]),
+            requires_python: None,
+            core_metadata: CoreMetadataRef::Absent(false),
+            dist_info_metadata: CoreMetadataRef::Absent(false),
+            yanked: Yanked::Flag(false),
+            size: None,
+            upload_time: None,
+        }
+    }
+
+    #[test]
+    fn finds_the_newest_releases_without_a_wheel_for_the_target() {
+        let target: Target = "cp313-musllinux_1_2_x86_64".parse().unwrap();
+        let detail = ProjectDetail {
+            meta: Meta::default(),
+            name: "psycopg2".into(),
+            versions: vec![],
+            files: vec![
+                file("psycopg2-2.9.9.tar.gz"),
+                file("psycopg2-2.9.10.tar.gz"),
+                file("psycopg2-2.9.10-cp313-cp313-manylinux_2_17_x86_64.whl"),
+                file("psycopg2-3.0.0a1.tar.gz"),
+            ],
+        };
+        let missing = missing_wheels(&detail, &target, 1);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].version.to_string(), "2.9.10");
+        assert_eq!(missing_wheels(&detail, &target, 2).len(), 2);
+        let mut built = detail.clone();
+        built
+            .files
+            .push(file("psycopg2-2.9.10-cp313-cp313-musllinux_1_2_x86_64.whl"));
+        assert!(missing_wheels(&built, &target, 1).is_empty());
+        let mut pure = detail;
+        pure.files.push(file("psycopg2-2.9.10-py3-none-any.whl"));
+        assert!(missing_wheels(&pure, &target, 1).is_empty());
+    }
+}

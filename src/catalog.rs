@@ -1,0 +1,84 @@
+//! What a project page lists: the files held here alone (uploaded projects, or no
+//! upstream), or the upstream's files merged with ours. Shared by `/simple/` and the
+//! target-pinned `/t/<target>/simple/` pages.
+
+use crate::index::{Index, merged_detail, project_detail};
+use crate::metadata::{FileOrigin, IndexError};
+use crate::mirror::{Mirror, MirrorError, UpstreamError};
+use crate::pypi::PackageName;
+use crate::pypi::simple::ProjectDetail;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+}
+
+pub enum Listing {
+    /// Only files held here: the index renders (and caches) the page itself.
+    Local,
+    /// The upstream's page merged with ours; `stale` when the upstream failed and a cached
+    /// copy stands in.
+    Merged {
+        detail: ProjectDetail,
+        stale: Option<UpstreamError>,
+    },
+}
+
+/// How `name`'s page is made, or `None` when neither this index nor an upstream has it.
+pub async fn listing(
+    index: &Index,
+    mirror: &Mirror,
+    name: &PackageName,
+) -> Result<Option<Listing>, CatalogError> {
+    let local = index.store().files(name)?;
+    let uploaded = local.iter().any(|file| file.origin == FileOrigin::Uploaded);
+    if mirror.hides_upstream(name, uploaded) {
+        return Ok((!local.is_empty()).then_some(Listing::Local));
+    }
+    let upstream = match mirror.project_page(name).await {
+        Ok(upstream) => upstream,
+        Err(error) if !local.is_empty() => {
+            tracing::warn!(project = %name, %error, "upstream failed; serving local files only");
+            None
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if upstream.is_none() && local.is_empty() {
+        return Ok(None);
+    }
+    let detail = merged_detail(
+        name.as_ref(),
+        upstream.as_ref().map(|page| &page.detail),
+        &local,
+    );
+    Ok(Some(Listing::Merged {
+        detail,
+        stale: upstream.and_then(|page| page.stale),
+    }))
+}
+
+/// The page model whichever way it is made.
+pub async fn detail(
+    index: &Index,
+    mirror: &Mirror,
+    name: &PackageName,
+) -> Result<Option<(ProjectDetail, Option<UpstreamError>)>, CatalogError> {
+    Ok(match listing(index, mirror, name).await? {
+        None => None,
+        Some(Listing::Merged { detail, stale }) => Some((detail, stale)),
+        Some(Listing::Local) => {
+            let project = index.store().project(name)?;
+            project
+                .map(|project| {
+                    Ok::<_, IndexError>((
+                        project_detail(&project, &index.store().files(name)?),
+                        None,
+                    ))
+                })
+                .transpose()?
+        }
+    })
+}
