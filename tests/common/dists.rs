@@ -107,19 +107,38 @@ pub fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
 
 /// A `name-version.tar.gz` sdist with `PKG-INFO` and a setup.py, plus `extra` entries.
 pub fn write_sdist(dir: &Path, name: &str, version: &str, extra: &[(&str, &[u8])]) -> PathBuf {
-    let setup = format!("from setuptools import setup\nsetup(name={name:?}, version={version:?})\n");
+    let setup =
+        format!("from setuptools import setup\nsetup(name={name:?}, version={version:?})\n");
     write_sdist_with_setup(dir, name, version, &setup, extra)
 }
 
 /// An sdist whose `setup.py` is `setup`; `extra` paths are relative to the sdist's top directory.
-pub fn write_project_sdist(dir: &Path, name: &str, version: &str, setup: &str, extra: &[(&str, &str)]) -> PathBuf {
+pub fn write_project_sdist(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    setup: &str,
+    extra: &[(&str, &str)],
+) -> PathBuf {
     let top = format!("{}-{version}", name.replace('-', "_"));
-    let entries: Vec<(String, Vec<u8>)> = extra.iter().map(|(path, text)| (format!("{top}/{path}"), text.as_bytes().to_vec())).collect();
-    let borrowed: Vec<(&str, &[u8])> = entries.iter().map(|(path, bytes)| (path.as_str(), bytes.as_slice())).collect();
+    let entries: Vec<(String, Vec<u8>)> = extra
+        .iter()
+        .map(|(path, text)| (format!("{top}/{path}"), text.as_bytes().to_vec()))
+        .collect();
+    let borrowed: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))
+        .collect();
     write_sdist_with_setup(dir, name, version, setup, &borrowed)
 }
 
-fn write_sdist_with_setup(dir: &Path, name: &str, version: &str, setup: &str, extra: &[(&str, &[u8])]) -> PathBuf {
+fn write_sdist_with_setup(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    setup: &str,
+    extra: &[(&str, &[u8])],
+) -> PathBuf {
     let top = format!("{}-{version}", name.replace('-', "_"));
     let path = dir.join(format!("{top}.tar.gz"));
     let file = std::fs::File::create(&path).expect("create sdist");

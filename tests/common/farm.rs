@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::UPLOAD_TOKEN;
 use super::dists::write_project_sdist;
 use super::musl_root::musl_root;
 use super::server::{TestServer, base_config};
-use super::UPLOAD_TOKEN;
 
 pub const TARGET: &str = "cp313-musllinux_1_2_x86_64";
 
@@ -19,7 +19,13 @@ pub fn build_config(executor: &str, builder: &str, runtime: &str, time_limit: u6
 
 pub fn farm_server(time_limit: u64) -> TestServer {
     let root = musl_root();
-    let config = base_config("", "") + &build_config("runc", &root.builder.display().to_string(), &root.runtime.display().to_string(), time_limit);
+    let config = base_config("", "")
+        + &build_config(
+            "runc",
+            &root.builder.display().to_string(),
+            &root.runtime.display().to_string(),
+            time_limit,
+        );
     TestServer::start_with(&config)
 }
 
@@ -32,7 +38,16 @@ pub fn c_extension_sdist(dir: &Path, name: &str, prelude: &str) -> PathBuf {
     );
     let init = "from ._speed import add\n".to_string();
     let source = "#define PY_SSIZE_T_CLEAN\n#include <Python.h>\nstatic PyObject *add(PyObject *self, PyObject *args) {\n    long a, b;\n    if (!PyArg_ParseTuple(args, \"ll\", &a, &b)) return NULL;\n    return PyLong_FromLong(a + b);\n}\nstatic PyMethodDef methods[] = {{\"add\", add, METH_VARARGS, \"Add two integers.\"}, {NULL, NULL, 0, NULL}};\nstatic struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"_speed\", NULL, -1, methods};\nPyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&module); }\n";
-    write_project_sdist(dir, name, "1.0", &setup, &[(&format!("src/{module}/__init__.py"), &init), ("src/speed.c", source)])
+    write_project_sdist(
+        dir,
+        name,
+        "1.0",
+        &setup,
+        &[
+            (&format!("src/{module}/__init__.py"), &init),
+            ("src/speed.c", source),
+        ],
+    )
 }
 
 pub fn request_build(server: &TestServer, project: &str, version: &str) -> serde_json::Value {
@@ -57,7 +72,12 @@ pub fn wait_for_build(server: &TestServer, id: &str, limit: Duration) -> serde_j
         if matches!(build["state"].as_str(), Some("succeeded" | "failed")) {
             return build;
         }
-        assert!(started.elapsed() < limit, "build {id} still {} after {limit:?}:\n{}", build["state"], server.log());
+        assert!(
+            started.elapsed() < limit,
+            "build {id} still {} after {limit:?}:\n{}",
+            build["state"],
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
