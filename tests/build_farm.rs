@@ -285,3 +285,156 @@ fn the_build_command_shares_the_cache_and_writes_the_wheel() {
         "a cache hit ran a build: {second}"
     );
 }
+
+/// NEEDED entries of a shared library, read with the host's binutils.
+fn needed(library: &[u8]) -> Vec<String> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), library).unwrap();
+    let output = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(file.path())
+        .output()
+        .expect("readelf (binutils)");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("(NEEDED)"))
+        .filter_map(|line| {
+            line.split('[')
+                .nth(1)
+                .map(|rest| rest.trim_end_matches(']').to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn psycopg2_from_its_real_sdist_vendors_libpq_and_imports_without_it() {
+    let root = common::musl_root::musl_root();
+    assert!(
+        !root.runtime.join("usr/local/lib/libpq.so.5").exists(),
+        "the runtime root must not have libpq"
+    );
+    let server = farm_server(900);
+    upload(&server, &common::farm::pypi_sdist("psycopg2", "2.9.10"));
+    let requested = request_build(&server, "psycopg2", "2.9.10");
+    let build = wait_for_build(
+        &server,
+        requested["id"].as_str().unwrap(),
+        Duration::from_secs(900),
+    );
+    assert_eq!(build["state"], "succeeded", "{}", build["log"]);
+    let log = build["log"].as_str().unwrap();
+    assert!(
+        log.contains("import check: import psycopg2") && log.contains("smoke test passed"),
+        "{log}"
+    );
+    let page = server.get_json("/simple/psycopg2/");
+    let wheel = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["filename"] == "psycopg2-2.9.10-cp313-cp313-musllinux_1_2_x86_64.whl")
+        .expect("listed");
+    let bytes = server.get(wheel["url"].as_str().unwrap()).bytes().unwrap();
+    let entries = wheel_entries(&bytes);
+    let libpq = entries
+        .iter()
+        .find(|name| name.starts_with("psycopg2.libs/libpq-"))
+        .expect("libpq vendored in psycopg2.libs/");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.as_ref())).unwrap();
+    let mut extension = Vec::new();
+    archive
+        .by_name("psycopg2/_psycopg.cpython-313-x86_64-linux-musl.so")
+        .unwrap()
+        .read_to_end(&mut extension)
+        .unwrap();
+    let needed = needed(&extension);
+    let vendored = libpq.trim_start_matches("psycopg2.libs/");
+    assert!(
+        needed.iter().any(|name| name == vendored),
+        "NEEDED {needed:?} lacks {vendored}"
+    );
+    assert!(
+        !needed.iter().any(|name| name == "libpq.so.5"),
+        "NEEDED still names the system libpq: {needed:?}"
+    );
+}
+
+#[test]
+fn a_real_pypi_sdist_without_a_cp313_musllinux_wheel_builds_through_the_mirror() {
+    use common::upstream::{UpstreamServer, UpstreamTree};
+    let work = tempfile::tempdir().unwrap();
+    let tree = UpstreamTree::new(&work.path().join("tree"));
+    tree.publish(
+        "markupsafe",
+        &[common::farm::pypi_sdist("MarkupSafe", "2.1.5")],
+    );
+    let upstream = UpstreamServer::start(&tree, "json");
+    let root = common::musl_root::musl_root();
+    let config = common::server::base_config("", "")
+        + &common::farm::build_config(
+            "runc",
+            &root.builder.display().to_string(),
+            &root.runtime.display().to_string(),
+            600,
+        );
+    let server = TestServer::mirroring(&[&upstream.simple_url()], &config);
+    let requested = request_build(&server, "markupsafe", "2.1.5");
+    let build = wait_for_build(
+        &server,
+        requested["id"].as_str().unwrap(),
+        Duration::from_secs(600),
+    );
+    assert_eq!(build["state"], "succeeded", "{}", build["log"]);
+    assert_eq!(
+        upstream.count("/files/MarkupSafe-2.1.5.tar.gz"),
+        1,
+        "the sdist came through the mirror"
+    );
+    let page = server.get_json("/simple/markupsafe/");
+    let filenames: Vec<&str> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| file["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        filenames,
+        [
+            "MarkupSafe-2.1.5.tar.gz",
+            "markupsafe-2.1.5-cp313-cp313-musllinux_1_2_x86_64.whl"
+        ]
+    );
+    let output = common::run(
+        tool("pip")
+            .args([
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                "musllinux_1_2_x86_64",
+            ])
+            .args([
+                "--python-version",
+                "3.13",
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp313",
+            ])
+            .args(["--index-url", &server.index_url(), "--dest"])
+            .arg(work.path().join("out"))
+            .arg("markupsafe==2.1.5"),
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let wheel = std::fs::read(
+        work.path()
+            .join("out/markupsafe-2.1.5-cp313-cp313-musllinux_1_2_x86_64.whl"),
+    )
+    .unwrap();
+    assert!(
+        wheel_entries(&wheel)
+            .iter()
+            .any(|name| name == "markupsafe/_speedups.cpython-313-x86_64-linux-musl.so")
+    );
+    let _ = TARGET;
+}

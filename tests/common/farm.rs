@@ -85,3 +85,33 @@ pub fn wait_for_build(server: &TestServer, id: &str, limit: Duration) -> serde_j
 pub fn containers_started(server: &TestServer) -> u64 {
     server.metric("edelweiss_build_containers_started_total{step=\"build step\"}")
 }
+
+/// A real sdist from PyPI, downloaded once per machine with the host's pip.
+pub fn pypi_sdist(project: &str, version: &str) -> PathBuf {
+    let cache = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".cache/edelweiss/test-sdists");
+    std::fs::create_dir_all(&cache).unwrap();
+    let prefix = format!("{}_{version}.", project.replace('-', "_").to_lowercase());
+    let find = || {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .find(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.to_lowercase().replace('-', "_").starts_with(&prefix))
+            })
+    };
+    if let Some(path) = find() {
+        return path;
+    }
+    super::assert_success(
+        super::tool("pip")
+            .args(["download", "--no-binary", ":all:", "--no-deps", "--dest"])
+            .arg(&cache)
+            .arg(format!("{project}=={version}")),
+    );
+    find().expect("the downloaded sdist")
+}
