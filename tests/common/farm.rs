@@ -17,15 +17,89 @@ pub fn build_config(executor: &str, builder: &str, runtime: &str, time_limit: u6
     )
 }
 
-pub fn farm_server(time_limit: u64) -> TestServer {
-    let root = musl_root();
-    let config = base_config("", "")
-        + &build_config(
-            "runc",
-            &root.builder.display().to_string(),
-            &root.runtime.display().to_string(),
-            time_limit,
-        );
+/// The executors the farm tests run with: runc over the root directories, and docker over
+/// the same roots imported as images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Runc,
+    Docker,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Runc => "runc",
+            Self::Docker => "docker",
+        }
+    }
+
+    /// False, after saying so in one line, where no docker engine answers.
+    pub fn available(self) -> bool {
+        if self == Self::Runc {
+            return true;
+        }
+        let answers = std::process::Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output()
+            .is_ok_and(|output| output.status.success());
+        if !answers {
+            eprintln!(
+                "skipped: no docker engine answers here; the docker executor matrix needs one"
+            );
+        }
+        answers
+    }
+
+    /// Builder and runtime as this executor names them.
+    pub fn builders(self) -> (String, String) {
+        let root = musl_root();
+        match self {
+            Self::Runc => (
+                root.builder.display().to_string(),
+                root.runtime.display().to_string(),
+            ),
+            Self::Docker => (
+                docker_image(&root.builder, "edelweiss-musl-root"),
+                docker_image(&root.runtime, "edelweiss-musl-runtime"),
+            ),
+        }
+    }
+}
+
+/// `workers/musl-root/import-image`, once per root and process.
+fn docker_image(root: &Path, name: &str) -> String {
+    static IMAGES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut images = IMAGES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, image)) = images.iter().find(|(known, _)| known == root) {
+        return image.clone();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("workers/musl-root/import-image");
+    let output = std::process::Command::new(script)
+        .arg(root)
+        .args(["--name", name])
+        .output()
+        .expect("run import-image");
+    assert!(
+        output.status.success(),
+        "import-image failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let image = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    images.push((root.to_path_buf(), image.clone()));
+    image
+}
+
+pub fn farm_server(runtime: Runtime, time_limit: u64) -> TestServer {
+    let (builder, runtime_image) = runtime.builders();
+    let config =
+        base_config("", "") + &build_config(runtime.name(), &builder, &runtime_image, time_limit);
     TestServer::start_with(&config)
 }
 
