@@ -244,10 +244,31 @@ fn a_build_interrupted_by_a_crash_is_requeued_and_completes_once(runtime: Runtim
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(2));
+    if runtime == Runtime::Docker {
+        let settings =
+            common::farm::docker_container_settings(&id).expect("the build container runs");
+        let config = &settings["HostConfig"];
+        assert_eq!(config["ReadonlyRootfs"], true);
+        assert_eq!(config["NetworkMode"], "none");
+        assert_eq!(config["CapDrop"], serde_json::json!(["ALL"]));
+        assert_eq!(
+            config["SecurityOpt"],
+            serde_json::json!(["no-new-privileges"])
+        );
+        assert_eq!(settings["Config"]["User"], "65534:65534");
+        assert_eq!(settings["Config"]["Labels"]["edelweiss.build"], id.as_str());
+        assert!(settings["Name"].as_str().unwrap().contains(&id));
+    }
+    // SIGKILL: the running build container outlives its server.
     let server = server.restart();
     let build = wait_for_build(&server, &id, Duration::from_secs(600));
     assert_eq!(build["state"], "succeeded", "{}", build["log"]);
     assert_eq!(build["attempts"], 2);
+    assert_eq!(
+        common::farm::leftover_containers(runtime, &server, &id),
+        Vec::<String>::new(),
+        "containers left after the crash and the rebuild"
+    );
     let page = server.get_json("/simple/slow-ext/");
     let wheels = page["files"]
         .as_array()

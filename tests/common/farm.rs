@@ -189,3 +189,52 @@ pub fn pypi_sdist(project: &str, version: &str) -> PathBuf {
     );
     find().expect("the downloaded sdist")
 }
+
+/// Containers of build `id` that still exist (running or not).
+pub fn leftover_containers(runtime: Runtime, server: &TestServer, id: &str) -> Vec<String> {
+    let output = match runtime {
+        Runtime::Docker => std::process::Command::new("docker")
+            .args([
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                &format!("label=edelweiss.build={id}"),
+            ])
+            .output(),
+        Runtime::Runc => std::process::Command::new("runc")
+            .arg("--root")
+            .arg(server.data_dir.join("runc"))
+            .args(["list", "--quiet"])
+            .output(),
+    }
+    .expect("list containers");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.is_empty() && (runtime == Runtime::Docker || line.contains(id)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// How docker runs a build container, read while it runs: the hardening flags and labels.
+pub fn docker_container_settings(id: &str) -> Option<serde_json::Value> {
+    let listed = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "--quiet",
+            "--filter",
+            &format!("label=edelweiss.build={id}"),
+        ])
+        .output()
+        .ok()?;
+    let container = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .next()?
+        .to_string();
+    let inspected = std::process::Command::new("docker")
+        .args(["inspect", &container])
+        .output()
+        .ok()?;
+    let mut all: serde_json::Value = serde_json::from_slice(&inspected.stdout).ok()?;
+    Some(all[0].take())
+}
