@@ -8,8 +8,8 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 
 use crate::build::{
-    BuildQueue, BuildService, Pipeline, RecipeBook, RecipeError, SHIPPED, ServiceParts,
-    TargetBuilders,
+    BuildQueue, BuildService, ContainerSteps, Pipeline, RecipeBook, RecipeError, SHIPPED,
+    ServiceParts, TargetBuilders,
 };
 use crate::config::{ConfigError, ExecutorKind, Settings};
 use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
@@ -69,7 +69,7 @@ fn fresh_dir(path: PathBuf) -> Result<PathBuf, StartupError> {
     Ok(path)
 }
 
-fn executor(settings: &Settings) -> Arc<dyn Executor> {
+pub fn executor(settings: &Settings) -> Arc<dyn Executor> {
     match settings.build.executor {
         ExecutorKind::Runc => Arc::new(Runc::new(
             settings.data_dir.join("runc"),
@@ -77,6 +77,19 @@ fn executor(settings: &Settings) -> Arc<dyn Executor> {
         )),
         ExecutorKind::Docker => Arc::new(ContainerCli::new(Engine::Docker)),
         ExecutorKind::Podman => Arc::new(ContainerCli::new(Engine::Podman)),
+    }
+}
+
+/// The limits of each container run.
+pub fn build_limits(settings: &Settings) -> Limits {
+    let build = &settings.build;
+    Limits {
+        time: Duration::from_secs(build.time_limit_seconds),
+        memory_mb: build.memory_mb,
+        cpus: build.cpus,
+        pids: build.pids,
+        scratch_mb: build.scratch_mb,
+        max_file_mb: build.max_file_mb,
     }
 }
 
@@ -123,20 +136,15 @@ impl Services {
         let instance = instance_id(settings);
         let build = &settings.build;
         let pipeline = Pipeline {
-            executor: executor.clone(),
+            steps: ContainerSteps {
+                executor: executor.clone(),
+                limits: build_limits(settings),
+                instance: instance.clone(),
+                metrics: metrics.clone(),
+            },
             store: store.clone(),
             ingestor: ingestor.clone(),
             work_root,
-            limits: Limits {
-                time: Duration::from_secs(build.time_limit_seconds),
-                memory_mb: build.memory_mb,
-                cpus: build.cpus,
-                pids: build.pids,
-                scratch_mb: build.scratch_mb,
-                max_file_mb: build.max_file_mb,
-            },
-            instance: instance.clone(),
-            metrics: metrics.clone(),
         };
         let targets = build
             .targets

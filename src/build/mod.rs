@@ -8,11 +8,15 @@ mod queue;
 mod recipe;
 mod records;
 mod service;
+mod steps;
 
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
 pub use on_demand::{MissingWheel, missing_wheels};
-pub use pipeline::{Pipeline, PipelineResult, TargetBuilders, default_import_check};
+pub use pipeline::{Pipeline, PipelineResult};
 pub use queue::{BuildQueue, QueueError, Requested};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
 pub use records::{BuildRecord, BuildState, BuiltWheel, Failure, FailureKind};
 pub use service::{BuildError, BuildService, ServiceParts};
+pub use steps::{
+    ContainerSteps, StepsResult, TargetBuilders, TestedWheel, check_wheel, default_import_check,
+};

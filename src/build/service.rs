@@ -9,10 +9,11 @@ use futures::StreamExt;
 use tokio::sync::{Mutex, Notify};
 
 use super::key::{BuildKey, KeyInputs};
-use super::pipeline::{Pipeline, TargetBuilders};
+use super::pipeline::Pipeline;
 use super::queue::{BuildQueue, QueueError, Requested};
 use super::recipe::{Recipe, RecipeBook};
 use super::records::{BuildRecord, BuildState, FailureKind, timestamp};
+use super::steps::TargetBuilders;
 use crate::executor::ExecutorError;
 use crate::metadata::{FileKind, IndexError, IndexStore};
 use crate::mirror::{Mirror, MirrorError, MirroredFile};
@@ -172,7 +173,7 @@ impl BuildService {
             target: builders.target.to_string(),
             source,
         };
-        let executor = &self.pipeline.executor;
+        let executor = &self.pipeline.steps.executor;
         let builder = executor
             .builder_identity(&builder_image)
             .await

@@ -1,0 +1,350 @@
+//! The container side of one build, wherever it runs (in the server or on a remote worker):
+//! the sdist into a work directory, the build step in the builder, checks on what came out,
+//! and the smoke test in a fresh runtime container. Each failure is classified: the
+//! package's (final) or ours (retried).
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::key::{BUILD_STEP, SMOKE_STEP};
+use super::recipe::Recipe;
+use super::records::{BuildRecord, Failure, FailureKind};
+use crate::executor::{BUILD_LABEL, Executor, INSTANCE_LABEL, Limits, Mount, RunOutcome, RunSpec};
+use crate::metrics::Metrics;
+use crate::pypi::{Target, WheelFilename};
+
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where a target is built and smoke-tested.
+#[derive(Debug, Clone)]
+pub struct TargetBuilders {
+    pub target: Target,
+    /// Builder image or root filesystem; `{recipe}` stands for `Recipe::image_tag`.
+    pub builder: String,
+    /// Plain runtime image or root (no compiler): the smoke test's.
+    pub runtime: String,
+}
+
+impl TargetBuilders {
+    /// The builder for one recipe.
+    pub fn builder_for(&self, recipe: &Recipe) -> String {
+        self.builder.replace("{recipe}", &recipe.image_tag())
+    }
+}
+
+pub fn package(message: impl Into<String>) -> Failure {
+    Failure {
+        kind: FailureKind::Package,
+        message: message.into(),
+    }
+}
+
+pub fn infrastructure(message: impl Into<String>) -> Failure {
+    Failure {
+        kind: FailureKind::Infrastructure,
+        message: message.into(),
+    }
+}
+
+/// One container run of a build: `name` is also the step script, `/edelweiss/<name>.sh`.
+struct Step<'a> {
+    name: &'static str,
+    image: &'a str,
+    env: Vec<(String, String)>,
+    mounts: Vec<Mount>,
+}
+
+fn mount(host: PathBuf, container: &str, read_only: bool) -> Mount {
+    Mount {
+        host,
+        container: container.to_string(),
+        read_only,
+    }
+}
+
+pub struct ContainerSteps {
+    pub executor: Arc<dyn Executor>,
+    pub limits: Limits,
+    /// Names this process's containers, so a restart can remove what a crash left.
+    pub instance: String,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A wheel that passed its smoke test, still in the work directory.
+pub struct TestedWheel {
+    pub path: PathBuf,
+    pub filename: WheelFilename,
+}
+
+pub struct StepsResult {
+    pub outcome: Result<TestedWheel, Failure>,
+    pub log: Vec<u8>,
+}
+
+impl ContainerSteps {
+    fn spec(&self, record: &BuildRecord, step: Step, work: &Path) -> RunSpec {
+        let Step {
+            name: step,
+            image,
+            env,
+            mounts,
+        } = step;
+        RunSpec {
+            name: format!("edelweiss-{}-{}-{step}", self.instance, record.id),
+            labels: vec![
+                (INSTANCE_LABEL.into(), self.instance.clone()),
+                (BUILD_LABEL.into(), record.id.clone()),
+            ],
+            image: image.to_string(),
+            command: vec!["/bin/sh".to_string(), format!("/edelweiss/{step}.sh")],
+            env,
+            mounts,
+            workdir: "/scratch".into(),
+            limits: self.limits,
+            log: work.join(format!("{step}.log")),
+        }
+    }
+
+    fn prepare(work: &Path, record: &BuildRecord, sdist: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        if work.exists() {
+            std::fs::remove_dir_all(work)?;
+        }
+        for dir in ["input", "output", "wheelhouse", "steps"] {
+            std::fs::create_dir_all(work.join(dir))?;
+        }
+        // The build runs as an unprivileged user: it may write its output and nothing else.
+        std::fs::set_permissions(work.join("output"), std::fs::Permissions::from_mode(0o777))?;
+        std::fs::write(work.join("steps/build.sh"), BUILD_STEP)?;
+        std::fs::write(work.join("steps/smoke.sh"), SMOKE_STEP)?;
+        std::fs::write(work.join("input").join(&record.sdist_filename), sdist)
+    }
+
+    async fn run_step(&self, spec: RunSpec, what: &'static str) -> Result<(), Failure> {
+        let time = spec.limits.time;
+        self.metrics.build_container_started(what);
+        match self.executor.run(spec).await {
+            Ok(RunOutcome::Exited(0)) => Ok(()),
+            Ok(RunOutcome::Exited(code)) => {
+                Err(package(format!("the {what} exited with status {code}")))
+            }
+            Ok(RunOutcome::TimedOut) => Err(package(format!(
+                "the {what} was killed at the time limit ({}s)",
+                time.as_secs()
+            ))),
+            Ok(RunOutcome::OutOfMemory) => Err(package(format!(
+                "the {what} was killed at the memory limit ({} MB)",
+                self.limits.memory_mb
+            ))),
+            Err(error) => Err(infrastructure(format!("the {what} could not run: {error}"))),
+        }
+    }
+
+    fn single_wheel(
+        output: &Path,
+        record: &BuildRecord,
+        target: &Target,
+    ) -> Result<TestedWheel, Failure> {
+        let wheels: Vec<PathBuf> = std::fs::read_dir(output)
+            .map_err(|error| infrastructure(error.to_string()))?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "whl"))
+            .collect();
+        let [wheel] = wheels.as_slice() else {
+            return Err(package(format!(
+                "the build step produced {} wheels; expected one",
+                wheels.len()
+            )));
+        };
+        let name = wheel
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default();
+        check_wheel(name, record, target).map(|filename| TestedWheel {
+            path: wheel.clone(),
+            filename,
+        })
+    }
+
+    async fn build_and_test(
+        &self,
+        record: &BuildRecord,
+        builders: &TargetBuilders,
+        recipe: &Recipe,
+        work: &Path,
+        sdist: &[u8],
+    ) -> Result<TestedWheel, Failure> {
+        Self::prepare(work, record, sdist).map_err(|error| {
+            infrastructure(format!("cannot prepare {}: {error}", work.display()))
+        })?;
+        let mut env = vec![
+            ("PATH".to_string(), PATH.to_string()),
+            (
+                "EDELWEISS_SDIST".into(),
+                format!("/input/{}", record.sdist_filename),
+            ),
+            ("EDELWEISS_PROJECT".into(), record.project.clone()),
+            ("EDELWEISS_VERSION".into(), record.version.clone()),
+            (
+                "EDELWEISS_PLATFORM".into(),
+                builders.target.platform.to_string(),
+            ),
+            (
+                "EDELWEISS_VERSION_MUST_MATCH".into(),
+                recipe.version_must_match.clone(),
+            ),
+        ];
+        env.extend(
+            recipe
+                .env
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone())),
+        );
+        let mounts = vec![
+            mount(work.join("steps"), "/edelweiss", true),
+            mount(work.join("input"), "/input", true),
+            mount(work.join("wheelhouse"), "/wheelhouse", true),
+            mount(work.join("output"), "/output", false),
+        ];
+        let builder = builders.builder_for(recipe);
+        let build = self.spec(
+            record,
+            Step {
+                name: "build",
+                image: &builder,
+                env,
+                mounts,
+            },
+            work,
+        );
+        self.run_step(build, "build step").await?;
+        let wheel = Self::single_wheel(&work.join("output"), record, &builders.target)?;
+        let import_check = match recipe.import_check.trim() {
+            "" => default_import_check(&wheel.path).map_err(package)?,
+            check => check.to_string(),
+        };
+        let env = vec![
+            ("PATH".to_string(), PATH.to_string()),
+            (
+                "EDELWEISS_WHEEL".into(),
+                format!("/output/{}", wheel.filename),
+            ),
+            ("EDELWEISS_IMPORT_CHECK".into(), import_check),
+        ];
+        let mounts = vec![
+            mount(work.join("steps"), "/edelweiss", true),
+            mount(work.join("output"), "/output", true),
+        ];
+        let smoke = self.spec(
+            record,
+            Step {
+                name: "smoke",
+                image: &builders.runtime,
+                env,
+                mounts,
+            },
+            work,
+        );
+        self.run_step(smoke, "smoke test").await?;
+        Ok(wheel)
+    }
+
+    /// Runs both steps in `work`, which the caller removes once it has taken the wheel.
+    pub async fn run(
+        &self,
+        record: &BuildRecord,
+        builders: &TargetBuilders,
+        recipe: &Recipe,
+        work: &Path,
+        sdist: &[u8],
+    ) -> StepsResult {
+        let outcome = self
+            .build_and_test(record, builders, recipe, work, sdist)
+            .await;
+        let mut log = Vec::new();
+        for (step, title) in [("build", "build step"), ("smoke", "smoke test")] {
+            if let Ok(mut file) = std::fs::File::open(work.join(format!("{step}.log"))) {
+                log.extend_from_slice(format!("===== {title} =====\n").as_bytes());
+                let _ = file.read_to_end(&mut log);
+            }
+        }
+        if let Err(failure) = &outcome {
+            log.extend_from_slice(
+                format!(
+                    "===== edelweiss: {:?} failure: {} =====\n",
+                    failure.kind, failure.message
+                )
+                .as_bytes(),
+            );
+        }
+        StepsResult { outcome, log }
+    }
+}
+
+/// A built wheel's name must be the build's project and version and install on the target.
+pub fn check_wheel(
+    name: &str,
+    record: &BuildRecord,
+    target: &Target,
+) -> Result<WheelFilename, Failure> {
+    let parsed: WheelFilename = name
+        .parse()
+        .map_err(|error| package(format!("the build produced an invalid wheel name: {error}")))?;
+    if parsed.name.as_ref() != record.project || parsed.version.to_string() != record.version {
+        return Err(package(format!(
+            "the build produced {name}, not {} {}",
+            record.project, record.version
+        )));
+    }
+    if !target.accepts(&parsed) {
+        return Err(package(format!(
+            "the repaired wheel {name} does not install on {target}"
+        )));
+    }
+    Ok(parsed)
+}
+
+/// `import a; import b` for the wheel's top-level packages and modules.
+pub fn default_import_check(wheel: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(wheel).map_err(|error| error.to_string())?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|error| error.to_string())?;
+    let mut modules = std::collections::BTreeSet::new();
+    for index in 0..archive.len() {
+        let entry = archive.by_index(index).map_err(|error| error.to_string())?;
+        let name = entry.name().map_err(|error| error.to_string())?.to_string();
+        let mut parts = name.split('/');
+        let (Some(top), rest) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if top.ends_with(".dist-info") || top.ends_with(".data") || top.ends_with(".libs") {
+            continue;
+        }
+        let module = match rest {
+            Some("__init__.py") => Some(top.to_string()),
+            None => top
+                .strip_suffix(".py")
+                .or_else(|| {
+                    top.split_once('.')
+                        .filter(|(_, ext)| ext.ends_with("so"))
+                        .map(|(stem, _)| stem)
+                })
+                .map(str::to_string),
+            Some(_) => None,
+        };
+        modules.extend(module.filter(|module| {
+            !module.is_empty()
+                && module
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }));
+    }
+    if modules.is_empty() {
+        return Err("the wheel has no top-level module to import".into());
+    }
+    Ok(modules
+        .iter()
+        .map(|module| format!("import {module}"))
+        .collect::<Vec<_>>()
+        .join("; "))
+}
