@@ -29,6 +29,8 @@ impl std::fmt::Debug for Secret {
 pub enum Access {
     Read,
     Write,
+    /// Leasing builds and reporting their results: worker tokens and upload tokens.
+    Work,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,6 +49,7 @@ pub enum AuthError {
 pub struct Tokens {
     write: Vec<[u8; 32]>,
     read: Vec<[u8; 32]>,
+    work: Vec<[u8; 32]>,
     read_requires_token: bool,
 }
 
@@ -76,8 +79,16 @@ impl Tokens {
         Self {
             write: write.iter().map(|secret| digest(secret.expose())).collect(),
             read: read.iter().map(|secret| digest(secret.expose())).collect(),
+            work: Vec::new(),
             read_requires_token,
         }
+    }
+
+    /// Adds the tokens remote workers use: they may lease builds and report results, and
+    /// nothing else.
+    pub fn with_workers(mut self, work: &[Secret]) -> Self {
+        self.work = work.iter().map(|secret| digest(secret.expose())).collect();
+        self
     }
 
     fn matches(candidates: &[[u8; 32]], presented: &[u8; 32]) -> bool {
@@ -99,6 +110,9 @@ impl Tokens {
             Access::Write => Self::matches(&self.write, &presented),
             Access::Read => {
                 Self::matches(&self.write, &presented) | Self::matches(&self.read, &presented)
+            }
+            Access::Work => {
+                Self::matches(&self.write, &presented) | Self::matches(&self.work, &presented)
             }
         };
         if allowed {
@@ -156,6 +170,22 @@ mod tests {
             Err(AuthError::Invalid)
         );
         assert_eq!(tokens.check(None, Access::Read), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn worker_tokens_only_work() {
+        let tokens = Tokens::new(&[Secret::new("w".repeat(20))], &[], true)
+            .with_workers(&[Secret::new("k".repeat(20))]);
+        let worker = format!("Bearer {}", "k".repeat(20));
+        assert_eq!(tokens.check(Some(&worker), Access::Work), Ok(()));
+        assert_eq!(
+            tokens.check(Some(&worker), Access::Write),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            tokens.check(Some(&worker), Access::Read),
+            Err(AuthError::Invalid)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! target-pinned `/t/<target>/simple/` pages.
 
 use crate::index::{Index, merged_detail, project_detail};
-use crate::metadata::{FileOrigin, IndexError};
+use crate::metadata::IndexError;
 use crate::mirror::{Mirror, MirrorError, UpstreamError};
 use crate::pypi::PackageName;
 use crate::pypi::simple::ProjectDetail;
@@ -33,11 +33,13 @@ pub async fn listing(
     mirror: &Mirror,
     name: &PackageName,
 ) -> Result<Option<Listing>, CatalogError> {
-    let local = index.store().files(name)?;
-    let uploaded = local.iter().any(|file| file.origin == FileOrigin::Uploaded);
+    // One record, not every file's: this runs on every page request.
+    let project = index.store().project(name)?;
+    let uploaded = project.as_ref().is_some_and(|project| project.uploaded);
     if mirror.hides_upstream(name, uploaded) {
-        return Ok((!local.is_empty()).then_some(Listing::Local));
+        return Ok(project.map(|_| Listing::Local));
     }
+    let local = index.store().files(name)?;
     let upstream = match mirror.project_page(name).await {
         Ok(upstream) => upstream,
         Err(error) if !local.is_empty() => {

@@ -208,6 +208,8 @@ pub struct AuthSettings {
     pub read_requires_token: bool,
     /// Tokens that may only read, used when `read_requires_token` is set.
     pub read_tokens: Vec<Secret>,
+    /// Tokens for remote `edelweiss worker`s: they may lease builds and report results only.
+    pub worker_tokens: Vec<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -453,6 +455,7 @@ impl Settings {
             .upload_tokens
             .iter()
             .chain(&self.auth.read_tokens)
+            .chain(&self.auth.worker_tokens)
             .find(|t| t.expose().len() < 16)
         {
             let _ = token;

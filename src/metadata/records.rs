@@ -10,6 +10,10 @@ pub struct ProjectRecord {
     pub name: String,
     /// The spelling of the first file's metadata, for page titles.
     pub display_name: String,
+    /// Whether any file was uploaded here (not built): such a project hides its upstream
+    /// namesake. Kept here so a page request need not read every file record.
+    #[serde(default)]
+    pub uploaded: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

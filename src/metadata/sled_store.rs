@@ -8,7 +8,7 @@ use std::path::Path;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{FileRecord, IndexError, IndexStore, InsertOutcome, ProjectRecord};
+use super::{FileOrigin, FileRecord, IndexError, IndexStore, InsertOutcome, ProjectRecord};
 use crate::pypi::{PackageName, Sha256Digest};
 
 pub struct SledIndex {
@@ -140,9 +140,11 @@ impl IndexStore for SledIndex {
         display_name: &str,
     ) -> Result<InsertOutcome, IndexError> {
         let key = file_key(&record.project, &record.filename);
+        let uploaded = record.origin == FileOrigin::Uploaded;
         let project = ProjectRecord {
             name: record.project.clone(),
             display_name: display_name.to_string(),
+            uploaded,
         };
         let result = (&self.projects, &self.files, &self.digests).transaction(
             |(projects, files, digests)| {
@@ -157,8 +159,20 @@ impl IndexStore for SledIndex {
                         existing: existing.sha256,
                     }));
                 }
-                if projects.get(record.project.as_bytes())?.is_none() {
-                    projects.insert(record.project.as_bytes(), encode(&project))?;
+                let known = projects.get(record.project.as_bytes())?;
+                let known: Option<ProjectRecord> = known
+                    .map(|value| decode(record.project.as_bytes(), &value))
+                    .transpose()
+                    .map_err(ConflictableTransactionError::Abort)?;
+                match known {
+                    None => {
+                        projects.insert(record.project.as_bytes(), encode(&project))?;
+                    }
+                    Some(mut known) if uploaded && !known.uploaded => {
+                        known.uploaded = true;
+                        projects.insert(record.project.as_bytes(), encode(&known))?;
+                    }
+                    Some(_) => {}
                 }
                 files.insert(key.as_slice(), encode(record))?;
                 digests.insert(digest_key(record.sha256, &record.filename), key.as_slice())?;
@@ -204,7 +218,7 @@ impl IndexStore for SledIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{FileKind, FileOrigin};
+    use crate::metadata::FileKind;
     use crate::pypi::parse_package_name;
 
     fn record(filename: &str, content: &[u8]) -> FileRecord {
