@@ -63,7 +63,8 @@ impl Application {
                 &settings.auth.upload_tokens,
                 &settings.auth.read_tokens,
                 settings.auth.read_requires_token,
-            ),
+            )
+            .with_workers(&settings.auth.worker_tokens),
             metrics: services.metrics,
             max_upload_bytes: settings.limits.max_upload_bytes,
             on_demand: settings.on_demand.clone(),

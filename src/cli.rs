@@ -32,6 +32,8 @@ pub enum Command {
     /// Build a musllinux wheel from an sdist through the build cache (a second call with the
     /// same inputs starts no container).
     Build(BuildArgs),
+    /// Take builds from a server and run them here (a remote build worker).
+    Worker(WorkerArgs),
     /// Probe a server's /healthz and exit 0 if it answers 200 (the image's HEALTHCHECK).
     Healthcheck(HealthcheckArgs),
 }
@@ -67,6 +69,31 @@ pub enum ExecutorChoice {
     Runc,
     Docker,
     Podman,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The edelweiss server, e.g. http://edelweiss:8080/.
+    #[arg(long, value_name = "URL")]
+    pub server: url::Url,
+    /// A worker token (`auth.worker_tokens` on the server).
+    #[arg(long, env = "EDELWEISS_WORKER_TOKEN", hide_env_values = true)]
+    pub token: String,
+    #[arg(long, value_enum, default_value = "docker")]
+    pub executor: ExecutorChoice,
+    /// A target to build, optionally with this machine's builder and runtime when they are
+    /// named differently from the server's: NAME[=BUILDER[,RUNTIME]]. Repeatable.
+    #[arg(long = "target", value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+    /// Work directory (build directories, runc state).
+    #[arg(long, value_name = "DIR", default_value = "./edelweiss-worker")]
+    pub work: PathBuf,
+    /// The name leases are held under; default: host name and process id.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Seconds between asks when the queue is empty.
+    #[arg(long, default_value_t = 2)]
+    pub poll_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -124,7 +151,7 @@ impl Command {
                 data_dir: args.data.data_dir.clone(),
                 ..Overrides::default()
             },
-            Self::Healthcheck(_) => Overrides::default(),
+            Self::Worker(_) | Self::Healthcheck(_) => Overrides::default(),
         }
     }
 }

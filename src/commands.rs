@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::app::{Application, Services};
-use crate::cli::{BuildArgs, ExecutorChoice};
+use crate::build::{ContainerSteps, RemoteWorker};
+use crate::cli::{BuildArgs, ExecutorChoice, WorkerArgs};
 use crate::config::Settings;
 use crate::config::{ExecutorKind, TargetSettings};
 use crate::ingest::Spool;
 use crate::ingest::inspect;
 use crate::metadata::{FileOrigin, InsertOutcome};
-use crate::pypi::{DistFilename, PackageName, Sha256Digest, Version, parse_package_name};
+use crate::pypi::{DistFilename, PackageName, Sha256Digest, Target, Version, parse_package_name};
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let application = Application::build(&settings).await?;
@@ -100,11 +101,7 @@ pub fn healthcheck(url: &str) -> anyhow::Result<()> {
 /// Applies the build command's executor and builder flags to the settings.
 fn build_settings(mut settings: Settings, args: &BuildArgs) -> Settings {
     if let Some(choice) = args.executor {
-        settings.build.executor = match choice {
-            ExecutorChoice::Runc => ExecutorKind::Runc,
-            ExecutorChoice::Docker => ExecutorKind::Docker,
-            ExecutorChoice::Podman => ExecutorKind::Podman,
-        };
+        settings = build_settings_for_executor(settings, choice);
     }
     let builder = args
         .rootfs
@@ -218,4 +215,81 @@ pub async fn build(settings: Settings, args: &BuildArgs) -> anyhow::Result<()> {
         ),
         (None, None) => anyhow::bail!("build {} ended without a wheel", record.id),
     }
+}
+
+/// `NAME[=BUILDER[,RUNTIME]]`.
+fn parse_worker_target(text: &str) -> anyhow::Result<(Target, Option<(String, String)>)> {
+    let (name, builders) = match text.split_once('=') {
+        Some((name, builders)) => (name, Some(builders)),
+        None => (text, None),
+    };
+    let target: Target = name.parse()?;
+    let builders = builders.map(|builders| match builders.split_once(',') {
+        Some((builder, runtime)) => (builder.to_string(), runtime.to_string()),
+        None => (builders.to_string(), builders.to_string()),
+    });
+    Ok((target, builders))
+}
+
+pub async fn worker(settings: Settings, args: &WorkerArgs) -> anyhow::Result<()> {
+    let mut settings = build_settings_for_executor(settings, args.executor);
+    std::fs::create_dir_all(&args.work)?;
+    settings.data_dir = std::path::absolute(&args.work)?;
+    let mut targets = Vec::new();
+    let mut builders = std::collections::HashMap::new();
+    for text in &args.targets {
+        let (target, own) = parse_worker_target(text)?;
+        if let Some(own) = own {
+            builders.insert(target.to_string(), own);
+        }
+        targets.push(target);
+    }
+    let executor = crate::services::executor(&settings);
+    let instance = crate::services::instance_id(&settings);
+    match executor.remove_orphans(&instance).await {
+        Ok(0) => {}
+        Ok(count) => tracing::warn!(count, "removed build containers left by a crash"),
+        Err(error) => tracing::warn!(%error, "could not look for orphaned build containers"),
+    }
+    let name = args.name.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+            std::process::id()
+        )
+    });
+    let work_root = args.work.join("builds");
+    std::fs::create_dir_all(&work_root)?;
+    let worker = RemoteWorker {
+        client: reqwest::Client::builder()
+            .user_agent(concat!("edelweiss-worker/", env!("CARGO_PKG_VERSION")))
+            .build()?,
+        server: args.server.clone(),
+        token: crate::auth::Secret::new(args.token.clone()),
+        name: name.clone(),
+        targets,
+        builders,
+        steps: ContainerSteps {
+            executor,
+            limits: crate::services::build_limits(&settings),
+            instance,
+            metrics: std::sync::Arc::new(crate::metrics::Metrics::default()),
+        },
+        work_root,
+    };
+    println!("edelweiss worker {name} taking builds from {}", args.server);
+    std::io::stdout().flush()?;
+    worker
+        .run_forever(std::time::Duration::from_secs(args.poll_seconds))
+        .await?;
+    Ok(())
+}
+
+fn build_settings_for_executor(mut settings: Settings, choice: ExecutorChoice) -> Settings {
+    settings.build.executor = match choice {
+        ExecutorChoice::Runc => ExecutorKind::Runc,
+        ExecutorChoice::Docker => ExecutorKind::Docker,
+        ExecutorChoice::Podman => ExecutorKind::Podman,
+    };
+    settings
 }

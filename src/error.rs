@@ -86,6 +86,10 @@ impl ResponseError for ApiError {
             Self::Mirror(MirrorError::Upstream(_)) => StatusCode::BAD_GATEWAY,
             Self::Mirror(MirrorError::Index(error)) => index_status(error),
             Self::Mirror(MirrorError::Storage(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Build(BuildError::Queue(QueueError::NotLeased { .. }))
+            | Self::Queue(QueueError::NotLeased { .. }) => StatusCode::CONFLICT,
+            Self::Build(BuildError::Queue(QueueError::NotFound { .. }))
+            | Self::Queue(QueueError::NotFound { .. }) => StatusCode::NOT_FOUND,
             Self::Build(BuildError::UnknownTarget { .. }) => StatusCode::BAD_REQUEST,
             Self::Build(BuildError::NoSdist { .. }) => StatusCode::NOT_FOUND,
             Self::Build(BuildError::Mirror(MirrorError::Upstream(_))) => StatusCode::BAD_GATEWAY,

@@ -24,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(_) => commands::serve(settings()?).await,
         Command::Add(args) => commands::add(settings()?, args.files.clone()).await,
         Command::Build(args) => commands::build(settings()?, args).await,
+        Command::Worker(args) => commands::worker(settings()?, args).await,
         Command::Healthcheck(args) => commands::healthcheck(&args.url),
     }
 }

@@ -93,7 +93,7 @@ pub fn build_limits(settings: &Settings) -> Limits {
     }
 }
 
-fn instance_id(settings: &Settings) -> String {
+pub fn instance_id(settings: &Settings) -> String {
     let path =
         std::path::absolute(&settings.data_dir).unwrap_or_else(|_| settings.data_dir.clone());
     hex::encode(&Sha256::digest(path.as_os_str().as_encoded_bytes())[..6])

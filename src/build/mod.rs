@@ -7,6 +7,7 @@ mod pipeline;
 mod queue;
 mod recipe;
 mod records;
+mod remote_worker;
 mod service;
 mod steps;
 
@@ -16,7 +17,8 @@ pub use pipeline::{Pipeline, PipelineResult};
 pub use queue::{BuildQueue, QueueError, Requested};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
 pub use records::{BuildRecord, BuildState, BuiltWheel, Failure, FailureKind};
-pub use service::{BuildError, BuildService, ServiceParts};
+pub use remote_worker::{RemoteWorker, WorkerError};
+pub use service::{Assignment, BuildError, BuildService, RemoteReport, ServiceParts};
 pub use steps::{
     ContainerSteps, StepsResult, TargetBuilders, TestedWheel, check_wheel, default_import_check,
 };

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use super::recipe::Recipe;
 use super::records::{BuildRecord, BuiltWheel, Failure};
 use super::steps::{ContainerSteps, TargetBuilders, infrastructure, package};
-use crate::ingest::{Ingestor, Spool};
-use crate::metadata::FileOrigin;
+use crate::ingest::{IngestError, Ingestor, Spool};
+use crate::metadata::{FileOrigin, IndexError};
 use crate::storage::BlobStore;
 
 pub struct Pipeline {
@@ -64,16 +64,27 @@ impl Pipeline {
         let spooled = Spool::copy_from(self.ingestor.spool_dir(), u64::MAX, path)
             .await
             .map_err(|error| infrastructure(error.to_string()))?;
-        let ingested = self
+        match self
             .ingestor
             .ingest(spooled, filename, None, FileOrigin::Built)
             .await
-            .map_err(|error| {
-                package(format!("the built wheel was refused by the index: {error}"))
-            })?;
-        Ok(BuiltWheel {
-            filename: filename.to_string(),
-            sha256: ingested.record.sha256,
-        })
+        {
+            Ok(ingested) => Ok(BuiltWheel {
+                filename: filename.to_string(),
+                sha256: ingested.record.sha256,
+            }),
+            // A filename is never reused: a rebuild (a new builder, a new recipe) that makes
+            // other bytes keeps serving the wheel already published under that name.
+            Err(IngestError::Index(IndexError::Conflict { existing, .. })) => {
+                tracing::info!(filename, %existing, "a wheel of this name is already served; keeping it");
+                Ok(BuiltWheel {
+                    filename: filename.to_string(),
+                    sha256: existing,
+                })
+            }
+            Err(error) => Err(package(format!(
+                "the built wheel was refused by the index: {error}"
+            ))),
+        }
     }
 }

@@ -12,7 +12,7 @@ use super::key::{BuildKey, KeyInputs};
 use super::pipeline::Pipeline;
 use super::queue::{BuildQueue, QueueError, Requested};
 use super::recipe::{Recipe, RecipeBook};
-use super::records::{BuildRecord, BuildState, FailureKind, timestamp};
+use super::records::{BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, timestamp};
 use super::steps::TargetBuilders;
 use crate::executor::ExecutorError;
 use crate::metadata::{FileKind, IndexError, IndexStore};
@@ -40,6 +40,24 @@ pub enum BuildError {
     Mirror(#[from] MirrorError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// A build handed to a remote worker.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Assignment {
+    pub build: BuildRecord,
+    pub recipe: Recipe,
+    /// The builder for this build's recipe, as the server's target names it.
+    pub builder: String,
+    pub runtime: String,
+    pub lease_seconds: u64,
+}
+
+/// What a remote worker reports: a tested wheel (spooled here, and its filename) or a
+/// failure, and the log.
+pub struct RemoteReport {
+    pub outcome: Result<(std::path::PathBuf, String), Failure>,
+    pub log: Vec<u8>,
 }
 
 pub struct BuildService {
@@ -331,7 +349,15 @@ impl BuildService {
         result.map(|()| true)
     }
 
-    async fn run_leased(&self, record: &BuildRecord, worker: &str) -> Result<(), BuildError> {
+    fn unknown(record: &BuildRecord) -> BuildError {
+        BuildError::NoSdist {
+            project: record.project.clone(),
+            version: record.version.clone(),
+        }
+    }
+
+    /// The target builders and the recipe a leased build runs with.
+    fn plan(&self, record: &BuildRecord) -> Result<(TargetBuilders, Recipe), BuildError> {
         let target: Target = record
             .target
             .parse()
@@ -341,15 +367,16 @@ impl BuildService {
             })?;
         let builders = self.builders(&target)?.clone();
         let project =
-            crate::pypi::parse_package_name(&record.project).map_err(|_| BuildError::NoSdist {
-                project: record.project.clone(),
-                version: record.version.clone(),
-            })?;
-        let version: Version = record.version.parse().map_err(|_| BuildError::NoSdist {
-            project: record.project.clone(),
-            version: record.version.clone(),
-        })?;
-        let recipe = self.recipes.for_release(&project, &version).clone();
+            crate::pypi::parse_package_name(&record.project).map_err(|_| Self::unknown(record))?;
+        let version: Version = record.version.parse().map_err(|_| Self::unknown(record))?;
+        Ok((
+            builders,
+            self.recipes.for_release(&project, &version).clone(),
+        ))
+    }
+
+    async fn run_leased(&self, record: &BuildRecord, worker: &str) -> Result<(), BuildError> {
+        let (builders, recipe) = self.plan(record)?;
         let heartbeat = {
             let (queue, id, worker, lease_seconds) = (
                 self.queue.clone(),
@@ -368,8 +395,21 @@ impl BuildService {
         };
         let result = self.pipeline.run(record, &builders, &recipe).await;
         heartbeat.abort();
-        let log_sha256 = self.store_log(&result.log).await;
-        match result.outcome {
+        self.record_outcome(record, worker, result.outcome, &result.log)
+            .await
+    }
+
+    /// Records a leased build's outcome: an infrastructure failure within the attempt
+    /// budget goes back to the queue; anything else is final for this build.
+    async fn record_outcome(
+        &self,
+        record: &BuildRecord,
+        worker: &str,
+        outcome: Result<BuiltWheel, Failure>,
+        log: &[u8],
+    ) -> Result<(), BuildError> {
+        let log_sha256 = self.store_log(log).await;
+        match outcome {
             Err(failure)
                 if failure.kind == FailureKind::Infrastructure
                     && record.attempts < self.max_attempts =>
@@ -389,7 +429,75 @@ impl BuildService {
                 }
             }
         }
+        self.changed.notify_waiters();
         Ok(())
+    }
+
+    /// A remote worker asks for work: the oldest queued build for its targets, with the
+    /// recipe to run it with.
+    pub fn lease_remote(
+        &self,
+        worker: &str,
+        targets: &[String],
+    ) -> Result<Option<Assignment>, BuildError> {
+        let Some(build) = self.queue.lease(worker, targets, self.lease_seconds)? else {
+            return Ok(None);
+        };
+        tracing::info!(build = %build.id, worker, attempt = build.attempts, "build leased to a remote worker");
+        self.changed.notify_waiters();
+        let (builders, recipe) = self.plan(&build)?;
+        Ok(Some(Assignment {
+            builder: builders.builder_for(&recipe),
+            runtime: builders.runtime,
+            build,
+            recipe,
+            lease_seconds: self.lease_seconds,
+        }))
+    }
+
+    pub fn heartbeat_remote(&self, id: &str, worker: &str) -> Result<(), BuildError> {
+        Ok(self.queue.heartbeat(id, worker, self.lease_seconds)?)
+    }
+
+    /// A remote worker's result. Only the worker holding the lease is heard; a result sent
+    /// again after it was recorded is acknowledged and changes nothing.
+    pub async fn report_remote(
+        &self,
+        id: &str,
+        worker: &str,
+        report: RemoteReport,
+    ) -> Result<BuildRecord, BuildError> {
+        let record = self
+            .queue
+            .get(id)?
+            .ok_or_else(|| QueueError::NotFound { id: id.to_string() })?;
+        let same_wheel = matches!((&record.wheel, &report.outcome), (Some(wheel), Ok((_, filename))) if *filename == wheel.filename);
+        if record.state == BuildState::Succeeded && same_wheel {
+            return Ok(record);
+        }
+        let holds = record.state == BuildState::Running
+            && record
+                .lease
+                .as_ref()
+                .is_some_and(|lease| lease.worker == worker);
+        if !holds {
+            return Err(QueueError::NotLeased {
+                id: id.to_string(),
+                worker: worker.to_string(),
+            }
+            .into());
+        }
+        let target: Target = record.target.parse().map_err(|_| Self::unknown(&record))?;
+        let outcome = match report.outcome {
+            Ok((path, filename)) => match super::steps::check_wheel(&filename, &record, &target) {
+                Ok(_) => self.pipeline.ingest(&path, &filename).await,
+                Err(failure) => Err(failure),
+            },
+            Err(failure) => Err(failure),
+        };
+        self.record_outcome(&record, worker, outcome, &report.log)
+            .await?;
+        Ok(self.queue.get(id)?.unwrap_or(record))
     }
 
     async fn store_log(&self, log: &[u8]) -> Option<Sha256Digest> {
@@ -418,6 +526,20 @@ impl BuildService {
             Ok(_) => {}
             Err(error) => tracing::error!(%error, "could not re-queue interrupted builds"),
         }
+        let sweeper = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                match sweeper.queue.requeue_abandoned(false) {
+                    Ok(ids) if !ids.is_empty() => {
+                        tracing::warn!(?ids, "re-queued builds whose worker lost its lease");
+                        sweeper.changed.notify_waiters();
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "could not re-queue expired leases"),
+                }
+            }
+        });
         for number in 0..count {
             let service = self.clone();
             let worker = format!("{instance}-local-{number}");
@@ -430,9 +552,6 @@ impl BuildService {
                         Err(error) => tracing::error!(%error, worker, "build worker error"),
                     }
                     let _ = tokio::time::timeout(Duration::from_secs(2), idle).await;
-                    if let Err(error) = service.queue.requeue_abandoned(false) {
-                        tracing::error!(%error, "could not re-queue expired leases");
-                    }
                 }
             });
         }

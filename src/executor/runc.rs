@@ -14,9 +14,21 @@ use tokio::process::Command;
 use super::spec::{BUILD_UID, RunOutcome, RunSpec};
 use super::{Executor, ExecutorError};
 
-/// A root that carries this file is identified by its content (the assembling script's
-/// cache key) without hashing every file.
-const ROOT_ID_FILE: &str = "etc/edelweiss-root-id";
+/// A root that carries this file (written by workers/musl-root/build: its cache key and
+/// inputs) is identified by the file's content, without walking every file.
+const ROOT_ID_FILE: &str = "etc/edelweiss-musl-root";
+
+/// Mount points the executor itself adds to a root; they never count in its identity.
+const MOUNT_POINTS: [&str; 8] = [
+    "scratch",
+    "tmp",
+    "input",
+    "output",
+    "wheelhouse",
+    "edelweiss",
+    "proc",
+    "dev",
+];
 
 pub struct Runc {
     /// runc's state directory, kept apart from any other runc user on the host.
@@ -197,6 +209,14 @@ fn walk_identity(rootfs: &Path) -> std::io::Result<String> {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
+            if dir == rootfs
+                && entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| MOUNT_POINTS.contains(&name))
+            {
+                continue;
+            }
             let metadata = entry.path().symlink_metadata()?;
             if metadata.is_dir() {
                 stack.push(entry.path());
@@ -234,8 +254,8 @@ impl Executor for Runc {
     fn builder_identity(&self, image: &str) -> BoxFuture<'_, Result<String, ExecutorError>> {
         let rootfs = PathBuf::from(image);
         async move {
-            if let Ok(id) = std::fs::read_to_string(rootfs.join(ROOT_ID_FILE)) {
-                return Ok(format!("rootfs:{}", id.trim()));
+            if let Ok(id) = std::fs::read(rootfs.join(ROOT_ID_FILE)) {
+                return Ok(format!("rootfs:{}", crate::pypi::Sha256Digest::of(&id)));
             }
             tokio::task::spawn_blocking(move || walk_identity(&rootfs))
                 .await

@@ -8,6 +8,7 @@ mod range;
 mod simple;
 mod targets;
 mod upload;
+mod workers;
 mod yank;
 
 use actix_web::body::MessageBody;
@@ -35,6 +36,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource(["/legacy/", "/legacy"]).name("upload").route(web::post().to(upload::upload)))
         .service(web::resource("/api/v1/builds").name("builds").route(web::post().to(builds::request)).route(web::get().to(builds::list)))
         .service(web::resource("/api/v1/builds/{id}").name("build").route(web::get().to(builds::show)))
+        .service(web::resource("/api/v1/workers/lease").name("worker_lease").route(web::post().to(workers::lease)))
+        .service(web::resource("/api/v1/workers/builds/{id}/heartbeat").name("worker_heartbeat").route(web::post().to(workers::heartbeat)))
+        .service(web::resource("/api/v1/workers/builds/{id}/sdist").name("worker_sdist").route(web::get().to(workers::sdist)))
+        .service(web::resource("/api/v1/workers/builds/{id}/result").name("worker_result").route(web::post().to(workers::result)))
         .service(web::resource("/api/v1/projects/{project}/files/{filename}/yank").name("yank")
             .route(web::put().to(yank::yank))
             .route(web::delete().to(yank::unyank)));
@@ -60,7 +65,11 @@ pub fn record_request<B: MessageBody>(response: &ServiceResponse<B>) {
         .record_request(route, response.status().as_u16());
 }
 
-const ROUTE_NAMES: [&str; 14] = [
+const ROUTE_NAMES: [&str; 18] = [
+    "worker_lease",
+    "worker_heartbeat",
+    "worker_sdist",
+    "worker_result",
     "target_index",
     "target_redirect",
     "target_project_page",

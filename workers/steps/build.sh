@@ -6,6 +6,8 @@
 # EDELWEISS_VERSION_MUST_MATCH (optional), and the recipe's env.
 set -eu
 export HOME=/scratch/home TMPDIR=/scratch/tmp PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+# Fixed timestamps in the wheel's zip entries, so the same inputs give the same bytes.
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-315532800}"
 mkdir -p "$HOME" "$TMPDIR" /scratch/dist
 echo "edelweiss: building $EDELWEISS_PROJECT $EDELWEISS_VERSION for $EDELWEISS_PLATFORM"
 

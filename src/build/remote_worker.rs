@@ -1,0 +1,261 @@
+//! `edelweiss worker`: takes builds from a server over HTTP, runs the container steps with
+//! its own executor, and reports results. A lease is renewed while the build runs; a worker
+//! that dies loses it and the server hands the build to another.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use url::Url;
+
+use super::service::Assignment;
+use super::steps::{ContainerSteps, TargetBuilders, infrastructure};
+use crate::auth::Secret;
+use crate::pypi::{Sha256Digest, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("the server at {server} failed: {detail}")]
+    Server { server: String, detail: String },
+    #[error("the server refused this worker's token")]
+    Refused,
+    #[error("local I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct RemoteWorker {
+    pub client: reqwest::Client,
+    pub server: Url,
+    pub token: Secret,
+    pub name: String,
+    /// Targets this worker builds; its builder and runtime for each, when they differ from
+    /// the server's names.
+    pub targets: Vec<Target>,
+    pub builders: HashMap<String, (String, String)>,
+    pub steps: ContainerSteps,
+    pub work_root: PathBuf,
+}
+
+impl RemoteWorker {
+    fn url(&self, path: &str) -> Url {
+        self.server.join(path).expect("API paths are relative URLs")
+    }
+
+    fn server_error(&self, detail: impl ToString) -> WorkerError {
+        WorkerError::Server {
+            server: self.server.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, WorkerError> {
+        match response.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(WorkerError::Refused),
+            status if status.is_success() => Ok(response),
+            status => {
+                let body = response.text().await.unwrap_or_default();
+                Err(self.server_error(format!("{status}: {}", body.trim())))
+            }
+        }
+    }
+
+    async fn lease(&self) -> Result<Option<Assignment>, WorkerError> {
+        let targets: Vec<String> = self.targets.iter().map(ToString::to_string).collect();
+        let body = serde_json::json!({ "worker": self.name, "targets": targets });
+        let response = self
+            .client
+            .post(self.url("api/v1/workers/lease"))
+            .bearer_auth(self.token.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|error| self.server_error(error))?;
+        let response = self.check(response).await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        response
+            .json()
+            .await
+            .map(Some)
+            .map_err(|error| self.server_error(error))
+    }
+
+    fn heartbeat(&self, id: &str, lease_seconds: u64) -> tokio::task::JoinHandle<()> {
+        let (client, url, token, worker) = (
+            self.client.clone(),
+            self.url(&format!("api/v1/workers/builds/{id}/heartbeat")),
+            self.token.clone(),
+            self.name.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs((lease_seconds / 3).max(1))).await;
+                let sent = client
+                    .post(url.clone())
+                    .bearer_auth(token.expose())
+                    .json(&serde_json::json!({ "worker": worker }))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status().is_success() => {}
+                    Ok(response) => {
+                        tracing::warn!(status = %response.status(), "heartbeat refused: the lease is lost")
+                    }
+                    Err(error) => tracing::warn!(%error, "heartbeat failed"),
+                }
+            }
+        })
+    }
+
+    /// Builder and runtime here: the worker's own for the target, or the server's names.
+    fn builders_for(&self, assignment: &Assignment, target: &Target) -> TargetBuilders {
+        let (builder, runtime) = match self.builders.get(&target.to_string()) {
+            Some((builder, runtime)) => (
+                builder.replace("{recipe}", &assignment.recipe.image_tag()),
+                runtime.clone(),
+            ),
+            None => (assignment.builder.clone(), assignment.runtime.clone()),
+        };
+        TargetBuilders {
+            target: target.clone(),
+            builder,
+            runtime,
+        }
+    }
+
+    /// Takes one build if there is one; false when the server had nothing.
+    pub async fn take_one(&self) -> Result<bool, WorkerError> {
+        let Some(assignment) = self.lease().await? else {
+            return Ok(false);
+        };
+        let build = &assignment.build;
+        tracing::info!(build = %build.id, project = %build.project, version = %build.version, "leased a build");
+        let heartbeat = self.heartbeat(&build.id, assignment.lease_seconds);
+        let work = self.work_root.join(&build.id);
+        let result = self.run(&assignment, &work).await;
+        heartbeat.abort();
+        let reported = self.report(&assignment, result).await;
+        let _ = std::fs::remove_dir_all(&work);
+        reported.map(|()| true)
+    }
+
+    async fn run(
+        &self,
+        assignment: &Assignment,
+        work: &std::path::Path,
+    ) -> super::steps::StepsResult {
+        let build = &assignment.build;
+        let failed = |message: String| super::steps::StepsResult {
+            outcome: Err(infrastructure(message)),
+            log: Vec::new(),
+        };
+        let Ok(target) = build.target.parse::<Target>() else {
+            return failed(format!("unknown target {}", build.target));
+        };
+        let builders = self.builders_for(assignment, &target);
+        match self
+            .steps
+            .executor
+            .builder_identity(&builders.builder)
+            .await
+        {
+            Ok(identity) if identity == build.builder => {}
+            Ok(identity) => {
+                return failed(format!(
+                    "worker {} has builder {identity}; the build key was made for {}",
+                    self.name, build.builder
+                ));
+            }
+            Err(error) => return failed(format!("worker {}: {error}", self.name)),
+        }
+        let url = self.url(&format!("api/v1/workers/builds/{}/sdist", build.id));
+        let sdist = match self
+            .client
+            .get(url)
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => response.bytes().await.ok(),
+            _ => None,
+        };
+        let Some(sdist) = sdist.filter(|bytes| Sha256Digest::of(bytes) == build.sdist_sha256)
+        else {
+            return failed(format!(
+                "worker {} could not fetch the sdist intact",
+                self.name
+            ));
+        };
+        self.steps
+            .run(build, &builders, &assignment.recipe, work, &sdist)
+            .await
+    }
+
+    async fn report(
+        &self,
+        assignment: &Assignment,
+        result: super::steps::StepsResult,
+    ) -> Result<(), WorkerError> {
+        let build = &assignment.build;
+        let mut form = reqwest::multipart::Form::new()
+            .text("worker", self.name.clone())
+            .part(
+                "log",
+                reqwest::multipart::Part::bytes(result.log).file_name("build.log"),
+            );
+        match result.outcome {
+            Ok(wheel) => {
+                let bytes = std::fs::read(&wheel.path)?;
+                form = form
+                    .text("outcome", "succeeded")
+                    .text("wheel_sha256", Sha256Digest::of(&bytes).to_hex())
+                    .part(
+                        "wheel",
+                        reqwest::multipart::Part::bytes(bytes)
+                            .file_name(wheel.filename.to_string()),
+                    );
+            }
+            Err(failure) => {
+                let kind = match failure.kind {
+                    super::records::FailureKind::Package => "package",
+                    super::records::FailureKind::Infrastructure => "infrastructure",
+                };
+                form = form.text("outcome", kind).text("message", failure.message);
+            }
+        }
+        let url = self.url(&format!("api/v1/workers/builds/{}/result", build.id));
+        let response = self
+            .client
+            .post(url)
+            .bearer_auth(self.token.expose())
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|error| self.server_error(error))?;
+        match response.status() {
+            StatusCode::CONFLICT => {
+                tracing::warn!(build = %build.id, "the server refused a late result: another worker has the build");
+                Ok(())
+            }
+            _ => self
+                .check(response)
+                .await
+                .map(|_| tracing::info!(build = %build.id, "result reported")),
+        }
+    }
+
+    /// Works until stopped; transient server errors are logged and retried.
+    pub async fn run_forever(&self, poll: Duration) -> Result<(), WorkerError> {
+        loop {
+            match self.take_one().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(WorkerError::Refused) => return Err(WorkerError::Refused),
+                Err(error) => tracing::warn!(%error, "worker cycle failed; retrying"),
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Remote `edelweiss worker`s against a real server: leases with expiry and heartbeat, a
+//! worker killed mid-build, results recorded once, and tokens that can only work.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::UPLOAD_TOKEN;
+use common::dists::WheelSpec;
+use common::farm::{Runtime, TARGET, c_extension_sdist, request_build, wait_for_build};
+use common::server::{TestServer, base_config, binary};
+
+const WORKER_TOKEN: &str = "test-worker-token-0123456789";
+
+/// A server that builds only through remote workers, with short leases.
+fn server_for_workers() -> TestServer {
+    let (builder, runtime) = Runtime::Runc.builders();
+    let build = common::farm::build_config("runc", &builder, &runtime, 600)
+        .replace("workers = 1", "workers = 0")
+        .replace("lease_seconds = 30", "lease_seconds = 6");
+    let config = base_config("", "").replace(
+        "[auth]\n",
+        &format!("[auth]\nworker_tokens = [\"{WORKER_TOKEN}\"]\n"),
+    ) + &build;
+    TestServer::start_with(&config)
+}
+
+struct Worker {
+    name: String,
+    child: Child,
+    work: tempfile::TempDir,
+}
+
+impl Worker {
+    fn start(server: &TestServer, name: &str) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let child = Command::new(binary())
+            .args([
+                "worker",
+                "--server",
+                &server.url,
+                "--token",
+                WORKER_TOKEN,
+                "--executor",
+                "runc",
+                "--target",
+                TARGET,
+                "--name",
+                name,
+                "--poll-seconds",
+                "1",
+                "--work",
+            ])
+            .arg(work.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(work.path().join("worker.log")).unwrap())
+            .spawn()
+            .expect("start edelweiss worker");
+        Self {
+            name: name.to_string(),
+            child,
+            work,
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The killed worker's build container lives on in its runc state: end it here.
+        let state = self.work.path().join("runc");
+        if let Ok(listing) = Command::new("runc")
+            .arg("--root")
+            .arg(&state)
+            .args(["list", "--quiet"])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&listing.stdout).lines() {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&state)
+                    .args(["delete", "--force", id])
+                    .output();
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn a_worker_killed_mid_build_loses_its_lease_and_another_completes_the_build_once() {
+    let server = server_for_workers();
+    let work = tempfile::tempdir().unwrap();
+    let upload = server.twine_upload(&[&c_extension_sdist(
+        work.path(),
+        "remote-ext",
+        "import time\ntime.sleep(8)",
+    )]);
+    assert!(upload.status.success(), "{}", common::text(&upload));
+    let mut workers = [
+        Worker::start(&server, "worker-a"),
+        Worker::start(&server, "worker-b"),
+    ];
+    let id = request_build(&server, "remote-ext", "1.0")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let holder = loop {
+        let build = server.get_json_plain(&format!("/api/v1/builds/{id}"));
+        if let Some(worker) = build["lease"]["worker"].as_str() {
+            break worker.to_string();
+        }
+        assert!(Instant::now() < deadline, "no worker leased the build");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let holder_index = workers
+        .iter()
+        .position(|worker| worker.name == holder)
+        .unwrap();
+    workers[holder_index].kill();
+    let build = wait_for_build(&server, &id, Duration::from_secs(300));
+    assert_eq!(build["state"], "succeeded", "{}", build["log"]);
+    assert_eq!(build["attempts"], 2);
+    assert_ne!(
+        server.get_json_plain(&format!("/api/v1/builds/{id}"))["wheel"],
+        serde_json::Value::Null
+    );
+    let page = server.get_json("/simple/remote-ext/");
+    let wheels: Vec<&str> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| file["filename"].as_str().unwrap())
+        .filter(|name| name.ends_with(".whl"))
+        .collect();
+    assert_eq!(
+        wheels,
+        ["remote_ext-1.0-cp313-cp313-musllinux_1_2_x86_64.whl"]
+    );
+    assert!(
+        server
+            .log()
+            .contains("re-queued builds whose worker lost its lease")
+    );
+}
+
+fn post_result(
+    server: &TestServer,
+    id: &str,
+    worker: &str,
+    wheel: &std::path::Path,
+) -> reqwest::blocking::Response {
+    let bytes = std::fs::read(wheel).unwrap();
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("worker", worker.to_string())
+        .text("outcome", "succeeded")
+        .text("wheel_sha256", common::sha256_hex(&bytes))
+        .part(
+            "log",
+            reqwest::blocking::multipart::Part::bytes(b"built elsewhere\n".to_vec())
+                .file_name("build.log"),
+        )
+        .part(
+            "wheel",
+            reqwest::blocking::multipart::Part::bytes(bytes)
+                .file_name(wheel.file_name().unwrap().to_str().unwrap().to_string()),
+        );
+    server
+        .client()
+        .post(format!("{}/api/v1/workers/builds/{id}/result", server.url))
+        .bearer_auth(WORKER_TOKEN)
+        .multipart(form)
+        .send()
+        .unwrap()
+}
+
+fn lease(server: &TestServer, worker: &str, token: &str) -> reqwest::blocking::Response {
+    server
+        .client()
+        .post(format!("{}/api/v1/workers/lease", server.url))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"worker": worker, "targets": [TARGET]}))
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn results_are_recorded_once_and_only_from_the_lease_holder() {
+    let server = server_for_workers();
+    let work = tempfile::tempdir().unwrap();
+    let upload = server.twine_upload(&[&c_extension_sdist(work.path(), "twice-ext", "")]);
+    assert!(upload.status.success());
+    let id = request_build(&server, "twice-ext", "1.0")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let refused = lease(&server, "intruder", "not-a-worker-token-at-all");
+    assert_eq!(refused.status(), 403);
+    let worker_cannot_upload = server.twine_upload_with_token(
+        &[&c_extension_sdist(work.path(), "sneaky-ext", "")],
+        WORKER_TOKEN,
+    );
+    assert!(
+        !worker_cannot_upload.status.success(),
+        "a worker token uploaded a file"
+    );
+    assert_eq!(
+        server.get_json_plain(&format!("/api/v1/builds/{id}"))["state"],
+        "queued"
+    );
+
+    let leased = lease(&server, "fake-worker", WORKER_TOKEN);
+    assert_eq!(leased.status(), 200);
+    let assignment: serde_json::Value = leased.json().unwrap();
+    assert_eq!(assignment["build"]["id"], id.as_str());
+    assert_eq!(
+        lease(&server, "fake-worker-2", WORKER_TOKEN).status(),
+        204,
+        "nothing else is queued"
+    );
+
+    let wheel =
+        WheelSpec::new("twice-ext", "1.0", "cp313-cp313-musllinux_1_2_x86_64").write(work.path());
+    let stranger = post_result(&server, &id, "someone-else", &wheel);
+    assert_eq!(
+        stranger.status(),
+        409,
+        "a result from a worker without the lease is refused"
+    );
+    let first = post_result(&server, &id, "fake-worker", &wheel);
+    assert_eq!(first.status(), 200, "{}", first.text().unwrap());
+    let second = post_result(&server, &id, "fake-worker", &wheel);
+    assert_eq!(second.status(), 200, "a repeated result is acknowledged");
+    let build = server.get_json_plain(&format!("/api/v1/builds/{id}"));
+    assert_eq!(build["state"], "succeeded");
+    assert_eq!(build["log"], "built elsewhere\n");
+    let page = server.get_json("/simple/twice-ext/");
+    let wheels = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|file| file["filename"].as_str().unwrap().ends_with(".whl"))
+        .count();
+    assert_eq!(wheels, 1);
+    let _ = UPLOAD_TOKEN;
+}
