@@ -14,9 +14,10 @@ use tokio::process::Command;
 use super::spec::{BUILD_UID, RunOutcome, RunSpec};
 use super::{Executor, ExecutorError};
 
-/// A root that carries this file (written by workers/musl-root/build: its cache key and
-/// inputs) is identified by the file's content, without walking every file.
-const ROOT_ID_FILE: &str = "etc/edelweiss-musl-root";
+/// A root that carries these files (written by workers/musl-root/build: its cache key and
+/// inputs, and for a derived runtime root its own id) is identified by their content,
+/// without walking every file.
+const ROOT_ID_FILES: [&str; 2] = ["etc/edelweiss-musl-root", "etc/edelweiss-root-id"];
 
 /// Mount points the executor itself adds to a root; they never count in its identity.
 const MOUNT_POINTS: [&str; 8] = [
@@ -254,8 +255,9 @@ impl Executor for Runc {
     fn builder_identity(&self, image: &str) -> BoxFuture<'_, Result<String, ExecutorError>> {
         let rootfs = PathBuf::from(image);
         async move {
-            if let Ok(id) = std::fs::read(rootfs.join(ROOT_ID_FILE)) {
-                return Ok(format!("rootfs:{}", crate::pypi::Sha256Digest::of(&id)));
+            let ids: Vec<Vec<u8>> = ROOT_ID_FILES.iter().filter_map(|file| std::fs::read(rootfs.join(file)).ok()).collect();
+            if !ids.is_empty() {
+                return Ok(format!("rootfs:{}", crate::pypi::Sha256Digest::of(&ids.concat())));
             }
             tokio::task::spawn_blocking(move || walk_identity(&rootfs))
                 .await
