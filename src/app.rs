@@ -90,6 +90,12 @@ impl Application {
                 })
                 .configure(routes::configure)
         })
+        // Small pages and the tail of each download go out at once, not after a delayed ACK.
+        .on_connect(|connection, _| {
+            if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = stream.set_nodelay(true);
+            }
+        })
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?
         .run();

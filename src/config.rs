@@ -274,47 +274,32 @@ enum EnvKind {
 }
 
 /// The environment layer: one variable per key.
+#[rustfmt::skip]
 const ENVIRONMENT: &[(&str, &[&str], EnvKind)] = &[
     ("EDELWEISS_LISTEN", &["listen"], EnvKind::Address),
     ("EDELWEISS_DATA_DIR", &["data_dir"], EnvKind::Text),
     ("EDELWEISS_STORAGE_URL", &["storage_url"], EnvKind::Text),
     ("EDELWEISS_UPSTREAMS", &["upstreams"], EnvKind::List),
     ("EDELWEISS_NO_UPSTREAM", &["no_upstream"], EnvKind::Flag),
-    (
-        "EDELWEISS_UPLOAD_TOKENS",
-        &["auth", "upload_tokens"],
-        EnvKind::List,
-    ),
-    (
-        "EDELWEISS_READ_TOKENS",
-        &["auth", "read_tokens"],
-        EnvKind::List,
-    ),
-    (
-        "EDELWEISS_READ_REQUIRES_TOKEN",
-        &["auth", "read_requires_token"],
-        EnvKind::Flag,
-    ),
-    (
-        "EDELWEISS_MAX_UPLOAD_BYTES",
-        &["limits", "max_upload_bytes"],
-        EnvKind::Number,
-    ),
-    (
-        "EDELWEISS_MAX_ARCHIVE_ENTRIES",
-        &["limits", "max_archive_entries"],
-        EnvKind::Number,
-    ),
-    (
-        "EDELWEISS_MAX_UNPACKED_BYTES",
-        &["limits", "max_unpacked_bytes"],
-        EnvKind::Number,
-    ),
-    (
-        "EDELWEISS_MAX_METADATA_BYTES",
-        &["limits", "max_metadata_bytes"],
-        EnvKind::Number,
-    ),
+    ("EDELWEISS_UPLOAD_TOKENS", &["auth", "upload_tokens"], EnvKind::List),
+    ("EDELWEISS_READ_TOKENS", &["auth", "read_tokens"], EnvKind::List),
+    ("EDELWEISS_WORKER_TOKENS", &["auth", "worker_tokens"], EnvKind::List),
+    ("EDELWEISS_READ_REQUIRES_TOKEN", &["auth", "read_requires_token"], EnvKind::Flag),
+    ("EDELWEISS_MAX_UPLOAD_BYTES", &["limits", "max_upload_bytes"], EnvKind::Number),
+    ("EDELWEISS_MAX_ARCHIVE_ENTRIES", &["limits", "max_archive_entries"], EnvKind::Number),
+    ("EDELWEISS_MAX_UNPACKED_BYTES", &["limits", "max_unpacked_bytes"], EnvKind::Number),
+    ("EDELWEISS_MAX_METADATA_BYTES", &["limits", "max_metadata_bytes"], EnvKind::Number),
+    ("EDELWEISS_PAGE_TTL_SECONDS", &["mirror", "page_ttl_seconds"], EnvKind::Number),
+    ("EDELWEISS_CONNECT_TIMEOUT_SECONDS", &["mirror", "connect_timeout_seconds"], EnvKind::Number),
+    ("EDELWEISS_READ_TIMEOUT_SECONDS", &["mirror", "read_timeout_seconds"], EnvKind::Number),
+    ("EDELWEISS_PAGE_TIMEOUT_SECONDS", &["mirror", "page_timeout_seconds"], EnvKind::Number),
+    ("EDELWEISS_UPSTREAM_RETRIES", &["mirror", "retries"], EnvKind::Number),
+    ("EDELWEISS_MERGE_PROJECTS", &["mirror", "merge_projects"], EnvKind::List),
+    ("EDELWEISS_BUILD_WORKERS", &["build", "workers"], EnvKind::Number),
+    ("EDELWEISS_BUILD_EXECUTOR", &["build", "executor"], EnvKind::Text),
+    ("EDELWEISS_RECIPES", &["build", "recipes"], EnvKind::Text),
+    ("EDELWEISS_ON_MISS", &["on_demand", "on_miss"], EnvKind::Text),
+    ("EDELWEISS_WHEELS_ONLY", &["on_demand", "wheels_only"], EnvKind::Flag),
 ];
 
 fn env_value(kind: EnvKind, value: &str) -> Result<toml::Value, String> {
@@ -571,6 +556,32 @@ mod tests {
         assert_eq!(settings.listen.port(), 9001);
         assert_eq!(settings.data_dir, PathBuf::from("/srv/b"));
         assert_eq!(settings.limits.max_upload_bytes, 10);
+    }
+
+    /// Every `Env: EDELWEISS_*` the shipped config file documents is read.
+    #[test]
+    fn every_documented_environment_variable_is_read() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/edelweiss.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let documented: Vec<&str> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("EDELWEISS_") && word.len() > "EDELWEISS_".len())
+            .collect();
+        assert!(documented.len() > 10);
+        for name in documented {
+            assert!(
+                ENVIRONMENT.iter().any(|(known, _, _)| *known == name),
+                "{name} is documented but not read"
+            );
+        }
+        let env = |name: &str| (name == "EDELWEISS_PAGE_TTL_SECONDS").then(|| "0".to_string());
+        assert_eq!(
+            Settings::load(None, env, &Overrides::default())
+                .unwrap()
+                .mirror
+                .page_ttl_seconds,
+            0
+        );
     }
 
     #[test]

@@ -255,9 +255,15 @@ impl Executor for Runc {
     fn builder_identity(&self, image: &str) -> BoxFuture<'_, Result<String, ExecutorError>> {
         let rootfs = PathBuf::from(image);
         async move {
-            let ids: Vec<Vec<u8>> = ROOT_ID_FILES.iter().filter_map(|file| std::fs::read(rootfs.join(file)).ok()).collect();
+            let ids: Vec<Vec<u8>> = ROOT_ID_FILES
+                .iter()
+                .filter_map(|file| std::fs::read(rootfs.join(file)).ok())
+                .collect();
             if !ids.is_empty() {
-                return Ok(format!("rootfs:{}", crate::pypi::Sha256Digest::of(&ids.concat())));
+                return Ok(format!(
+                    "rootfs:{}",
+                    crate::pypi::Sha256Digest::of(&ids.concat())
+                ));
             }
             tokio::task::spawn_blocking(move || walk_identity(&rootfs))
                 .await

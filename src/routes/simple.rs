@@ -9,9 +9,9 @@ use crate::build::missing_wheels;
 use crate::catalog::{self, Listing};
 use crate::config::OnMiss;
 use crate::error::ApiError;
-use crate::index::{Format, RenderedPage, negotiate};
+use crate::index::{Format, RenderedPage, negotiate, project_detail};
 use crate::pypi::simple::ProjectDetail;
-use crate::pypi::{PackageName, parse_package_name, target_from_user_agent};
+use crate::pypi::{PackageName, Target, parse_package_name, target_from_user_agent};
 
 pub(super) fn redirect(location: String) -> HttpResponse {
     HttpResponse::MovedPermanently()
@@ -85,6 +85,13 @@ pub async fn project(
     match catalog::listing(&state.index, &state.mirror, &name).await? {
         None => Err(not_in_index(&name)),
         Some(Listing::Local) => {
+            if let Some(target) = client_target(&request, &state) {
+                let project = state.index.store().project(&name)?;
+                if let Some(project) = project {
+                    let detail = project_detail(&project, &state.index.store().files(&name)?);
+                    queue_missing(&state, &name, &detail, target);
+                }
+            }
             let page = state
                 .index
                 .project_page(&name, format)?
@@ -92,7 +99,9 @@ pub async fn project(
             Ok(respond(&request, page, format))
         }
         Some(Listing::Merged { detail, stale }) => {
-            queue_for_client(&request, &state, &name, &detail);
+            if let Some(target) = client_target(&request, &state) {
+                queue_missing(&state, &name, &detail, target);
+            }
             let mut response = respond(
                 &request,
                 state.index.render_uncached(&detail, format),
@@ -106,27 +115,23 @@ pub async fn project(
     }
 }
 
-/// pip and uv say what they run on: when that is a target the farm builds, queue what the
-/// page lacks for it, in the background.
-fn queue_for_client(
-    request: &HttpRequest,
+/// pip and uv say what they run on: the farm's target for that client, when on-demand
+/// builds are on and the farm builds for it.
+fn client_target(request: &HttpRequest, state: &web::Data<AppState>) -> Option<Target> {
+    if !state.on_demand.infer_from_user_agent || state.on_demand.on_miss == OnMiss::Off {
+        return None;
+    }
+    let user_agent = request.headers().get(header::USER_AGENT)?.to_str().ok()?;
+    target_from_user_agent(user_agent).and_then(|client| state.builds.target_for_client(&client))
+}
+
+/// Queues, in the background, what the page lacks for `target`.
+fn queue_missing(
     state: &web::Data<AppState>,
     name: &PackageName,
     detail: &ProjectDetail,
+    target: Target,
 ) {
-    if !state.on_demand.infer_from_user_agent || state.on_demand.on_miss == OnMiss::Off {
-        return;
-    }
-    let user_agent = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let Some(target) = target_from_user_agent(user_agent)
-        .and_then(|client| state.builds.target_for_client(&client))
-    else {
-        return;
-    };
     if missing_wheels(detail, &target, state.on_demand.releases).is_empty() {
         return;
     }

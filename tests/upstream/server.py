@@ -35,6 +35,8 @@ class State:
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without this, Nagle delays each page.
+    disable_nagle_algorithm = True
     root = "."
     mode = "json"
 
