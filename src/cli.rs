@@ -32,6 +32,8 @@ pub enum Command {
     /// Build a musllinux wheel from an sdist through the build cache (a second call with the
     /// same inputs starts no container).
     Build(BuildArgs),
+    /// Make sure every wheel a requirements file needs exists for each target (CI).
+    Prewarm(PrewarmArgs),
     /// Take builds from a server and run them here (a remote build worker).
     Worker(WorkerArgs),
     /// Probe a server's /healthz and exit 0 if it answers 200 (the image's HEALTHCHECK).
@@ -69,6 +71,30 @@ pub enum ExecutorChoice {
     Runc,
     Docker,
     Podman,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PrewarmArgs {
+    /// A pip requirements file (repeatable); `-r` includes are followed.
+    #[arg(
+        short = 'r',
+        long = "requirement",
+        value_name = "FILE",
+        required = true
+    )]
+    pub requirements: Vec<PathBuf>,
+    /// e.g. cp313-musllinux_1_2_x86_64 (repeatable).
+    #[arg(long = "target", required = true)]
+    pub targets: Vec<Target>,
+    /// The edelweiss server, e.g. http://edelweiss:8080/.
+    #[arg(long, value_name = "URL")]
+    pub server: url::Url,
+    /// An upload token, needed to request builds.
+    #[arg(long, env = "EDELWEISS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Longest wait for one build, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub build_timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -151,7 +177,7 @@ impl Command {
                 data_dir: args.data.data_dir.clone(),
                 ..Overrides::default()
             },
-            Self::Worker(_) | Self::Healthcheck(_) => Overrides::default(),
+            Self::Prewarm(_) | Self::Worker(_) | Self::Healthcheck(_) => Overrides::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod ingest;
 pub mod metadata;
 pub mod metrics;
 pub mod mirror;
+pub mod prewarm;
 pub mod pypi;
 pub mod routes;
 pub mod services;

@@ -145,7 +145,7 @@ fn write_sdist_with_setup(
     let encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut archive = tar::Builder::new(encoder);
     let pkg_info = format!(
-        "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Python: >=3.9\n"
+        "Metadata-Version: 2.2\nName: {name}\nVersion: {version}\nRequires-Python: >=3.9\n"
     );
     let mut entries: Vec<(String, Vec<u8>)> = vec![
         (format!("{top}/PKG-INFO"), pkg_info.into_bytes()),
