@@ -29,4 +29,5 @@ pub mod prewarm;
 pub mod pypi;
 pub mod routes;
 pub mod services;
+pub mod status;
 pub mod storage;

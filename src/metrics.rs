@@ -12,6 +12,26 @@ struct Family {
 }
 
 impl Family {
+    fn samples(&self) -> Vec<(Vec<(&'static str, String)>, u64)> {
+        let samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        samples
+            .iter()
+            .map(|(labels, count)| (labels.clone(), *count))
+            .collect()
+    }
+
+    /// The count of the sample whose labels include `key=value`, summed.
+    fn count(&self, key: &str, value: &str) -> u64 {
+        self.samples()
+            .iter()
+            .filter(|(labels, _)| labels.iter().any(|(k, v)| *k == key && v == value))
+            .map(|(_, count)| count)
+            .sum()
+    }
+
     fn increment(&self, labels: Vec<(&'static str, String)>) {
         let mut samples = self
             .samples
@@ -98,6 +118,46 @@ impl Metrics {
 
     pub fn upload_rejected(&self) {
         self.uploads_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Page and file cache lookups: (hits, all lookups).
+    pub fn cache_lookups(&self) -> ((u64, u64), (u64, u64)) {
+        let page = (
+            self.page_cache.count("result", "hit"),
+            ["hit", "miss"]
+                .iter()
+                .map(|result| self.page_cache.count("result", result))
+                .sum(),
+        );
+        let file = (
+            self.file_cache.count("result", "hit"),
+            ["hit", "miss"]
+                .iter()
+                .map(|result| self.file_cache.count("result", result))
+                .sum(),
+        );
+        (page, file)
+    }
+
+    /// Per upstream: (outcome, count) of every request made to it.
+    pub fn upstream_outcomes(&self) -> Vec<(String, String, u64)> {
+        self.upstream_requests
+            .samples()
+            .into_iter()
+            .filter_map(|(labels, count)| {
+                let get = |key: &str| {
+                    labels
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, v)| v.clone())
+                };
+                Some((get("upstream")?, get("outcome")?, count))
+            })
+            .collect()
+    }
+
+    pub fn files_stored(&self) -> u64 {
+        self.files_stored.load(Ordering::Relaxed)
     }
 
     pub fn render(&self) -> String {

@@ -120,6 +120,10 @@ impl Mirror {
         })
     }
 
+    pub fn upstream_names(&self) -> Vec<String> {
+        self.upstreams.iter().map(ToString::to_string).collect()
+    }
+
     pub fn is_enabled(&self) -> bool {
         !self.upstreams.is_empty()
     }

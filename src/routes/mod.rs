@@ -6,6 +6,7 @@ mod files;
 mod health;
 mod range;
 mod simple;
+mod status;
 mod targets;
 mod upload;
 mod workers;
@@ -23,6 +24,8 @@ use crate::auth::{Access, AuthError};
 pub fn configure(config: &mut web::ServiceConfig) {
     let read = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
     config
+        .service(web::resource("/").name("status").route(read().to(status::overview)))
+        .service(web::resource("/builds/{id}").name("status_build").route(read().to(status::build)))
         .service(web::resource("/healthz").name("healthz").route(read().to(health::healthz)))
         .service(web::resource("/metrics").name("metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/simple").name("simple_redirect").route(read().to(simple::index_redirect)))
@@ -65,7 +68,9 @@ pub fn record_request<B: MessageBody>(response: &ServiceResponse<B>) {
         .record_request(route, response.status().as_u16());
 }
 
-const ROUTE_NAMES: [&str; 18] = [
+const ROUTE_NAMES: [&str; 20] = [
+    "status",
+    "status_build",
     "worker_lease",
     "worker_heartbeat",
     "worker_sdist",
