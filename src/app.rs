@@ -29,6 +29,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub max_upload_bytes: u64,
     pub on_demand: OnDemandSettings,
+    pub prewarms: routes::PrewarmJobs,
+    /// This server's own base URL, for the prewarm API's calls to itself.
+    pub self_url: url::Url,
 }
 
 pub struct Application {
@@ -53,6 +56,25 @@ impl Application {
                 .builds
                 .spawn_workers(settings.build.workers, &services.instance);
         }
+        let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
+            address: settings.listen,
+            source,
+        })?;
+        let address = listener.local_addr().map_err(|source| StartupError::Bind {
+            address: settings.listen,
+            source,
+        })?;
+        let loopback = if address.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], address.port()))
+        } else {
+            address
+        };
+        let self_url = url::Url::parse(&format!("http://{loopback}/")).map_err(|error| {
+            StartupError::Bind {
+                address,
+                source: std::io::Error::other(error),
+            }
+        })?;
         let state = web::Data::new(AppState {
             index: Index::new(services.index),
             ingestor: services.ingestor,
@@ -68,15 +90,9 @@ impl Application {
             metrics: services.metrics,
             max_upload_bytes: settings.limits.max_upload_bytes,
             on_demand: settings.on_demand.clone(),
+            prewarms: routes::PrewarmJobs::default(),
+            self_url,
         });
-        let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
-            address: settings.listen,
-            source,
-        })?;
-        let address = listener.local_addr().map_err(|source| StartupError::Bind {
-            address: settings.listen,
-            source,
-        })?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -296,7 +296,7 @@ fn build_settings_for_executor(mut settings: Settings, choice: ExecutorChoice) -
 
 /// Resolves each target, then builds what lacks a wheel; fails if anything still does.
 pub fn prewarm(args: &PrewarmArgs) -> anyhow::Result<()> {
-    use crate::prewarm::{Client, Row, has_wheel, print_table, read_requirements, resolve};
+    use crate::prewarm::{Client, print_table, read_requirements};
     let (mut seen, mut notes, mut requirements) = (Default::default(), Vec::new(), Vec::new());
     for path in &args.requirements {
         requirements.extend(read_requirements(path, &mut seen, &mut notes)?);
@@ -309,62 +309,16 @@ pub fn prewarm(args: &PrewarmArgs) -> anyhow::Result<()> {
         server: args.server.clone(),
         token: args.token.clone(),
     };
-    let work = tempfile::tempdir()?;
-    let built_before: Vec<serde_json::Value> = client_builds(&client)?;
-    let mut rows = Vec::new();
-    for target in &args.targets {
-        let index_url = args
-            .server
-            .join(&format!("t/{target}/simple/"))?
-            .to_string();
-        let pins = resolve(&requirements, target, &index_url, work.path())?;
-        println!("{target}: {} distributions resolved", pins.len());
-        for (project, version) in pins {
-            let started = std::time::Instant::now();
-            let detail = client.page(target, &project)?;
-            let row = |source, log_url| Row {
-                project: project.clone(),
-                version: version.clone(),
-                target: target.to_string(),
-                source,
-                seconds: started.elapsed().as_secs_f64(),
-                log_url,
-            };
-            if has_wheel(&detail, &version, target) {
-                let ours = built_before.iter().any(|build| {
-                    build["project"] == project.to_lowercase().replace('_', "-")
-                        && build["version"] == version.as_str()
-                        && build["target"] == target.to_string().as_str()
-                        && build["state"] == "succeeded"
-                });
-                rows.push(row(
-                    if ours {
-                        "built before"
-                    } else {
-                        "upstream wheel"
-                    },
-                    None,
-                ));
-                continue;
-            }
-            let (succeeded, id) = client.build(
-                &project,
-                &version,
-                target,
-                std::time::Duration::from_secs(args.build_timeout),
-            )?;
-            let log_url = args
-                .server
-                .join(&format!("api/v1/builds/{id}"))?
-                .to_string();
-            rows.push(row(
-                if succeeded { "built now" } else { "failed" },
-                Some(log_url),
-            ));
-        }
-    }
+    let timeout = std::time::Duration::from_secs(args.build_timeout);
+    let rows = crate::prewarm::run(
+        &client,
+        &requirements,
+        &args.targets,
+        timeout,
+        &mut |line| println!("{line}"),
+    )?;
     print_table(&rows);
-    let failed: Vec<&Row> = rows.iter().filter(|row| row.source == "failed").collect();
+    let failed: Vec<_> = rows.iter().filter(|row| row.source == "failed").collect();
     for row in &failed {
         eprintln!(
             "failed: {} {} [{}]: log {}",
@@ -380,13 +334,4 @@ pub fn prewarm(args: &PrewarmArgs) -> anyhow::Result<()> {
         failed.len()
     );
     Ok(())
-}
-
-fn client_builds(client: &crate::prewarm::Client) -> anyhow::Result<Vec<serde_json::Value>> {
-    let mut request = client.http.get(client.server.join("api/v1/builds")?);
-    if let Some(token) = &client.token {
-        request = request.bearer_auth(token);
-    }
-    let listing: serde_json::Value = request.send()?.json()?;
-    Ok(listing["builds"].as_array().cloned().unwrap_or_default())
 }

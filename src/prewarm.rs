@@ -119,7 +119,7 @@ pub fn has_wheel(detail: &ProjectDetail, version: &str, target: &Target) -> bool
         })
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Row {
     pub project: String,
     pub version: String,
@@ -166,6 +166,7 @@ impl Client {
         version: &str,
         target: &Target,
         timeout: Duration,
+        progress: &mut dyn FnMut(String),
     ) -> anyhow::Result<(bool, String)> {
         let token = self.token.as_deref().context("builds need --token")?;
         let response = self
@@ -188,10 +189,10 @@ impl Client {
                 self.get(&format!("api/v1/builds/{id}")).send()?.json()?;
             let state = build["state"].as_str().unwrap_or("unknown").to_string();
             if state != last {
-                println!(
+                progress(format!(
                     "  {project} {version} [{target}]: {state} ({:.0?})",
                     started.elapsed()
-                );
+                ));
                 last = state.clone();
             }
             match state.as_str() {
@@ -204,6 +205,73 @@ impl Client {
             }
         }
     }
+}
+
+fn builds(client: &Client) -> anyhow::Result<Vec<serde_json::Value>> {
+    let listing: serde_json::Value = client.get("api/v1/builds").send()?.json()?;
+    Ok(listing["builds"].as_array().cloned().unwrap_or_default())
+}
+
+/// For each target: resolve, then make sure every pin has a wheel, building what lacks one.
+/// `progress` gets one line per step and per change of a build's state.
+pub fn run(
+    client: &Client,
+    requirements: &[String],
+    targets: &[Target],
+    timeout: Duration,
+    progress: &mut dyn FnMut(String),
+) -> anyhow::Result<Vec<Row>> {
+    let work = tempfile::tempdir()?;
+    let built_before = builds(client)?;
+    let mut rows = Vec::new();
+    for target in targets {
+        let index_url = client
+            .server
+            .join(&format!("t/{target}/simple/"))?
+            .to_string();
+        let pins = resolve(requirements, target, &index_url, work.path())?;
+        progress(format!("{target}: {} distributions resolved", pins.len()));
+        for (project, version) in pins {
+            let started = Instant::now();
+            let detail = client.page(target, &project)?;
+            let row = |source, log_url| Row {
+                project: project.clone(),
+                version: version.clone(),
+                target: target.to_string(),
+                source,
+                seconds: started.elapsed().as_secs_f64(),
+                log_url,
+            };
+            if has_wheel(&detail, &version, target) {
+                let normalized = project.to_lowercase().replace(['_', '.'], "-");
+                let ours = built_before.iter().any(|build| {
+                    build["project"] == normalized.as_str()
+                        && build["version"] == version.as_str()
+                        && build["target"] == target.to_string().as_str()
+                        && build["state"] == "succeeded"
+                });
+                rows.push(row(
+                    if ours {
+                        "built before"
+                    } else {
+                        "upstream wheel"
+                    },
+                    None,
+                ));
+                continue;
+            }
+            let (succeeded, id) = client.build(&project, &version, target, timeout, progress)?;
+            let log_url = client
+                .server
+                .join(&format!("api/v1/builds/{id}"))?
+                .to_string();
+            rows.push(row(
+                if succeeded { "built now" } else { "failed" },
+                Some(log_url),
+            ));
+        }
+    }
+    Ok(rows)
 }
 
 pub fn print_table(rows: &[Row]) {

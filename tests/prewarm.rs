@@ -121,3 +121,78 @@ fn prewarm_builds_what_lacks_a_wheel_and_then_pip_needs_no_sdist() {
     );
     assert!(download.status.success(), "{}", text(&download));
 }
+
+#[test]
+fn the_prewarm_api_reports_progress_and_the_table() {
+    let work = tempfile::tempdir().unwrap();
+    let dists = work.path().join("dists");
+    std::fs::create_dir_all(&dists).unwrap();
+    let tree = UpstreamTree::new(&work.path().join("tree"));
+    tree.publish("need-c", &[c_extension_sdist(&dists, "need-c", "")]);
+    tree.publish(
+        "purelib",
+        &[WheelSpec::new("purelib", "2.0", "py3-none-any").write(&dists)],
+    );
+    let upstream = UpstreamServer::start(&tree, "json");
+    let (builder, runtime) = Runtime::Runc.builders();
+    let config = base_config("", "")
+        + &common::farm::build_config("runc", &builder, &runtime, 600)
+        + "[on_demand]\non_miss = \"off\"\n";
+    let server = TestServer::mirroring(&[&upstream.simple_url()], &config);
+    let started = server
+        .client()
+        .post(format!("{}/api/v1/prewarm", server.url))
+        .bearer_auth(UPLOAD_TOKEN)
+        .json(&serde_json::json!({"requirements": "need-c\npurelib==2.0\n", "targets": [TARGET]}))
+        .send()
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let id = started.json::<serde_json::Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let progress = loop {
+        let progress = server.get_json_plain(&format!("/api/v1/prewarm/{id}"));
+        if progress["state"] != "running" {
+            break progress;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "prewarm still running: {progress}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert_eq!(progress["state"], "succeeded", "{progress}");
+    let rows = progress["rows"].as_array().unwrap();
+    let source = |project: &str| {
+        rows.iter()
+            .find(|row| row["project"] == project)
+            .map(|row| row["source"].clone())
+    };
+    assert_eq!(
+        source("need-c"),
+        Some(serde_json::json!("built now")),
+        "{progress}"
+    );
+    assert_eq!(
+        source("purelib"),
+        Some(serde_json::json!("upstream wheel")),
+        "{progress}"
+    );
+    assert!(
+        progress["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|line| line.as_str().unwrap().contains("succeeded")),
+        "{progress}"
+    );
+    let unauthenticated = server
+        .client()
+        .post(format!("{}/api/v1/prewarm", server.url))
+        .json(&serde_json::json!({"requirements": "x", "targets": [TARGET]}))
+        .send()
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+}

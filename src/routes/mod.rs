@@ -4,6 +4,7 @@
 mod builds;
 mod files;
 mod health;
+mod prewarm;
 mod range;
 mod simple;
 mod status;
@@ -18,6 +19,10 @@ use actix_web::{HttpRequest, guard, web};
 
 use crate::app::AppState;
 use crate::auth::{Access, AuthError};
+
+/// The whole API, one route a line.
+#[rustfmt::skip]
+pub use prewarm::PrewarmJobs;
 
 /// The whole API, one route a line.
 #[rustfmt::skip]
@@ -39,6 +44,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource(["/legacy/", "/legacy"]).name("upload").route(web::post().to(upload::upload)))
         .service(web::resource("/api/v1/builds").name("builds").route(web::post().to(builds::request)).route(web::get().to(builds::list)))
         .service(web::resource("/api/v1/builds/{id}").name("build").route(web::get().to(builds::show)))
+        .service(web::resource("/api/v1/prewarm").name("prewarm").route(web::post().to(prewarm::start)))
+        .service(web::resource("/api/v1/prewarm/{id}").name("prewarm_progress").route(web::get().to(prewarm::show)))
         .service(web::resource("/api/v1/workers/lease").name("worker_lease").route(web::post().to(workers::lease)))
         .service(web::resource("/api/v1/workers/builds/{id}/heartbeat").name("worker_heartbeat").route(web::post().to(workers::heartbeat)))
         .service(web::resource("/api/v1/workers/builds/{id}/sdist").name("worker_sdist").route(web::get().to(workers::sdist)))
@@ -68,7 +75,9 @@ pub fn record_request<B: MessageBody>(response: &ServiceResponse<B>) {
         .record_request(route, response.status().as_u16());
 }
 
-const ROUTE_NAMES: [&str; 20] = [
+const ROUTE_NAMES: [&str; 22] = [
+    "prewarm",
+    "prewarm_progress",
     "status",
     "status_build",
     "worker_lease",

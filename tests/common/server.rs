@@ -77,6 +77,8 @@ impl TestServer {
             .arg("--config")
             .arg(config)
             .env("EDELWEISS_LOG", "info")
+            // The prewarm API resolves with uv, as the CLI does.
+            .env("EDELWEISS_UV", super::client_tools().join("uv"))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
