@@ -12,8 +12,9 @@
 # Usage: bench/index.sh > table.md        (progress goes to stderr)
 # Environment (defaults in brackets):
 #   EDELWEISS_BIN         server binary [target/release/edelweiss, built if missing]
-#   FILES [1000]  BIG_BYTES [100000000]  ROUNDS [3]  DURATION [10s]  WARMUP [3s]
+#   FILES [1000]  BIG_BYTES [100000000]  ROUNDS [5]  DURATION [10s]  WARMUP [3s]
 #   THREADS [2]  PAGE_CONNECTIONS [32]  DOWNLOAD_CONNECTIONS [4]  NGINX_WORKERS [2]
+#   WORKLOADS             a subset of "json html download1 download" [all four]
 #   KEEP=1                keep the temporary directory (data, nginx root, wrk outputs)
 # Needs: wrk, nginx (Debian: apt-get install -y wrk nginx-light), python3, curl.
 set -euo pipefail
@@ -22,13 +23,14 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$BENCH_DIR")
 FILES=${FILES:-1000}
 BIG_BYTES=${BIG_BYTES:-100000000}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-3s}
 THREADS=${THREADS:-2}
 PAGE_CONNECTIONS=${PAGE_CONNECTIONS:-32}
 DOWNLOAD_CONNECTIONS=${DOWNLOAD_CONNECTIONS:-4}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
+WORKLOADS=${WORKLOADS:-json html download1 download}
 JSON_ACCEPT="application/vnd.pypi.simple.v1+json"
 HTML_ACCEPT="text/html"
 
@@ -136,8 +138,8 @@ http {
         text/html html;
         application/octet-stream whl;
     }
+    # Appends "; charset=utf-8" to text/html, as edelweiss sends it.
     charset utf-8;
-    charset_types text/html;
     # The same negotiation the benchmark exercises: JSON when asked for, HTML otherwise.
     map \$http_accept \$page_format {
         default html;
@@ -178,11 +180,22 @@ check_same() {
     die "$path ($accept): content types differ: $(cat "$WORK/check.edelweiss.type") vs $(cat "$WORK/check.nginx.type")"
 }
 
+# CPU time (user + system, in clock ticks) a server has used so far: the process, all its
+# threads, and its direct children (nginx's workers).
+server_cpu_ticks() {
+  local pid=$1 total=0 process
+  for process in "$pid" $(pgrep -P "$pid" || true); do
+    # Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    total=$((total + $(sed 's/^.*) //' "/proc/$process/stat" | awk '{ print $12 + $13 }')))
+  done
+  echo "$total"
+}
+
 # run_wrk SERVER WORKLOAD ROUND DURATION: one wrk run; appends a line to results.tsv unless
 # ROUND is "warmup".
 run_wrk() {
-  local server=$1 workload=$2 round=$3 duration=$4 base path accept connections threads out
-  [[ $server == edelweiss ]] && base=$EDELWEISS_URL || base=$NGINX_URL
+  local server=$1 workload=$2 round=$3 duration=$4 base pid path accept connections threads out
+  if [[ $server == edelweiss ]]; then base=$EDELWEISS_URL pid=$EDELWEISS_PID; else base=$NGINX_URL pid=$NGINX_PID; fi
   case $workload in
     json) path=/simple/benchproj/ accept=$JSON_ACCEPT connections=$PAGE_CONNECTIONS threads=$THREADS ;;
     html) path=/simple/benchproj/ accept=$HTML_ACCEPT connections=$PAGE_CONNECTIONS threads=$THREADS ;;
@@ -190,8 +203,13 @@ run_wrk() {
     download) path=$BIG_PATH accept="*/*" connections=$DOWNLOAD_CONNECTIONS threads=$THREADS ;;
   esac
   out="$WORK/wrk.$server.$workload.$round"
+  local ticks_before ticks_after
+  ticks_before=$(server_cpu_ticks "$pid")
   wrk -t"$threads" -c"$connections" -d"$duration" --timeout 10s --latency \
     -s "$BENCH_DIR/wrk_report.lua" -H "Accept: $accept" "$base$path" >"$out"
+  ticks_after=$(server_cpu_ticks "$pid")
+  awk -v ticks=$((ticks_after - ticks_before)) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { print "server_cpu_seconds=" ticks / hz }' >>"$out"
   local status_errors
   status_errors=$(sed -n 's/^errors_status=//p' "$out")
   [[ $status_errors == 0 ]] || die "$server $workload: $status_errors non-2xx responses (see $out)"
@@ -203,9 +221,10 @@ values = dict(line.strip().split("=", 1) for line in open(path) if "=" in line a
 seconds = int(values["duration_us"]) / 1e6
 errors = sum(int(values[key]) for key in values if key.startswith("errors_"))
 print(server, workload, round_, int(values["requests"]) / seconds, int(values["p99_us"]) / 1000,
-      int(values["bytes"]) / seconds / 1e6, errors, sep="\t")
+      int(values["bytes"]) / seconds / 1e6, errors, values["server_cpu_seconds"], values["requests"],
+      values["bytes"], sep="\t")
 EOF
-  log "$(printf '%-9s %-9s round %s: %s' "$server" "$workload" "$round" "$(tail -n 1 "$WORK/results.tsv" | cut -f4-7 | tr '\t' ' ')")"
+  log "$(tail -n 1 "$WORK/results.tsv" | awk -F'\t' '{ printf "%-9s %-9s round %s: %.0f req/s, p99 %.2f ms, %.0f MB/s, %d socket errors, server CPU %.1f s", $1, $2, $3, $4, $5, $6, $7, $8 }')"
 }
 
 machine_info() {
@@ -218,36 +237,63 @@ machine_info() {
 }
 
 print_table() {
-  python3 - "$WORK/results.tsv" "$1" <<'EOF'
+  python3 - "$WORK/results.tsv" "$1" "$2" <<'EOF'
 import statistics, sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+def runs(server, workload):
+    return [r for r in rows if r[0] == server and r[1] == workload]
 def median(server, workload, column):
-    return statistics.median(float(r[column]) for r in rows if r[0] == server and r[1] == workload)
+    return statistics.median(float(r[column]) for r in runs(server, workload))
+def cpu_cost(server, workload, per_bytes):
+    """Server CPU seconds over all rounds, per 1,000 requests or per GB (10^9 bytes) sent."""
+    done = runs(server, workload)
+    cpu = sum(float(r[7]) for r in done)
+    work = sum(int(r[9]) for r in done) / 1e9 if per_bytes else sum(int(r[8]) for r in done) / 1e3
+    return cpu / work
+downloads = f"{sys.argv[2]} connections"
+big = f"{int(sys.argv[3]) / 1e6:.0f} MB download"
 # (label, workload, column, better, target ratio): column 3 req/s, 4 p99 ms, 5 MB/s.
 metrics = [
     ("JSON page, requests/s", "json", 3, "higher", 1.0),
     ("JSON page, p99 latency (ms)", "json", 4, "lower", 1.0),
     ("HTML page, requests/s", "html", 3, "higher", 1.0),
     ("HTML page, p99 latency (ms)", "html", 4, "lower", 1.0),
-    ("100 MB download, 1 connection, MB/s", "download1", 5, "higher", 0.9),
-    ("100 MB download, %s connections, MB/s", "download", 5, "higher", 0.9),
+    (f"{big}, 1 connection, MB/s", "download1", 5, "higher", 0.9),
+    (f"{big}, {downloads}, MB/s", "download", 5, "higher", 0.9),
 ]
 print("| Workload | edelweiss | nginx | edelweiss / nginx | Target | Met |")
 print("|---|---:|---:|---:|---|---|")
 for label, workload, column, better, target in metrics:
-    if "%s" in label:
-        label = label % sys.argv[2]
+    if not runs("edelweiss", workload):
+        continue
     ours, theirs = median("edelweiss", workload, column), median("nginx", workload, column)
     ratio = ours / theirs
     if better == "higher":
         goal, met = f"≥ {target:.2f}", ratio >= target
     else:
         goal, met = f"≤ {1 / target:.2f}", ratio <= 1 / target
-    fmt = "{:,.0f}" if column == 3 else "{:,.2f}" if column == 4 else "{:,.0f}"
+    fmt = "{:,.2f}" if column == 4 else "{:,.0f}"
     print(f"| {label} | {fmt.format(ours)} | {fmt.format(theirs)} | {ratio:.2f} | {goal} | {'yes' if met else 'no'} |")
-errors = [r for r in rows if int(r[6]) != 0]
-for r in errors:
-    print(f"\nSocket errors: {r[0]} {r[1]} round {r[2]}: {r[6]}")
+print()
+print("Server CPU time (user + system, all threads and workers) per unit of work, over all rounds:")
+print()
+print("| Workload | edelweiss | nginx | edelweiss / nginx |")
+print("|---|---:|---:|---:|")
+costs = [
+    ("JSON page, CPU s per 1,000 requests", "json", False),
+    ("HTML page, CPU s per 1,000 requests", "html", False),
+    (f"{big}, 1 connection, CPU s per GB", "download1", True),
+    (f"{big}, {downloads}, CPU s per GB", "download", True),
+]
+for label, workload, per_bytes in costs:
+    if not runs("edelweiss", workload):
+        continue
+    ours, theirs = cpu_cost("edelweiss", workload, per_bytes), cpu_cost("nginx", workload, per_bytes)
+    ratio = f"{ours / theirs:.1f}" if theirs > 0 else "n/a"
+    print(f"| {label} | {ours:.3f} | {theirs:.3f} | {ratio} |")
+for r in rows:
+    if int(r[6]) != 0:
+        print(f"\nSocket errors: {r[0]} {r[1]} round {r[2]}: {r[6]}")
 EOF
 }
 
@@ -256,6 +302,8 @@ main() {
   binary=$(edelweiss_binary)
   local before
   before=$(machine_info)
+  local binary_line
+  binary_line="- edelweiss binary: $binary (modified $(date -u -r "$binary" '+%Y-%m-%d %H:%M UTC'))"
 
   log "generating $FILES wheels and one $BIG_BYTES-byte wheel in $WORK/wheels"
   python3 "$BENCH_DIR/make_wheels.py" "$WORK/wheels" "$FILES" "$BIG_BYTES"
@@ -287,7 +335,11 @@ main() {
   check_same /simple/benchproj/ "$HTML_ACCEPT"
   check_same "$BIG_PATH" "*/*"
 
-  local workloads=(json html download1 download) workload server round order
+  local workloads workload server round order
+  read -r -a workloads <<<"$WORKLOADS"
+  for workload in "${workloads[@]}"; do
+    [[ $workload =~ ^(json|html|download1|download)$ ]] || die "unknown workload $workload"
+  done
   log "warm-up: $WARMUP per workload and server"
   for workload in "${workloads[@]}"; do
     for server in edelweiss nginx; do run_wrk "$server" "$workload" warmup "$WARMUP"; done
@@ -305,17 +357,19 @@ main() {
   json_bytes=$(stat -c %s "$WORK/nginx/root/simple/benchproj/index.json")
   html_bytes=$(stat -c %s "$WORK/nginx/root/simple/benchproj/index.html")
   big_bytes=$(stat -c %s "$WORK/nginx/root$BIG_PATH")
-  echo "## Index (bench/index.sh), $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "### Run of $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "$before"
   echo "- Load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- Command: \`bench/index.sh\` (ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS" \
-    "PAGE_CONNECTIONS=$PAGE_CONNECTIONS DOWNLOAD_CONNECTIONS=$DOWNLOAD_CONNECTIONS NGINX_WORKERS=$NGINX_WORKERS)"
+  echo "$binary_line"
+  echo "- Command: \`${EDELWEISS_BIN:+EDELWEISS_BIN=$EDELWEISS_BIN }ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP" \
+    "THREADS=$THREADS PAGE_CONNECTIONS=$PAGE_CONNECTIONS DOWNLOAD_CONNECTIONS=$DOWNLOAD_CONNECTIONS" \
+    "NGINX_WORKERS=$NGINX_WORKERS WORKLOADS='$WORKLOADS' bench/index.sh\`"
   echo "- Content: project page with $FILES files (JSON $json_bytes bytes, HTML $html_bytes bytes);" \
     "download of one $big_bytes-byte wheel; ingest of $((FILES + 1)) files took ${ingest_seconds}s"
   echo "- Figures: median of $ROUNDS rounds; MB/s = 10^6 bytes/s"
   echo
-  print_table "$DOWNLOAD_CONNECTIONS"
+  print_table "$DOWNLOAD_CONNECTIONS" "$big_bytes"
 }
 
 main "$@"
