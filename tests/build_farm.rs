@@ -480,6 +480,54 @@ fn a_real_pypi_sdist_without_a_cp313_musllinux_wheel_builds_through_the_mirror(r
     let _ = TARGET;
 }
 
+fn a_recipes_pinned_build_requirement_comes_through_the_index(runtime: Runtime) {
+    let work = tempfile::tempdir().unwrap();
+    let recipes = work.path().join("recipes.toml");
+    std::fs::write(&recipes, "[default]\n[[recipe]]\nproject = \"needs-helper\"\nbuild_requires = [\"build-helper==1.0\"]\n[[recipe]]\nproject = \"needs-absent\"\nbuild_requires = [\"absent-helper==1.0\"]\n").unwrap();
+    let (builder, runtime_image) = runtime.builders();
+    let build = common::farm::build_config(runtime.name(), &builder, &runtime_image, 600).replace(
+        "[build]\n",
+        &format!("[build]\nrecipes = {:?}\n", recipes.display().to_string()),
+    );
+    let server = TestServer::start_with(&(common::server::base_config("", "") + &build));
+    let helper =
+        common::dists::WheelSpec::new("build-helper", "1.0", "py3-none-any").write(work.path());
+    upload(&server, &helper);
+    upload(
+        &server,
+        &c_extension_sdist(work.path(), "needs-helper", "import build_helper"),
+    );
+    upload(
+        &server,
+        &c_extension_sdist(work.path(), "needs-absent", "import absent_helper"),
+    );
+    let requested = request_build(&server, "needs-helper", "1.0");
+    let build = wait_for_build(
+        &server,
+        requested["id"].as_str().unwrap(),
+        Duration::from_secs(300),
+    );
+    assert_eq!(
+        build["state"], "succeeded",
+        "the wheelhouse did not carry build-helper:\n{}",
+        build["log"]
+    );
+    let requested = request_build(&server, "needs-absent", "1.0");
+    let build = wait_for_build(
+        &server,
+        requested["id"].as_str().unwrap(),
+        Duration::from_secs(300),
+    );
+    assert_eq!(build["state"], "failed");
+    assert!(
+        build["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("absent-helper==1.0"),
+        "{build}"
+    );
+}
+
 /// Every farm test with each executor: a matrix, not copies.
 macro_rules! executor_matrix {
     ($($test:ident),* $(,)?) => {
@@ -493,6 +541,7 @@ macro_rules! executor_matrix {
 }
 
 executor_matrix!(
+    a_recipes_pinned_build_requirement_comes_through_the_index,
     a_c_extension_sdist_becomes_a_served_musllinux_wheel_built_once,
     ten_concurrent_requests_start_one_build,
     hostile_sdists_fail_cleanly_and_store_nothing,

@@ -89,7 +89,7 @@ fn has_no_network() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let script = format!(
-        "ip -o link | grep -v ' lo:' | wc -l; echo probe | nc -w 2 127.0.0.1 {port}; echo exit=$?"
+        "echo interfaces=$(ip -o link | grep -v ' lo:' | wc -l); echo probe | nc -w 2 127.0.0.1 {port}; echo exit=$?"
     );
     let (outcome, log) = run(
         &runc(work.path()),

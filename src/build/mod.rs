@@ -18,7 +18,9 @@ pub use queue::{BuildQueue, QueueError, Requested};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
 pub use records::{BuildRecord, BuildState, BuiltWheel, Failure, FailureKind};
 pub use remote_worker::{RemoteWorker, WorkerError};
-pub use service::{Assignment, BuildError, BuildService, RemoteReport, ServiceParts};
+pub use service::{
+    Assignment, BuildError, BuildService, RemoteReport, ServiceParts, WheelhouseFile,
+};
 pub use steps::{
     ContainerSteps, StepsResult, TargetBuilders, TestedWheel, check_wheel, default_import_check,
 };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::recipe::Recipe;
 use super::records::{BuildRecord, BuiltWheel, Failure};
-use super::steps::{ContainerSteps, TargetBuilders, infrastructure, package};
+use super::steps::{BuildInputs, ContainerSteps, TargetBuilders, infrastructure, package};
 use crate::ingest::{IngestError, Ingestor, Spool};
 use crate::metadata::{FileOrigin, IndexError};
 use crate::storage::BlobStore;
@@ -29,6 +29,7 @@ impl Pipeline {
         record: &BuildRecord,
         builders: &TargetBuilders,
         recipe: &Recipe,
+        wheelhouse: &[(String, bytes::Bytes)],
     ) -> PipelineResult {
         let sdist = match self.store.get_bytes(record.sdist_sha256).await {
             Ok(sdist) => sdist,
@@ -42,7 +43,16 @@ impl Pipeline {
         let work = self.work_root.join(&record.id);
         let result = self
             .steps
-            .run(record, builders, recipe, &work, &sdist)
+            .run(
+                record,
+                builders,
+                recipe,
+                &work,
+                &BuildInputs {
+                    sdist: &sdist,
+                    wheelhouse,
+                },
+            )
             .await;
         let outcome = match result.outcome {
             Ok(wheel) => self.ingest(&wheel.path, &wheel.filename.to_string()).await,

@@ -188,8 +188,33 @@ impl RemoteWorker {
                 self.name
             ));
         };
+        let mut wheelhouse = Vec::new();
+        for file in &assignment.wheelhouse {
+            let url = self.url(&format!("api/v1/workers/blobs/{}", file.sha256));
+            let bytes = match self
+                .client
+                .get(url)
+                .bearer_auth(self.token.expose())
+                .send()
+                .await
+            {
+                Ok(response) if response.status().is_success() => response.bytes().await.ok(),
+                _ => None,
+            };
+            let Some(bytes) = bytes.filter(|bytes| Sha256Digest::of(bytes) == file.sha256) else {
+                return failed(format!(
+                    "worker {} could not fetch {} intact",
+                    self.name, file.filename
+                ));
+            };
+            wheelhouse.push((file.filename.clone(), bytes));
+        }
+        let inputs = super::steps::BuildInputs {
+            sdist: &sdist,
+            wheelhouse: &wheelhouse,
+        };
         self.steps
-            .run(build, &builders, &assignment.recipe, work, &sdist)
+            .run(build, &builders, &assignment.recipe, work, &inputs)
             .await
     }
 

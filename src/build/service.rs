@@ -42,11 +42,20 @@ pub enum BuildError {
     Storage(#[from] StorageError),
 }
 
+/// A wheel of a recipe's pinned build requirements, held in the blob store.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WheelhouseFile {
+    pub filename: String,
+    pub sha256: Sha256Digest,
+}
+
 /// A build handed to a remote worker.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Assignment {
     pub build: BuildRecord,
     pub recipe: Recipe,
+    /// Fetched from `/api/v1/workers/blobs/<sha256>`.
+    pub wheelhouse: Vec<WheelhouseFile>,
     /// The builder for this build's recipe, as the server's target names it.
     pub builder: String,
     pub runtime: String,
@@ -264,6 +273,111 @@ impl BuildService {
         Ok((filename, digest))
     }
 
+    /// Stores (through the mirror, when not held here) the file `filename` with `digest`.
+    async fn ensure_stored(&self, filename: &str, digest: Sha256Digest) -> Result<(), BuildError> {
+        if self.pipeline.store.contains(digest).await? {
+            return Ok(());
+        }
+        let unavailable = || BuildError::NoSdist {
+            project: filename.to_string(),
+            version: String::new(),
+        };
+        if let MirroredFile::Streaming { mut body, .. } = self
+            .mirror
+            .open_file(digest, filename)
+            .await?
+            .ok_or_else(unavailable)?
+        {
+            while let Some(chunk) = body.next().await {
+                chunk.map_err(|error| {
+                    BuildError::Mirror(MirrorError::Storage(StorageError::Io {
+                        path: filename.into(),
+                        source: error,
+                    }))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The recipe's pinned build requirements (`name==version`) as wheels that install on
+    /// `target`, from this index (held here, or mirrored and so cached).
+    pub async fn wheelhouse(
+        &self,
+        recipe: &Recipe,
+        target: &Target,
+    ) -> Result<Vec<WheelhouseFile>, Failure> {
+        let mut files = Vec::new();
+        for requirement in &recipe.build_requires {
+            let missing = |why: &str| Failure {
+                kind: FailureKind::Package,
+                message: format!("build requirement `{requirement}`: {why}"),
+            };
+            let (name, version) = requirement
+                .split_once("==")
+                .ok_or_else(|| missing("pin it as name==version"))?;
+            let project = crate::pypi::parse_package_name(name.trim())
+                .map_err(|_| missing("not a project name"))?;
+            let mut candidates: Vec<(String, String)> = self
+                .index
+                .files(&project)
+                .map_err(|error| missing(&error.to_string()))?
+                .into_iter()
+                .map(|file| (file.filename, file.sha256.to_hex()))
+                .collect();
+            if self.mirror.is_enabled() {
+                if let Ok(Some(page)) = self.mirror.project_page(&project).await {
+                    candidates.extend(page.detail.files.iter().filter_map(|file| {
+                        Some((file.filename.clone(), file.sha256()?.to_string()))
+                    }));
+                }
+            }
+            let (filename, digest) = candidates
+                .into_iter()
+                .find_map(|(filename, hex)| match filename.parse::<DistFilename>() {
+                    Ok(DistFilename::Wheel(wheel))
+                        if wheel.version.to_string() == version.trim()
+                            && target.accepts(&wheel) =>
+                    {
+                        Some((filename, hex.parse().ok()?))
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| missing(&format!("no wheel for {target} on this index")))?;
+            self.ensure_stored(&filename, digest)
+                .await
+                .map_err(|error| Failure {
+                    kind: FailureKind::Infrastructure,
+                    message: error.to_string(),
+                })?;
+            files.push(WheelhouseFile {
+                filename,
+                sha256: digest,
+            });
+        }
+        Ok(files)
+    }
+
+    async fn wheelhouse_bytes(
+        &self,
+        files: &[WheelhouseFile],
+    ) -> Result<Vec<(String, bytes::Bytes)>, Failure> {
+        let mut loaded = Vec::new();
+        for file in files {
+            let bytes = self
+                .pipeline
+                .store
+                .get_bytes(file.sha256)
+                .await
+                .map_err(|error| Failure {
+                    kind: FailureKind::Infrastructure,
+                    message: error.to_string(),
+                })?;
+            loaded.push((file.filename.clone(), bytes));
+        }
+        Ok(loaded)
+    }
+
     /// Requests a build of a stored sdist for `target`: a cached result, a running build
     /// joined, or a new one queued.
     pub async fn request(
@@ -393,7 +507,21 @@ impl BuildService {
                 }
             })
         };
-        let result = self.pipeline.run(record, &builders, &recipe).await;
+        let wheelhouse = match self.wheelhouse(&recipe, &builders.target).await {
+            Ok(files) => self.wheelhouse_bytes(&files).await,
+            Err(failure) => Err(failure),
+        };
+        let result = match wheelhouse {
+            Ok(wheelhouse) => {
+                self.pipeline
+                    .run(record, &builders, &recipe, &wheelhouse)
+                    .await
+            }
+            Err(failure) => super::pipeline::PipelineResult {
+                log: format!("===== edelweiss: {}\n", failure.message).into_bytes(),
+                outcome: Err(failure),
+            },
+        };
         heartbeat.abort();
         self.record_outcome(record, worker, result.outcome, &result.log)
             .await
@@ -435,7 +563,7 @@ impl BuildService {
 
     /// A remote worker asks for work: the oldest queued build for its targets, with the
     /// recipe to run it with.
-    pub fn lease_remote(
+    pub async fn lease_remote(
         &self,
         worker: &str,
         targets: &[String],
@@ -446,11 +574,20 @@ impl BuildService {
         tracing::info!(build = %build.id, worker, attempt = build.attempts, "build leased to a remote worker");
         self.changed.notify_waiters();
         let (builders, recipe) = self.plan(&build)?;
+        let wheelhouse = match self.wheelhouse(&recipe, &builders.target).await {
+            Ok(files) => files,
+            Err(failure) => {
+                self.record_outcome(&build, worker, Err(failure), b"")
+                    .await?;
+                return Ok(None);
+            }
+        };
         Ok(Some(Assignment {
             builder: builders.builder_for(&recipe),
             runtime: builders.runtime,
             build,
             recipe,
+            wheelhouse,
             lease_seconds: self.lease_seconds,
         }))
     }

@@ -63,6 +63,13 @@ fn mount(host: PathBuf, container: &str, read_only: bool) -> Mount {
     }
 }
 
+/// What goes into a build's container besides the steps: the sdist, and the wheels of the
+/// recipe's pinned build requirements (filename, bytes) for its offline wheelhouse.
+pub struct BuildInputs<'a> {
+    pub sdist: &'a [u8],
+    pub wheelhouse: &'a [(String, bytes::Bytes)],
+}
+
 pub struct ContainerSteps {
     pub executor: Arc<dyn Executor>,
     pub limits: Limits,
@@ -106,7 +113,12 @@ impl ContainerSteps {
         }
     }
 
-    fn prepare(work: &Path, record: &BuildRecord, sdist: &[u8]) -> std::io::Result<()> {
+    fn prepare(
+        work: &Path,
+        record: &BuildRecord,
+        sdist: &[u8],
+        wheelhouse: &[(String, bytes::Bytes)],
+    ) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt as _;
         if work.exists() {
             std::fs::remove_dir_all(work)?;
@@ -118,6 +130,9 @@ impl ContainerSteps {
         std::fs::set_permissions(work.join("output"), std::fs::Permissions::from_mode(0o777))?;
         std::fs::write(work.join("steps/build.sh"), BUILD_STEP)?;
         std::fs::write(work.join("steps/smoke.sh"), SMOKE_STEP)?;
+        for (filename, bytes) in wheelhouse {
+            std::fs::write(work.join("wheelhouse").join(filename), bytes)?;
+        }
         std::fs::write(work.join("input").join(&record.sdist_filename), sdist)
     }
 
@@ -173,9 +188,9 @@ impl ContainerSteps {
         builders: &TargetBuilders,
         recipe: &Recipe,
         work: &Path,
-        sdist: &[u8],
+        inputs: &BuildInputs<'_>,
     ) -> Result<TestedWheel, Failure> {
-        Self::prepare(work, record, sdist).map_err(|error| {
+        Self::prepare(work, record, inputs.sdist, inputs.wheelhouse).map_err(|error| {
             infrastructure(format!("cannot prepare {}: {error}", work.display()))
         })?;
         let mut env = vec![
@@ -257,10 +272,10 @@ impl ContainerSteps {
         builders: &TargetBuilders,
         recipe: &Recipe,
         work: &Path,
-        sdist: &[u8],
+        inputs: &BuildInputs<'_>,
     ) -> StepsResult {
         let outcome = self
-            .build_and_test(record, builders, recipe, work, sdist)
+            .build_and_test(record, builders, recipe, work, inputs)
             .await;
         let mut log = Vec::new();
         for (step, title) in [("build", "build step"), ("smoke", "smoke test")] {

@@ -48,6 +48,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/api/v1/prewarm/{id}").name("prewarm_progress").route(web::get().to(prewarm::show)))
         .service(web::resource("/api/v1/workers/lease").name("worker_lease").route(web::post().to(workers::lease)))
         .service(web::resource("/api/v1/workers/builds/{id}/heartbeat").name("worker_heartbeat").route(web::post().to(workers::heartbeat)))
+        .service(web::resource("/api/v1/workers/blobs/{sha256}").name("worker_blob").route(web::get().to(workers::blob)))
         .service(web::resource("/api/v1/workers/builds/{id}/sdist").name("worker_sdist").route(web::get().to(workers::sdist)))
         .service(web::resource("/api/v1/workers/builds/{id}/result").name("worker_result").route(web::post().to(workers::result)))
         .service(web::resource("/api/v1/projects/{project}/files/{filename}/yank").name("yank")
@@ -75,7 +76,8 @@ pub fn record_request<B: MessageBody>(response: &ServiceResponse<B>) {
         .record_request(route, response.status().as_u16());
 }
 
-const ROUTE_NAMES: [&str; 22] = [
+const ROUTE_NAMES: [&str; 23] = [
+    "worker_blob",
     "prewarm",
     "prewarm_progress",
     "status",

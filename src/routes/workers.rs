@@ -34,7 +34,11 @@ pub async fn lease(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     super::authorize(&request, &state, Access::Work)?;
-    match state.builds.lease_remote(&body.worker, &body.targets)? {
+    match state
+        .builds
+        .lease_remote(&body.worker, &body.targets)
+        .await?
+    {
         Some(assignment) => Ok(HttpResponse::Ok().json(assignment)),
         None => Ok(HttpResponse::NoContent().finish()),
     }
@@ -63,6 +67,22 @@ pub async fn sdist(
         .get(&path)?
         .ok_or_else(|| ApiError::NotFound(format!("no build {path}")))?;
     let bytes = state.store.get_bytes(record.sdist_sha256).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .body(bytes))
+}
+
+/// A blob a leased build needs (its wheelhouse), by digest.
+pub async fn blob(
+    request: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::authorize(&request, &state, Access::Work)?;
+    let digest: crate::pypi::Sha256Digest = path
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no blob {path}")))?;
+    let bytes = state.store.get_bytes(digest).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .body(bytes))
