@@ -13,7 +13,7 @@ use common::farm::{
     wait_for_build,
 };
 use common::server::TestServer;
-use common::{text, tool};
+use common::text;
 
 fn upload(server: &TestServer, sdist: &Path) {
     let output = server.twine_upload(&[sdist]);
@@ -60,26 +60,10 @@ fn a_c_extension_sdist_becomes_a_served_musllinux_wheel_built_once(runtime: Runt
     );
 
     let downloads = work.path().join("downloads");
-    let output = common::run(
-        tool("pip")
-            .args([
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--platform",
-                "musllinux_1_2_x86_64",
-            ])
-            .args([
-                "--python-version",
-                "3.13",
-                "--implementation",
-                "cp",
-                "--abi",
-                "cp313",
-            ])
-            .args(["--index-url", &server.index_url(), "--dest"])
-            .arg(&downloads)
-            .arg("demo-ext==1.0"),
+    let output = common::pip_download_musl(
+        &server.index_url(),
+        &downloads,
+        &["--no-deps", "demo-ext==1.0"],
     );
     assert!(output.status.success(), "{}", text(&output));
     assert!(downloads.join(wheel).exists());
@@ -445,26 +429,10 @@ fn a_real_pypi_sdist_without_a_cp313_musllinux_wheel_builds_through_the_mirror(r
             "markupsafe-2.1.5-cp313-cp313-musllinux_1_2_x86_64.whl"
         ]
     );
-    let output = common::run(
-        tool("pip")
-            .args([
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--platform",
-                "musllinux_1_2_x86_64",
-            ])
-            .args([
-                "--python-version",
-                "3.13",
-                "--implementation",
-                "cp",
-                "--abi",
-                "cp313",
-            ])
-            .args(["--index-url", &server.index_url(), "--dest"])
-            .arg(work.path().join("out"))
-            .arg("markupsafe==2.1.5"),
+    let output = common::pip_download_musl(
+        &server.index_url(),
+        work.path().join("out"),
+        &["--no-deps", "markupsafe==2.1.5"],
     );
     assert!(output.status.success(), "{}", text(&output));
     let wheel = std::fs::read(

@@ -32,27 +32,7 @@ fn upstream_tree(dir: &Path) -> (UpstreamTree, Vec<PathBuf>) {
 }
 
 fn pip_download(server: &TestServer, dest: &Path, requirement: &str) -> std::process::Output {
-    common::run(
-        tool("pip")
-            .args([
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--platform",
-                "musllinux_1_2_x86_64",
-            ])
-            .args([
-                "--python-version",
-                "3.13",
-                "--implementation",
-                "cp",
-                "--abi",
-                "cp313",
-            ])
-            .args(["--index-url", &server.index_url(), "--dest"])
-            .arg(dest)
-            .arg(requirement),
-    )
+    common::pip_download_musl(&server.index_url(), dest, &["--no-deps", requirement])
 }
 
 fn uv_compile(server: &TestServer, work: &Path) -> String {

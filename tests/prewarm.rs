@@ -7,7 +7,7 @@ use common::dists::{WheelSpec, platform_wheels, write_sdist};
 use common::farm::{Runtime, TARGET, c_extension_sdist};
 use common::server::{TestServer, base_config, binary};
 use common::upstream::{UpstreamServer, UpstreamTree};
-use common::{UPLOAD_TOKEN, text, tool};
+use common::{UPLOAD_TOKEN, text};
 
 #[test]
 fn prewarm_builds_what_lacks_a_wheel_and_then_pip_needs_no_sdist() {
@@ -98,26 +98,10 @@ fn prewarm_builds_what_lacks_a_wheel_and_then_pip_needs_no_sdist() {
         "purelib==2.0\nfastthing>=1.0\nneed-a\nneed-b==1.0\n",
     )
     .unwrap();
-    let download = common::run(
-        tool("pip")
-            .args([
-                "download",
-                "--only-binary=:all:",
-                "--platform",
-                "musllinux_1_2_x86_64",
-            ])
-            .args([
-                "--python-version",
-                "3.13",
-                "--implementation",
-                "cp",
-                "--abi",
-                "cp313",
-            ])
-            .args(["--index-url", &server.index_url(), "--dest"])
-            .arg(work.path().join("wheels"))
-            .arg("-r")
-            .arg(&pip_requirements),
+    let download = common::pip_download_musl(
+        &server.index_url(),
+        work.path().join("wheels"),
+        &["-r", pip_requirements.to_str().unwrap()],
     );
     assert!(download.status.success(), "{}", text(&download));
 }

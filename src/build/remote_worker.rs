@@ -125,6 +125,19 @@ impl RemoteWorker {
         }
     }
 
+    /// Bytes from the server's worker API, only if they hash to `expected`.
+    async fn fetch_verified(&self, path: &str, expected: Sha256Digest) -> Option<bytes::Bytes> {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .ok()?;
+        let bytes = response.error_for_status().ok()?.bytes().await.ok()?;
+        (Sha256Digest::of(&bytes) == expected).then_some(bytes)
+    }
+
     /// Takes one build if there is one; false when the server had nothing.
     pub async fn take_one(&self) -> Result<bool, WorkerError> {
         let Some(assignment) = self.lease().await? else {
@@ -170,19 +183,8 @@ impl RemoteWorker {
             }
             Err(error) => return failed(format!("worker {}: {error}", self.name)),
         }
-        let url = self.url(&format!("api/v1/workers/builds/{}/sdist", build.id));
-        let sdist = match self
-            .client
-            .get(url)
-            .bearer_auth(self.token.expose())
-            .send()
-            .await
-        {
-            Ok(response) if response.status().is_success() => response.bytes().await.ok(),
-            _ => None,
-        };
-        let Some(sdist) = sdist.filter(|bytes| Sha256Digest::of(bytes) == build.sdist_sha256)
-        else {
+        let sdist_path = format!("api/v1/workers/builds/{}/sdist", build.id);
+        let Some(sdist) = self.fetch_verified(&sdist_path, build.sdist_sha256).await else {
             return failed(format!(
                 "worker {} could not fetch the sdist intact",
                 self.name
@@ -190,18 +192,8 @@ impl RemoteWorker {
         };
         let mut wheelhouse = Vec::new();
         for file in &assignment.wheelhouse {
-            let url = self.url(&format!("api/v1/workers/blobs/{}", file.sha256));
-            let bytes = match self
-                .client
-                .get(url)
-                .bearer_auth(self.token.expose())
-                .send()
-                .await
-            {
-                Ok(response) if response.status().is_success() => response.bytes().await.ok(),
-                _ => None,
-            };
-            let Some(bytes) = bytes.filter(|bytes| Sha256Digest::of(bytes) == file.sha256) else {
+            let path = format!("api/v1/workers/blobs/{}", file.sha256);
+            let Some(bytes) = self.fetch_verified(&path, file.sha256).await else {
                 return failed(format!(
                     "worker {} could not fetch {} intact",
                     self.name, file.filename

@@ -82,3 +82,29 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// `pip download` of wheels only, as pip on Alpine with CPython 3.13 would choose them.
+pub fn pip_download_musl(
+    index_url: &str,
+    dest: impl AsRef<std::path::Path>,
+    requirements: &[&str],
+) -> Output {
+    run(tool("pip")
+        .args([
+            "download",
+            "--only-binary=:all:",
+            "--platform",
+            "musllinux_1_2_x86_64",
+        ])
+        .args([
+            "--python-version",
+            "3.13",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp313",
+        ])
+        .args(["--index-url", index_url, "--dest"])
+        .arg(dest.as_ref())
+        .args(requirements))
+}

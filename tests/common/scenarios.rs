@@ -30,27 +30,12 @@ pub fn upload_then_install_for_musl(server: &TestServer, work: &Path) {
     );
 
     let downloads = work.join("downloads");
-    assert_success(
-        tool("pip")
-            .args([
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--platform",
-                "musllinux_1_2_x86_64",
-            ])
-            .args([
-                "--python-version",
-                "3.13",
-                "--implementation",
-                "cp",
-                "--abi",
-                "cp313",
-            ])
-            .args(["--index-url", &server.index_url(), "--dest"])
-            .arg(&downloads)
-            .arg("fastthing==1.0"),
+    let output = super::pip_download_musl(
+        &server.index_url(),
+        &downloads,
+        &["--no-deps", "fastthing==1.0"],
     );
+    assert!(output.status.success(), "{}", text(&output));
     let downloaded: Vec<String> = std::fs::read_dir(&downloads)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
