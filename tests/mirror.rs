@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use common::dists::{WheelSpec, noise, platform_wheels, write_sdist};
 use common::server::{TestServer, base_config};
 use common::upstream::{UpstreamServer, UpstreamTree};
-use common::{assert_success, sha256_hex, text, tool};
+use common::{sha256_hex, text};
 
 /// An upstream tree with fastthing (musllinux, manylinux, sdist), purelib and demo-app.
 fn upstream_tree(dir: &Path) -> (UpstreamTree, Vec<PathBuf>) {
@@ -38,24 +38,7 @@ fn pip_download(server: &TestServer, dest: &Path, requirement: &str) -> std::pro
 fn uv_compile(server: &TestServer, work: &Path) -> String {
     let requirements = work.join("requirements.in");
     std::fs::write(&requirements, "demo-app\n").unwrap();
-    let output = assert_success(
-        tool("uv")
-            .args([
-                "pip",
-                "compile",
-                "--no-header",
-                "--python-platform",
-                "x86_64-unknown-linux-musl",
-            ])
-            .args([
-                "--python-version",
-                "3.13",
-                "--index-url",
-                &server.index_url(),
-            ])
-            .arg(&requirements),
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    common::uv_compile_musl(&server.index_url(), &requirements)
 }
 
 const FAST_CONFIG: &str = "[mirror]\nread_timeout_seconds = 2\nconnect_timeout_seconds = 2\npage_timeout_seconds = 5\nretries = 1\nretry_backoff_ms = 50\n";

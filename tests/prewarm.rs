@@ -38,20 +38,23 @@ fn prewarm_builds_what_lacks_a_wheel_and_then_pip_needs_no_sdist() {
     )
     .unwrap();
     std::fs::write(&requirements, "-r base.txt\n--index-url https://pypi.org/simple/\nneed-a\nneed-b==1.0 ; python_version >= \"3.8\"\n").unwrap();
-    let output = std::process::Command::new(binary())
-        .args(["prewarm", "-r"])
-        .arg(&requirements)
-        .args([
-            "--target",
-            TARGET,
-            "--server",
-            &format!("{}/", server.url),
-            "--token",
-            UPLOAD_TOKEN,
-        ])
-        .env("EDELWEISS_UV", common::client_tools().join("uv"))
-        .output()
-        .unwrap();
+    let prewarm = || {
+        std::process::Command::new(binary())
+            .args(["prewarm", "-r"])
+            .arg(&requirements)
+            .args([
+                "--target",
+                TARGET,
+                "--server",
+                &format!("{}/", server.url),
+                "--token",
+                UPLOAD_TOKEN,
+            ])
+            .env("EDELWEISS_UV", common::client_tools().join("uv"))
+            .output()
+            .unwrap()
+    };
+    let output = prewarm();
     let said = text(&output);
     assert!(output.status.success(), "prewarm failed:\n{said}");
     assert!(
@@ -69,20 +72,7 @@ fn prewarm_builds_what_lacks_a_wheel_and_then_pip_needs_no_sdist() {
     assert!(row("need-a ").contains("built now"), "{said}");
     assert!(row("need-b ").contains("built now"), "{said}");
 
-    let again = std::process::Command::new(binary())
-        .args(["prewarm", "-r"])
-        .arg(&requirements)
-        .args([
-            "--target",
-            TARGET,
-            "--server",
-            &format!("{}/", server.url),
-            "--token",
-            UPLOAD_TOKEN,
-        ])
-        .env("EDELWEISS_UV", common::client_tools().join("uv"))
-        .output()
-        .unwrap();
+    let again = prewarm();
     assert!(again.status.success(), "{}", text(&again));
     assert!(
         text(&again)

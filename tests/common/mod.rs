@@ -108,3 +108,20 @@ pub fn pip_download_musl(
         .arg(dest.as_ref())
         .args(requirements))
 }
+
+/// `uv pip compile` of `requirements` for CPython 3.13 on musl against `index_url`.
+pub fn uv_compile_musl(index_url: &str, requirements: &std::path::Path) -> String {
+    let output = assert_success(
+        tool("uv")
+            .args([
+                "pip",
+                "compile",
+                "--no-header",
+                "--python-platform",
+                "x86_64-unknown-linux-musl",
+            ])
+            .args(["--python-version", "3.13", "--index-url", index_url])
+            .arg(requirements),
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::dists::{WheelSpec, platform_wheels, write_sdist};
 use super::server::TestServer;
-use super::{assert_success, sha256_hex, text, tool};
+use super::{sha256_hex, text};
 
 /// twine uploads musllinux, manylinux and pure wheels and an sdist; pip picks the
 /// musllinux wheel for an Alpine target and checks its hash; uv resolves from the PEP 658
@@ -56,24 +56,7 @@ pub fn upload_then_install_for_musl(server: &TestServer, work: &Path) {
         server.metric("edelweiss_http_requests_total{route=\"file\",status=\"200\"}");
     let requirements = work.join("requirements.in");
     std::fs::write(&requirements, "demo-app\n").unwrap();
-    let output = assert_success(
-        tool("uv")
-            .args([
-                "pip",
-                "compile",
-                "--no-header",
-                "--python-platform",
-                "x86_64-unknown-linux-musl",
-            ])
-            .args([
-                "--python-version",
-                "3.13",
-                "--index-url",
-                &server.index_url(),
-            ])
-            .arg(&requirements),
-    );
-    let resolved = String::from_utf8_lossy(&output.stdout);
+    let resolved = super::uv_compile_musl(&server.index_url(), &requirements);
     for pin in ["demo-app==0.1", "fastthing==1.0", "purelib==2.0"] {
         assert!(
             resolved.contains(pin),
