@@ -12,6 +12,11 @@ use common::server::{TestServer, base_config};
 const TARGET: &str = "x86_64-unknown-linux-musl";
 
 fn build_static_binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(build).clone()
+}
+
+fn build() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // A target dir of its own, so this build never waits on the one running the tests.
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
@@ -78,4 +83,115 @@ fn the_static_musl_binary_serves_pip_and_uv() {
         .output()
         .unwrap();
     assert!(!dead.status.success());
+}
+
+/// The Dockerfile's runtime stage, with the build stage's outputs taken from a context
+/// directory instead: no image can be pulled here, and the legacy builder would build every
+/// stage before the target.
+fn runtime_stage(dockerfile: &str) -> String {
+    let stage = &dockerfile[dockerfile
+        .find("FROM scratch AS runtime")
+        .expect("a runtime stage")..];
+    stage
+        .replace(
+            "COPY --from=build /etc/ssl/certs/ca-certificates.crt",
+            "COPY ca-certificates.crt",
+        )
+        .replace("COPY --from=build /out/edelweiss", "COPY edelweiss")
+        .replace(
+            "COPY --from=build --chown=65534:65534 /out/data",
+            "COPY --chown=65534:65534 data",
+        )
+}
+
+fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker").args(args).output().expect("docker")
+}
+
+#[test]
+fn the_runtime_image_builds_from_the_static_binary_and_answers_its_health_check() {
+    if !common::farm::Runtime::Docker.available() {
+        return;
+    }
+    let binary = build_static_binary();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let context = tempfile::tempdir().unwrap();
+    std::fs::copy(&binary, context.path().join("edelweiss")).unwrap();
+    std::fs::copy(
+        "/etc/ssl/certs/ca-certificates.crt",
+        context.path().join("ca-certificates.crt"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(context.path().join("data")).unwrap();
+    std::fs::create_dir_all(context.path().join("config")).unwrap();
+    std::fs::copy(
+        root.join("config/edelweiss.toml"),
+        context.path().join("config/edelweiss.toml"),
+    )
+    .unwrap();
+    let dockerfile = runtime_stage(&std::fs::read_to_string(root.join("Dockerfile")).unwrap());
+    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    let tag = format!("edelweiss-runtime-test:{}", std::process::id());
+    let built = docker(&[
+        "build",
+        "-q",
+        "-t",
+        &tag,
+        &context.path().display().to_string(),
+    ]);
+    assert!(
+        built.status.success(),
+        "docker build failed: {}",
+        common::text(&built)
+    );
+    let name = format!("edelweiss-runtime-test-{}", std::process::id());
+    let started = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-p",
+        "127.0.0.1::8080",
+        "-e",
+        "EDELWEISS_NO_UPSTREAM=true",
+        &tag,
+    ]);
+    assert!(
+        started.status.success(),
+        "docker run failed: {}",
+        common::text(&started)
+    );
+    let port_line = String::from_utf8_lossy(&docker(&["port", &name, "8080/tcp"]).stdout)
+        .trim()
+        .to_string();
+    let address = port_line.lines().next().unwrap_or_default().to_string();
+    let mut healthy = false;
+    for _ in 0..50 {
+        if let Ok(response) = reqwest::blocking::get(format!("http://{address}/healthz")) {
+            healthy = response.status() == 200;
+            if healthy {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let probe = docker(&["exec", &name, "/edelweiss", "healthcheck"]);
+    let inspect = docker(&[
+        "inspect",
+        "--format",
+        "{{.Config.User}} {{json .Config.Volumes}} {{json .Config.Healthcheck.Test}}",
+        &name,
+    ]);
+    let logs = common::text(&docker(&["logs", &name]));
+    docker(&["rm", "--force", &name]);
+    docker(&["rmi", "--force", &tag]);
+    assert!(healthy, "/healthz did not answer on {address}: {logs}");
+    assert!(
+        probe.status.success(),
+        "the image's health check failed: {}",
+        common::text(&probe)
+    );
+    let config = String::from_utf8_lossy(&inspect.stdout);
+    assert!(config.starts_with("65534:65534 {\"/data\":{}}"), "{config}");
+    assert!(config.contains("healthcheck"), "{config}");
 }
