@@ -242,18 +242,38 @@ fn fetch(server: &TestServer, url: &str) -> Option<Vec<u8>> {
     response.bytes().ok().map(|bytes| bytes.to_vec())
 }
 
-#[test]
-fn wrong_hash_and_cut_bodies_are_never_stored_or_served_whole() {
+/// A JSON upstream over the test tree, and a server mirroring it.
+fn mirror_of_upstream_tree() -> (tempfile::TempDir, UpstreamTree, UpstreamServer, TestServer) {
     let work = tempfile::tempdir().unwrap();
     let (tree, _) = upstream_tree(work.path());
     let upstream = UpstreamServer::start(&tree, "json");
     let server = TestServer::mirroring(&[&upstream.simple_url()], &config(600));
-    let page = server.get_json("/simple/bigthing/");
+    (work, tree, upstream, server)
+}
+
+struct ListedFile {
+    url: String,
+    sha256: String,
+    filename: String,
+}
+
+/// The first file of a project page as edelweiss lists it.
+fn listed_file(server: &TestServer, project: &str) -> ListedFile {
+    let page = server.get_json(&format!("/simple/{project}/"));
     let file = &page["files"][0];
-    let (url, sha) = (
-        file["url"].as_str().unwrap().to_string(),
-        file["hashes"]["sha256"].as_str().unwrap().to_string(),
-    );
+    let text = |value: &serde_json::Value| value.as_str().unwrap().to_string();
+    ListedFile {
+        url: text(&file["url"]),
+        sha256: text(&file["hashes"]["sha256"]),
+        filename: text(&file["filename"]),
+    }
+}
+
+#[test]
+fn wrong_hash_and_cut_bodies_are_never_stored_or_served_whole() {
+    let (work, _tree, upstream, server) = mirror_of_upstream_tree();
+    let file = listed_file(&server, "bigthing");
+    let (url, sha) = (file.url.clone(), file.sha256.clone());
     let before = server.blobs();
     for fault in ["wronghash", "truncate"] {
         upstream.fault(serde_json::json!({"files": fault}));
@@ -295,17 +315,10 @@ fn an_upstream_that_hangs_mid_file_times_out() {
 
 #[test]
 fn fifty_concurrent_misses_make_one_upstream_fetch() {
-    let work = tempfile::tempdir().unwrap();
-    let (tree, _) = upstream_tree(work.path());
-    let upstream = UpstreamServer::start(&tree, "json");
-    let server = TestServer::mirroring(&[&upstream.simple_url()], &config(600));
-    let page = server.get_json("/simple/bigthing/");
-    let file = &page["files"][0];
-    let (url, sha) = (
-        file["url"].as_str().unwrap().to_string(),
-        file["hashes"]["sha256"].as_str().unwrap().to_string(),
-    );
-    let filename = file["filename"].as_str().unwrap().to_string();
+    let (_work, tree, upstream, server) = mirror_of_upstream_tree();
+    let file = listed_file(&server, "bigthing");
+    let (url, sha) = (file.url.clone(), file.sha256.clone());
+    let filename = file.filename.clone();
     upstream.fault(serde_json::json!({"file_delay": 1.0}));
     let results: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..50)
