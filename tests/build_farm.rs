@@ -505,6 +505,9 @@ macro_rules! executor_matrix {
         mod docker {
             $(#[test] fn $test() { if super::Runtime::Docker.available() { super::$test(super::Runtime::Docker) } })*
         }
+        mod podman {
+            $(#[test] fn $test() { if super::Runtime::Podman.available() { super::$test(super::Runtime::Podman) } })*
+        }
     };
 }
 

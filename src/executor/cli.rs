@@ -24,6 +24,28 @@ impl Engine {
     }
 }
 
+/// `nofile` and `nproc` for a build, never above this process's hard limits (from
+/// /proc/self/limits). The caps are what builds need; higher values were refused by runc
+/// under podman on these machines even below the hard limit.
+fn host_rlimits() -> Vec<(&'static str, u64)> {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let hard = |label: &str| {
+        let line = limits.lines().find(|line| line.starts_with(label))?;
+        line[label.len()..]
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+    };
+    [
+        ("nofile", "Max open files", 4_096),
+        ("nproc", "Max processes", 16_384),
+    ]
+    .into_iter()
+    .map(|(name, label, cap)| (name, hard(label).map_or(cap, |hard| hard.min(cap))))
+    .collect()
+}
+
 pub struct ContainerCli {
     engine: Engine,
 }
@@ -59,6 +81,11 @@ impl ContainerCli {
             "--ulimit=fsize={}",
             limits.max_file_mb * 1024 * 1024
         ));
+        // Explicit, and within this process's own hard limits: podman's defaults for these
+        // exceed what a restricted host allows, and runc then refuses to start at all.
+        for (name, value) in host_rlimits() {
+            args.push(format!("--ulimit={name}={value}:{value}"));
+        }
         args.push(format!(
             "--tmpfs=/scratch:rw,exec,size={}m,mode=1777",
             limits.scratch_mb
@@ -129,10 +156,13 @@ impl ContainerCli {
                 let oom = self
                     .output(&["inspect", "--format", "{{.State.OOMKilled}}", &spec.name])
                     .await;
-                if oom.is_ok_and(|text| text == "true") {
+                // 137 = SIGKILL: with nothing of ours killing it before the time limit, the
+                // kernel did, at the memory limit (podman does not always set OOMKilled).
+                let code = status.code().unwrap_or(-1);
+                if oom.is_ok_and(|text| text == "true") || code == 137 {
                     RunOutcome::OutOfMemory
                 } else {
-                    RunOutcome::Exited(status.code().unwrap_or(-1))
+                    RunOutcome::Exited(code)
                 }
             }
             Err(_) => {

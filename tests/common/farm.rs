@@ -23,6 +23,7 @@ pub fn build_config(executor: &str, builder: &str, runtime: &str, time_limit: u6
 pub enum Runtime {
     Runc,
     Docker,
+    Podman,
 }
 
 impl Runtime {
@@ -30,6 +31,7 @@ impl Runtime {
         match self {
             Self::Runc => "runc",
             Self::Docker => "docker",
+            Self::Podman => "podman",
         }
     }
 
@@ -38,13 +40,14 @@ impl Runtime {
         if self == Self::Runc {
             return true;
         }
-        let answers = std::process::Command::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
+        let answers = std::process::Command::new(self.name())
+            .args(["info"])
             .output()
             .is_ok_and(|output| output.status.success());
         if !answers {
             eprintln!(
-                "skipped: no docker engine answers here; the docker executor matrix needs one"
+                "skipped: no {} engine answers here; its executor matrix needs one",
+                self.name()
             );
         }
         answers
@@ -58,27 +61,31 @@ impl Runtime {
                 root.builder.display().to_string(),
                 root.runtime.display().to_string(),
             ),
-            Self::Docker => (
-                docker_image(&root.builder, "edelweiss-musl-root"),
-                docker_image(&root.runtime, "edelweiss-musl-runtime"),
+            Self::Docker | Self::Podman => (
+                engine_image(self.name(), &root.builder, "edelweiss-musl-root"),
+                engine_image(self.name(), &root.runtime, "edelweiss-musl-runtime"),
             ),
         }
     }
 }
 
-/// `workers/musl-root/import-image`, once per root and process.
-fn docker_image(root: &Path, name: &str) -> String {
-    static IMAGES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+/// `workers/musl-root/import-image`, once per engine, root and process.
+fn engine_image(engine: &str, root: &Path, name: &str) -> String {
+    type Images = Vec<(String, PathBuf, String)>;
+    static IMAGES: std::sync::Mutex<Images> = std::sync::Mutex::new(Vec::new());
     let mut images = IMAGES
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((_, image)) = images.iter().find(|(known, _)| known == root) {
+    if let Some((_, _, image)) = images
+        .iter()
+        .find(|(known, path, _)| known == engine && path == root)
+    {
         return image.clone();
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("workers/musl-root/import-image");
     let output = std::process::Command::new(script)
         .arg(root)
-        .args(["--name", name])
+        .args(["--name", name, "--engine", engine])
         .output()
         .expect("run import-image");
     assert!(
@@ -92,7 +99,7 @@ fn docker_image(root: &Path, name: &str) -> String {
         .unwrap_or_default()
         .trim()
         .to_string();
-    images.push((root.to_path_buf(), image.clone()));
+    images.push((engine.to_string(), root.to_path_buf(), image.clone()));
     image
 }
 
@@ -193,7 +200,7 @@ pub fn pypi_sdist(project: &str, version: &str) -> PathBuf {
 /// Containers of build `id` that still exist (running or not).
 pub fn leftover_containers(runtime: Runtime, server: &TestServer, id: &str) -> Vec<String> {
     let output = match runtime {
-        Runtime::Docker => std::process::Command::new("docker")
+        Runtime::Docker | Runtime::Podman => std::process::Command::new(runtime.name())
             .args([
                 "ps",
                 "--all",
@@ -211,7 +218,7 @@ pub fn leftover_containers(runtime: Runtime, server: &TestServer, id: &str) -> V
     .expect("list containers");
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter(|line| !line.is_empty() && (runtime == Runtime::Docker || line.contains(id)))
+        .filter(|line| !line.is_empty() && (runtime != Runtime::Runc || line.contains(id)))
         .map(str::to_string)
         .collect()
 }
