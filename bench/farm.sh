@@ -52,6 +52,8 @@ done
 
 log() { printf '[farm.sh] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 
 for tool in bwrap runc curl python3; do
   command -v "$tool" >/dev/null || die "$tool not found"
@@ -67,30 +69,13 @@ WARM_UP=""
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cleanup() {
-  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-  fi
+  stop "$SERVER_PID"
   wait 2>/dev/null || true
   if [[ ${KEEP:-0} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-edelweiss_binary() {
-  if [[ -n ${EDELWEISS_BIN:-} ]]; then
-    [[ -x $EDELWEISS_BIN ]] || die "EDELWEISS_BIN=$EDELWEISS_BIN is not executable"
-    echo "$EDELWEISS_BIN"
-    return
-  fi
-  local binary="${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/edelweiss"
-  if [[ ! -x $binary ]]; then
-    log "building $binary"
-    (cd "$REPO_DIR" && nice -n 10 cargo build --release >&2)
-  fi
-  echo "$binary"
-}
 
 musl_root() {
   if [[ -n ${MUSL_ROOT:-} ]]; then

@@ -36,6 +36,8 @@ HTML_ACCEPT="text/html"
 
 log() { printf '[index.sh] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 
 for tool in wrk nginx python3 curl; do
   command -v "$tool" >/dev/null || die "$tool not found (Debian: apt-get install -y wrk nginx-light curl python3)"
@@ -47,13 +49,6 @@ chmod 755 "$WORK"
 EDELWEISS_PID=""
 NGINX_PID=""
 
-stop() {
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   stop "$EDELWEISS_PID"
@@ -64,19 +59,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-edelweiss_binary() {
-  if [[ -n ${EDELWEISS_BIN:-} ]]; then
-    [[ -x $EDELWEISS_BIN ]] || die "EDELWEISS_BIN=$EDELWEISS_BIN is not executable"
-    echo "$EDELWEISS_BIN"
-    return
-  fi
-  local binary="${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/edelweiss"
-  if [[ ! -x $binary ]]; then
-    log "building $binary"
-    (cd "$REPO_DIR" && nice -n 10 cargo build --release >&2)
-  fi
-  echo "$binary"
-}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

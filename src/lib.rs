@@ -16,6 +16,7 @@ pub mod auth;
 pub mod build;
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod error;

@@ -108,10 +108,12 @@ impl Services {
         })?;
         // Spool files and build work directories only live during one request or build;
         // anything left is from a crash.
+        // The database first: its lock says whether another process uses this data dir,
+        // and only then are that process's spool files and work directories safe to clear.
+        let index = Arc::new(SledIndex::open(&data_dir.join("index.sled"))?);
         let spool_dir = fresh_dir(data_dir.join("spool"))?;
         let work_root = fresh_dir(data_dir.join("work"))?;
         let store = BlobStore::open(&settings.resolved_storage_url()?)?;
-        let index = Arc::new(SledIndex::open(&data_dir.join("index.sled"))?);
         let ingestor = Ingestor::new(
             store.clone(),
             index.clone(),

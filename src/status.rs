@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::build::{BuildRecord, BuildState};
+use crate::index::escape;
 
 pub struct Overview<'a> {
     pub builds: &'a [BuildRecord],
@@ -14,13 +15,6 @@ pub struct Overview<'a> {
     pub upstreams: &'a [(String, String, u64)],
     pub configured_upstreams: &'a [String],
     pub targets: &'a [String],
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}.succeeded{color:#176a2c}.failed{color:#a11}.running{color:#a60}.queued{color:#555}pre{background:#f4f4f4;padding:1em;overflow:auto}";

@@ -322,7 +322,9 @@ fn an_oversized_upload_is_refused_with_413() {
 }
 
 /// Sends a request's head and `body_part`, then closes the socket.
-fn send_truncated(server: &TestServer, body: &[u8], sent: usize) {
+/// Opens a connection and sends an upload's head and the first `sent` bytes of `body`,
+/// whose full length the head declares.
+fn start_upload(server: &TestServer, body: &[u8], sent: usize) -> TcpStream {
     let address = server.url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).unwrap();
     stream
@@ -334,6 +336,12 @@ fn send_truncated(server: &TestServer, body: &[u8], sent: usize) {
     );
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(&body[..sent]).unwrap();
+    stream
+}
+
+/// Sends part of an upload, then closes the socket.
+fn send_truncated(server: &TestServer, body: &[u8], sent: usize) {
+    let mut stream = start_upload(server, body, sent);
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
@@ -366,14 +374,7 @@ fn a_crash_mid_upload_leaves_nothing_visible_after_restart() {
         .push(("large/noise.bin".to_string(), noise(20_000_000)));
     let body = form(&large.filename(), &wheel_bytes(dir.path(), &large), &[]);
     let before = server.snapshot();
-    let address = server.url.trim_start_matches("http://").to_string();
-    let mut stream = TcpStream::connect(&address).unwrap();
-    let head = format!(
-        "POST /legacy/ HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {UPLOAD_TOKEN}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(&body[..body.len() * 3 / 4]).unwrap();
+    let stream = start_upload(&server, &body, body.len() * 3 / 4);
     std::thread::sleep(Duration::from_millis(300));
     let spooled = std::fs::read_dir(server.data_dir.join("spool"))
         .unwrap()

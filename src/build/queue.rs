@@ -160,11 +160,7 @@ impl BuildQueue {
             let Some(mut record) = tx_get(builds, id.as_bytes())? else {
                 return Ok(Err(QueueError::NotFound { id: id.to_string() }));
             };
-            let holds = record.state == BuildState::Running
-                && record
-                    .lease
-                    .as_ref()
-                    .is_some_and(|lease| lease.worker == worker);
+            let holds = record.is_leased_by(worker);
             if !holds {
                 return Ok(Err(QueueError::NotLeased {
                     id: id.to_string(),

@@ -69,6 +69,15 @@ impl BuildRecord {
         matches!(self.state, BuildState::Succeeded | BuildState::Failed)
     }
 
+    /// Whether `worker` holds this running build's lease.
+    pub fn is_leased_by(&self, worker: &str) -> bool {
+        self.state == BuildState::Running
+            && self
+                .lease
+                .as_ref()
+                .is_some_and(|lease| lease.worker == worker)
+    }
+
     /// A result that answers every later request for the same key.
     pub fn is_final(&self) -> bool {
         match self.state {
@@ -82,14 +91,4 @@ impl BuildRecord {
     }
 }
 
-pub fn timestamp() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
-}
-
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
-}
+pub use crate::clock::{rfc3339_now as timestamp, unix_now};

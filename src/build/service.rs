@@ -612,11 +612,7 @@ impl BuildService {
         if record.state == BuildState::Succeeded && same_wheel {
             return Ok(record);
         }
-        let holds = record.state == BuildState::Running
-            && record
-                .lease
-                .as_ref()
-                .is_some_and(|lease| lease.worker == worker);
+        let holds = record.is_leased_by(worker);
         if !holds {
             return Err(QueueError::NotLeased {
                 id: id.to_string(),

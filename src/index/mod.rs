@@ -8,6 +8,7 @@ mod negotiate;
 mod page;
 
 pub use cache::RenderedPage;
+pub use html::escape;
 pub use merge::merged_detail;
 pub use negotiate::{Format, negotiate};
 pub use page::{project_detail, project_list};

@@ -124,9 +124,7 @@ impl Ingestor {
             },
             sha256: spooled.sha256,
             size: spooled.size,
-            upload_time: jiff::Timestamp::now()
-                .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-                .to_string(),
+            upload_time: crate::clock::rfc3339_now(),
             requires_python: inspected.metadata.requires_python.clone(),
             metadata_sha256,
             yanked: None,

@@ -71,5 +71,7 @@ pub trait IndexStore: Send + Sync {
         reason: Option<String>,
     ) -> Result<FileRecord, IndexError>;
     fn file_count(&self) -> Result<u64, IndexError>;
+    /// One small read: the database answers.
+    fn ping(&self) -> Result<(), IndexError>;
     fn flush(&self) -> Result<(), IndexError>;
 }

@@ -209,6 +209,11 @@ impl IndexStore for SledIndex {
         Ok(self.files.len() as u64)
     }
 
+    fn ping(&self) -> Result<(), IndexError> {
+        self.db.open_tree("meta")?.get("format")?;
+        Ok(())
+    }
+
     fn flush(&self) -> Result<(), IndexError> {
         self.db.flush()?;
         Ok(())

@@ -13,7 +13,7 @@ pub use upstream_url::{UpstreamUrl, UpstreamUrlError};
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
@@ -72,11 +72,7 @@ pub struct Mirror {
     files: SingleFlight<Sha256Digest, Result<(), UpstreamError>>,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
+use crate::clock::unix_now as now;
 
 pub struct MirrorParts {
     pub upstreams: Vec<UpstreamUrl>,

@@ -3,9 +3,9 @@ use actix_web::{HttpResponse, web};
 use crate::app::AppState;
 use crate::error::ApiError;
 
-/// Liveness plus a read of the index database, so a wedged store shows as unhealthy.
+/// Liveness plus one read of the index database, so a wedged store shows as unhealthy.
 pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.index.store().file_count()?;
+    state.index.store().ping()?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ok\n"))

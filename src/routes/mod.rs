@@ -64,43 +64,13 @@ pub fn record_request<B: MessageBody>(response: &ServiceResponse<B>) {
     };
     let route = match request.match_name() {
         Some("file") if request.path().ends_with(".metadata") => "file_metadata",
-        Some(name) => ROUTE_NAMES
-            .iter()
-            .copied()
-            .find(|known| *known == name)
-            .unwrap_or("other"),
+        Some(name) => name,
         None => "unmatched",
     };
     state
         .metrics
         .record_request(route, response.status().as_u16());
 }
-
-const ROUTE_NAMES: [&str; 23] = [
-    "worker_blob",
-    "prewarm",
-    "prewarm_progress",
-    "status",
-    "status_build",
-    "worker_lease",
-    "worker_heartbeat",
-    "worker_sdist",
-    "worker_result",
-    "target_index",
-    "target_redirect",
-    "target_project_page",
-    "builds",
-    "build",
-    "healthz",
-    "metrics",
-    "simple_redirect",
-    "simple_index",
-    "project_redirect",
-    "project_page",
-    "file",
-    "upload",
-    "yank",
-];
 
 fn authorize(request: &HttpRequest, state: &AppState, access: Access) -> Result<(), AuthError> {
     let header = request

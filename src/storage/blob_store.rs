@@ -102,6 +102,7 @@ impl BlobStore {
                 })?;
                 Arc::new(
                     LocalFileSystem::new_with_prefix(&dir)
+                        .map(|store| store.with_fsync(true))
                         .map_err(|error| invalid(error.to_string()))?,
                 )
             }

@@ -76,6 +76,8 @@ impl TestServer {
             .arg(data_dir)
             .arg("--config")
             .arg(config)
+            // Anything a container engine drops in the working directory stays out of the checkout.
+            .current_dir(data_dir.parent().unwrap_or(data_dir))
             .env("EDELWEISS_LOG", "info")
             // The prewarm API resolves with uv, as the CLI does.
             .env("EDELWEISS_UV", super::client_tools().join("uv"))
@@ -158,6 +160,19 @@ impl TestServer {
         let response = self.get(path);
         assert_eq!(response.status(), 200, "{path}");
         response.json().expect("JSON")
+    }
+
+    /// The wheels `/simple/<project>/` lists.
+    pub fn listed_wheels(&self, project: &str) -> Vec<String> {
+        let page = self.get_json(&format!("/simple/{project}/"));
+        page["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .filter_map(|file| file["filename"].as_str())
+            .filter(|name| name.ends_with(".whl"))
+            .map(str::to_string)
+            .collect()
     }
 
     /// The value of one `/metrics` sample, 0 when absent.

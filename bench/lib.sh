@@ -1,0 +1,26 @@
+# shellcheck shell=bash
+# Shared by the bench scripts; they define log, die and REPO_DIR before sourcing this.
+
+# Stops a process this script started: TERM, up to 5 s, then KILL.
+stop() {
+  local pid=$1
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# The release binary: EDELWEISS_BIN, or cargo's, built if missing.
+edelweiss_binary() {
+  if [[ -n ${EDELWEISS_BIN:-} ]]; then
+    [[ -x $EDELWEISS_BIN ]] || die "EDELWEISS_BIN=$EDELWEISS_BIN is not executable"
+    echo "$EDELWEISS_BIN"
+    return
+  fi
+  local binary="${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/edelweiss"
+  if [[ ! -x $binary ]]; then
+    log "building $binary"
+    (cd "$REPO_DIR" && nice -n 10 cargo build --release >&2)
+  fi
+  echo "$binary"
+}
