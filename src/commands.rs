@@ -263,6 +263,10 @@ pub async fn worker(settings: Settings, args: &WorkerArgs) -> anyhow::Result<()>
     let worker = RemoteWorker {
         client: reqwest::Client::builder()
             .user_agent(concat!("edelweiss-worker/", env!("CARGO_PKG_VERSION")))
+            // A server behind a partition must fail a request, not hang it: the lease and the
+            // held result are retried by the worker's own loop.
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(60))
             .build()?,
         server: args.server.clone(),
         token: crate::auth::Secret::new(args.token.clone()),
@@ -274,6 +278,7 @@ pub async fn worker(settings: Settings, args: &WorkerArgs) -> anyhow::Result<()>
             limits: crate::services::build_limits(&settings),
             instance,
             metrics: std::sync::Arc::new(crate::metrics::Metrics::default()),
+            runtime_exports: Default::default(),
         },
         work_root,
     };

@@ -143,6 +143,7 @@ impl Services {
                 limits: build_limits(settings),
                 instance: instance.clone(),
                 metrics: metrics.clone(),
+                runtime_exports: Default::default(),
             },
             store: store.clone(),
             ingestor: ingestor.clone(),

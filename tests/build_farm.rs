@@ -210,6 +210,79 @@ fn hostile_sdists_fail_cleanly_and_store_nothing(runtime: Runtime) {
     );
 }
 
+/// A C extension that calls glibc's `gnu_get_libc_version`: it compiles and links (a shared
+/// object may leave symbols undefined) and auditwheel repairs it (musl has no symbol
+/// versions to check). The package's `__init__` does not import it, so the default import
+/// check would pass too.
+fn glibc_calling_sdist(dir: &Path, name: &str) -> std::path::PathBuf {
+    let module = name.replace('-', "_");
+    let setup = format!(
+        "from setuptools import setup, Extension\nsetup(name={name:?}, version='1.0', packages=[{module:?}], package_dir={{'': 'src'}},\n      ext_modules=[Extension('{module}._libc', ['src/libc.c'])])\n"
+    );
+    let source = "#define PY_SSIZE_T_CLEAN\n#include <Python.h>\nextern const char *gnu_get_libc_version(void);\nstatic PyObject *version(PyObject *self, PyObject *args) { return PyUnicode_FromString(gnu_get_libc_version()); }\nstatic PyMethodDef methods[] = {{\"version\", version, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};\nstatic struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"_libc\", NULL, -1, methods};\nPyMODINIT_FUNC PyInit__libc(void) { return PyModule_Create(&module); }\n";
+    common::dists::write_project_sdist(
+        dir,
+        name,
+        "1.0",
+        &setup,
+        &[
+            (&format!("src/{module}/__init__.py"), "VERSION = '1.0'\n"),
+            ("src/libc.c", source),
+        ],
+    )
+}
+
+/// The symbol check after repair: a wheel needing a symbol the target's musl lacks is a
+/// package failure naming it, refused before the smoke test, and nothing of it is stored.
+fn a_wheel_needing_a_symbol_the_targets_musl_lacks_fails_and_stores_nothing(runtime: Runtime) {
+    let server = farm_server(runtime, 600);
+    let work = tempfile::tempdir().unwrap();
+    upload(&server, &glibc_calling_sdist(work.path(), "glibc-only"));
+    let blobs_before = server.blobs();
+
+    let requested = request_build(&server, "glibc-only", "1.0");
+    let build = wait_for_build(
+        &server,
+        requested["id"].as_str().unwrap(),
+        Duration::from_secs(600),
+    );
+    assert_eq!(build["state"], "failed", "{}", build["log"]);
+    assert_eq!(build["failure"]["kind"], "package");
+    let log = build["log"].as_str().unwrap();
+    assert!(
+        log.contains("Fixed-up wheel written to"),
+        "auditwheel repaired it: {log}"
+    );
+    assert!(
+        log.contains("glibc_only/_libc.cpython-313-x86_64-linux-musl.so: gnu_get_libc_version"),
+        "{log}"
+    );
+    assert_eq!(
+        server.metric("edelweiss_build_containers_started_total{step=\"smoke test\"}"),
+        0,
+        "refused before the smoke test"
+    );
+    assert!(server.listed_wheels("glibc-only").is_empty());
+    let stored: Vec<String> = server
+        .blobs()
+        .into_iter()
+        .filter(|blob| !blobs_before.contains(blob))
+        .collect();
+    assert!(stored.len() <= 1, "only the log is stored: {stored:?}");
+    for blob in &stored {
+        let bytes = std::fs::read(server.data_dir.join("blobs").join(blob)).unwrap();
+        assert!(
+            !bytes.starts_with(b"PK"),
+            "{blob} is a zip: a wheel was stored"
+        );
+    }
+    let again = request_build(&server, "glibc-only", "1.0");
+    assert_eq!(
+        again["requested"], "cached",
+        "a package failure is recorded under its key"
+    );
+}
+
 fn a_build_interrupted_by_a_crash_is_requeued_and_completes_once(runtime: Runtime) {
     let server = farm_server(runtime, 600);
     let work = tempfile::tempdir().unwrap();
@@ -488,6 +561,123 @@ fn a_recipes_pinned_build_requirement_comes_through_the_index(runtime: Runtime) 
     );
 }
 
+/// A server whose recipes are `recipes` (TOML).
+fn server_with_recipes(runtime: Runtime, work: &Path, recipes: &str) -> TestServer {
+    let path = work.join("recipes.toml");
+    std::fs::write(&path, recipes).unwrap();
+    let (builder, runtime_image) = runtime.builders();
+    let build = common::farm::build_config(runtime.name(), &builder, &runtime_image, 600).replace(
+        "[build]\n",
+        &format!("[build]\nrecipes = {:?}\n", path.display().to_string()),
+    );
+    TestServer::start_with(&(common::server::base_config("", "") + &build))
+}
+
+/// Each RECORD line's sha256 and size match the entry's bytes.
+fn assert_record_matches(bytes: &[u8]) {
+    use base64::Engine as _;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let record_name = wheel_entries(bytes)
+        .into_iter()
+        .find(|name| name.ends_with(".dist-info/RECORD"))
+        .expect("a RECORD");
+    let mut record = String::new();
+    archive
+        .by_name(&record_name)
+        .unwrap()
+        .read_to_string(&mut record)
+        .unwrap();
+    let mut checked = 0;
+    for line in record
+        .lines()
+        .filter(|line| !line.starts_with(&record_name))
+    {
+        let mut fields = line.rsplitn(3, ',');
+        let (size, hash, name) = (
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+        );
+        let mut content = Vec::new();
+        archive
+            .by_name(name)
+            .unwrap()
+            .read_to_end(&mut content)
+            .unwrap();
+        let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(<sha2::Sha256 as sha2::Digest>::digest(&content));
+        assert_eq!(hash, format!("sha256={digest}"), "{name}");
+        assert_eq!(size, content.len().to_string(), "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked + 1, archive.len(), "every entry is in RECORD");
+}
+
+/// Bindings that must match a system library (GDAL's rule), and data directories shipped
+/// in the wheel (PROJ's and GDAL's), on a C extension: one build whose library version it
+/// extends, one whose version it does not.
+fn a_recipe_ships_builder_data_in_the_wheel_and_refuses_a_mismatched_library(runtime: Runtime) {
+    let work = tempfile::tempdir().unwrap();
+    let recipes = r#"[default]
+[[recipe]]
+project = "bundled-demo"
+version_must_match = "echo 1"
+bundle_data = [{ path = "bundled_demo/certs", source = "echo /etc/ssl", env = "BUNDLED_DEMO_CERTS" }]
+import_check = "import os, bundled_demo; d = os.environ['BUNDLED_DEMO_CERTS']; assert d.startswith(os.path.dirname(bundled_demo.__file__)), d; assert os.path.isfile(os.path.join(d, 'cert.pem')), os.listdir(d); assert bundled_demo.add(2, 3) == 5"
+[[recipe]]
+project = "mismatched-demo"
+version_must_match = "echo 2.0"
+"#;
+    let server = server_with_recipes(runtime, work.path(), recipes);
+    upload(&server, &c_extension_sdist(work.path(), "bundled-demo", ""));
+    upload(
+        &server,
+        &c_extension_sdist(work.path(), "mismatched-demo", ""),
+    );
+
+    let requested = request_build(&server, "bundled-demo", "1.0");
+    let build = wait_for_build(
+        &server,
+        requested["id"].as_str().unwrap(),
+        Duration::from_secs(600),
+    );
+    assert_eq!(build["state"], "succeeded", "{}", build["log"]);
+    let wheel = build["wheel"]["filename"].as_str().unwrap();
+    let page = server.get_json("/simple/bundled-demo/");
+    let url = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["filename"] == wheel)
+        .map(|file| file["url"].as_str().unwrap().to_string())
+        .expect("the wheel is listed");
+    let bytes = server.get(&url).bytes().unwrap();
+    let entries = wheel_entries(&bytes);
+    assert!(
+        entries
+            .iter()
+            .any(|name| name == "bundled_demo/certs/cert.pem"),
+        "{entries:?}"
+    );
+    assert_record_matches(&bytes);
+
+    // Tried: a build whose version (1.0) neither equals nor extends the builder's library
+    // (2.0). Kept: nothing; the failure names both versions and no wheel is listed.
+    let requested = request_build(&server, "mismatched-demo", "1.0");
+    let build = wait_for_build(
+        &server,
+        requested["id"].as_str().unwrap(),
+        Duration::from_secs(300),
+    );
+    assert_eq!(build["state"], "failed");
+    let log = build["log"].as_str().unwrap();
+    assert!(
+        log.contains("mismatched-demo 1.0 must be built against the same library version, but this builder has 2.0"),
+        "{log}"
+    );
+    assert!(server.listed_wheels("mismatched-demo").is_empty());
+}
+
 /// Every farm test with each executor: a matrix, not copies.
 macro_rules! executor_matrix {
     ($($test:ident),* $(,)?) => {
@@ -504,10 +694,12 @@ macro_rules! executor_matrix {
 }
 
 executor_matrix!(
+    a_recipe_ships_builder_data_in_the_wheel_and_refuses_a_mismatched_library,
     a_recipes_pinned_build_requirement_comes_through_the_index,
     a_c_extension_sdist_becomes_a_served_musllinux_wheel_built_once,
     ten_concurrent_requests_start_one_build,
     hostile_sdists_fail_cleanly_and_store_nothing,
+    a_wheel_needing_a_symbol_the_targets_musl_lacks_fails_and_stores_nothing,
     a_build_interrupted_by_a_crash_is_requeued_and_completes_once,
     the_build_command_shares_the_cache_and_writes_the_wheel,
     psycopg2_from_its_real_sdist_vendors_libpq_and_imports_without_it,

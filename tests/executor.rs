@@ -169,3 +169,72 @@ fn limits_processes_memory_and_scratch_space() {
         "a file past max_file_mb: {log}"
     );
 }
+
+/// `read_files` with each executor over the same root: a symlink's target (docker copies
+/// the link itself, podman follows it), a path through a symlinked directory, an absent file,
+/// and nothing run or left behind.
+#[test]
+fn reads_files_of_an_image_without_running_it() {
+    use edelweiss::executor::{ContainerCli, Engine};
+    let work = tempfile::tempdir().unwrap();
+    let root = busybox_root(work.path());
+    std::fs::create_dir_all(root.join("lib")).unwrap();
+    std::fs::create_dir_all(root.join("usr")).unwrap();
+    std::fs::write(root.join("lib/ld-musl-x86_64.so.1"), b"the loader").unwrap();
+    std::os::unix::fs::symlink(
+        "ld-musl-x86_64.so.1",
+        root.join("lib/libc.musl-x86_64.so.1"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/lib", root.join("usr/lib")).unwrap();
+    let paths = vec![
+        "/lib/libc.musl-x86_64.so.1".to_string(),
+        "/usr/lib/ld-musl-x86_64.so.1".to_string(),
+        "/lib/absent.so".to_string(),
+    ];
+    let expected = vec![
+        Some(b"the loader".to_vec()),
+        Some(b"the loader".to_vec()),
+        None,
+    ];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    let read =
+        runtime.block_on(runc(work.path()).read_files(&root.display().to_string(), paths.clone()));
+    assert_eq!(read.unwrap(), expected, "runc");
+
+    for engine in [Engine::Docker, Engine::Podman] {
+        let executor = ContainerCli::new(engine);
+        let program = executor.name();
+        let answers = std::process::Command::new(program)
+            .arg("info")
+            .output()
+            .is_ok_and(|output| output.status.success());
+        if !answers {
+            eprintln!("skipped: no {program} engine answers here");
+            continue;
+        }
+        let image = format!("edelweiss-test-read:{}", std::process::id());
+        let import = format!(
+            "tar -C {} -c . | {program} import - {image}",
+            root.display()
+        );
+        common::assert_success(std::process::Command::new("sh").args(["-c", &import]));
+        let before = containers(program);
+        let read = runtime.block_on(executor.read_files(&image, paths.clone()));
+        let after = containers(program);
+        let _ = std::process::Command::new(program)
+            .args(["rmi", &image])
+            .output();
+        assert_eq!(read.unwrap(), expected, "{program}");
+        assert_eq!(before, after, "{program} left a container");
+    }
+}
+
+fn containers(program: &str) -> String {
+    let output = std::process::Command::new(program)
+        .args(["ps", "--all", "--quiet"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -3,46 +3,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::image::{build_runtime_image, docker, static_binary as build_static_binary};
 use common::scenarios;
 use common::server::{TestServer, base_config};
-
-const TARGET: &str = "x86_64-unknown-linux-musl";
-
-fn build_static_binary() -> PathBuf {
-    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BINARY.get_or_init(build).clone()
-}
-
-fn build() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // A target dir of its own, so this build never waits on the one running the tests.
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), PathBuf::from)
-        .join("static");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--bin",
-            "edelweiss",
-            "--target",
-            TARGET,
-        ])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .status()
-        .expect("run cargo build");
-    assert!(
-        status.success(),
-        "the static build failed (does `rustup target add {TARGET}` and musl-tools exist? see .ci/setup)"
-    );
-    target_dir.join(TARGET).join("release/edelweiss")
-}
 
 /// True when the ELF file has no `PT_INTERP` program header: nothing to load it.
 fn is_static_elf(bytes: &[u8]) -> bool {
@@ -85,65 +50,13 @@ fn the_static_musl_binary_serves_pip_and_uv() {
     assert!(!dead.status.success());
 }
 
-/// The Dockerfile's runtime stage, with the build stage's outputs taken from a context
-/// directory instead: no image can be pulled here, and the legacy builder would build every
-/// stage before the target.
-fn runtime_stage(dockerfile: &str) -> String {
-    let stage = &dockerfile[dockerfile
-        .find("FROM scratch AS runtime")
-        .expect("a runtime stage")..];
-    stage
-        .replace(
-            "COPY --from=build /etc/ssl/certs/ca-certificates.crt",
-            "COPY ca-certificates.crt",
-        )
-        .replace("COPY --from=build /out/edelweiss", "COPY edelweiss")
-        .replace(
-            "COPY --from=build --chown=65534:65534 /out/data",
-            "COPY --chown=65534:65534 data",
-        )
-}
-
-fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker").args(args).output().expect("docker")
-}
-
 #[test]
 fn the_runtime_image_builds_from_the_static_binary_and_answers_its_health_check() {
     if !common::farm::Runtime::Docker.available() {
         return;
     }
-    let binary = build_static_binary();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let context = tempfile::tempdir().unwrap();
-    std::fs::copy(&binary, context.path().join("edelweiss")).unwrap();
-    std::fs::copy(
-        "/etc/ssl/certs/ca-certificates.crt",
-        context.path().join("ca-certificates.crt"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(context.path().join("data")).unwrap();
-    std::fs::create_dir_all(context.path().join("config")).unwrap();
-    std::fs::copy(
-        root.join("config/edelweiss.toml"),
-        context.path().join("config/edelweiss.toml"),
-    )
-    .unwrap();
-    let dockerfile = runtime_stage(&std::fs::read_to_string(root.join("Dockerfile")).unwrap());
-    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
     let tag = format!("edelweiss-runtime-test:{}", std::process::id());
-    let built = docker(&[
-        "build",
-        "-q",
-        "-t",
-        &tag,
-        &context.path().display().to_string(),
-    ]);
-    assert!(
-        built.status.success(),
-        "docker build failed: {}",
-        common::text(&built)
-    );
+    build_runtime_image(&tag);
     let name = format!("edelweiss-runtime-test-{}", std::process::id());
     let started = docker(&[
         "run",

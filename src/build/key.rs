@@ -8,11 +8,13 @@ use sha2::{Digest as _, Sha256};
 use crate::pypi::{Sha256Digest, Target};
 
 /// Bump when what the steps do changes in a way their text does not show.
-pub const CACHE_VERSION: u32 = 1;
+/// 2: repaired wheels must pass the symbol check against the runtime (`symbols`).
+pub const CACHE_VERSION: u32 = 2;
 
 /// The in-container steps; their bytes enter every key, so editing them rebuilds.
 pub const BUILD_STEP: &str = include_str!("../../workers/steps/build.sh");
 pub const SMOKE_STEP: &str = include_str!("../../workers/steps/smoke.sh");
+pub const BUNDLE_DATA_STEP: &str = include_str!("../../workers/steps/bundle_data.py");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BuildKey(Sha256Digest);
@@ -32,7 +34,7 @@ impl BuildKey {
     /// sha256 over, in this order, each field length-prefixed (so two different input
     /// lists never encode alike):
     /// 1. `"edelweiss-build"` and `CACHE_VERSION`,
-    /// 2. the build and smoke step scripts,
+    /// 2. the build, smoke and bundle-data step scripts,
     /// 3. the sdist's sha256,
     /// 4. the target (`cp313-musllinux_1_2_x86_64`),
     /// 5. the recipe's canonical JSON,
@@ -47,6 +49,7 @@ impl BuildKey {
         field(&CACHE_VERSION.to_be_bytes());
         field(BUILD_STEP.as_bytes());
         field(SMOKE_STEP.as_bytes());
+        field(BUNDLE_DATA_STEP.as_bytes());
         field(inputs.sdist_sha256.to_hex().as_bytes());
         field(inputs.target.to_string().as_bytes());
         field(inputs.recipe.as_bytes());

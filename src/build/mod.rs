@@ -8,8 +8,10 @@ mod queue;
 mod recipe;
 mod records;
 mod remote_worker;
+mod runtime_exports;
 mod service;
 mod steps;
+mod symbols;
 
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
 pub use on_demand::{MissingWheel, missing_wheels};
@@ -18,8 +20,9 @@ pub use queue::{BuildQueue, QueueError, Requested};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
 pub use records::{BuildRecord, BuildState, BuiltWheel, Failure, FailureKind};
 pub use remote_worker::{RemoteWorker, WorkerError};
+pub use runtime_exports::RuntimeExports;
 pub use service::{
-    Assignment, BuildError, BuildService, RemoteReport, ServiceParts, WheelhouseFile,
+    Assignment, BuildError, BuildService, Recorded, RemoteReport, ServiceParts, WheelhouseFile,
 };
 pub use steps::{
     ContainerSteps, StepsResult, TargetBuilders, TestedWheel, check_wheel, default_import_check,

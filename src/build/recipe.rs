@@ -27,6 +27,8 @@ pub enum RecipeError {
     Versions { project: String, versions: String },
     #[error("recipe `{project}` is not a valid project name")]
     Project { project: String },
+    #[error("recipe for `{project}`: {reason}")]
+    Invalid { project: String, reason: String },
 }
 
 /// What a build needs. Serialized canonically into the build key.
@@ -43,9 +45,54 @@ pub struct Recipe {
     /// Pinned build requirements (`name==version`) placed in the wheelhouse, beyond what
     /// the builder has installed.
     pub build_requires: Vec<String>,
-    /// A command in the builder whose output must equal the version being built, for
-    /// bindings that must match a system library (GDAL: `gdal-config --version`).
+    /// A command in the builder whose output is the version of a system library that the
+    /// version being built must equal or extend (`3.6.2`, or pygdal's `3.6.2.11`), for
+    /// bindings that must match it (GDAL: `gdal-config --version`).
     pub version_must_match: String,
+    /// Builder data directories shipped inside the wheel (PROJ's and GDAL's), each found on
+    /// import through an environment variable that the wheel sets when it is unset.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bundle_data: Vec<BundledData>,
+}
+
+/// One data directory of the builder shipped in the wheel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundledData {
+    /// Where it goes in the wheel, e.g. `osgeo/proj_data`: inside a package, whose
+    /// `__init__.py` sets `env`.
+    pub path: String,
+    /// A builder shell command printing the directory to copy.
+    pub source: String,
+    /// The environment variable the library reads the directory from (`PROJ_DATA`).
+    pub env: String,
+}
+
+impl BundledData {
+    fn check(&self) -> Result<(), String> {
+        let identifier = |part: &str| {
+            !part.is_empty()
+                && !part.starts_with(|c: char| c.is_ascii_digit())
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let parts: Vec<&str> = self.path.split('/').collect();
+        if parts.len() < 2 || !parts.iter().all(|part| identifier(part)) {
+            return Err(format!(
+                "bundle_data path `{}` must be a directory inside a package, like `osgeo/proj_data`",
+                self.path
+            ));
+        }
+        if !identifier(&self.env) {
+            return Err(format!(
+                "bundle_data env `{}` is not an environment variable name",
+                self.env
+            ));
+        }
+        if self.source.trim().is_empty() {
+            return Err(format!("bundle_data `{}` has no source command", self.path));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,10 +144,22 @@ impl RecipeBook {
             path: origin.to_string(),
             source,
         })?;
+        for data in &file.default.bundle_data {
+            data.check().map_err(|reason| RecipeError::Invalid {
+                project: "[default]".into(),
+                reason,
+            })?;
+        }
         let matchers = file
             .recipes
             .into_iter()
             .map(|entry| {
+                for data in &entry.recipe.bundle_data {
+                    data.check().map_err(|reason| RecipeError::Invalid {
+                        project: entry.project.clone(),
+                        reason,
+                    })?;
+                }
                 let project =
                     parse_package_name(&entry.project).map_err(|_| RecipeError::Project {
                         project: entry.project.clone(),
@@ -219,6 +278,37 @@ mod tests {
         };
         let expected = crate::pypi::Sha256Digest::of(b"postgresql-dev zlib-dev").to_hex();
         assert_eq!(recipe.image_tag(), expected[..12]);
+    }
+
+    #[test]
+    fn bundled_data_must_land_inside_a_package_under_a_variable_name() {
+        let recipe = |path: &str, env: &str| {
+            format!(
+                "[default]\n[[recipe]]\nproject = \"demo\"\nbundle_data = [{{ path = \"{path}\", source = \"echo /x\", env = \"{env}\" }}]\n"
+            )
+        };
+        assert!(RecipeBook::parse(&recipe("osgeo/proj_data", "PROJ_DATA"), "ok").is_ok());
+        for (path, env) in [
+            ("proj_data", "PROJ_DATA"),
+            ("osgeo/../etc", "PROJ_DATA"),
+            ("/osgeo/proj_data", "PROJ_DATA"),
+            ("osgeo/proj_data", "PROJ DATA"),
+        ] {
+            let error = RecipeBook::parse(&recipe(path, env), "bad").unwrap_err();
+            assert!(
+                matches!(error, RecipeError::Invalid { .. }),
+                "{path} {env}: {error}"
+            );
+        }
+        let (name, version) = release("GDAL", "3.6.2");
+        let book = RecipeBook::parse(SHIPPED, "shipped").unwrap();
+        let envs: Vec<&str> = book
+            .for_release(&name, &version)
+            .bundle_data
+            .iter()
+            .map(|data| data.env.as_str())
+            .collect();
+        assert_eq!(envs, ["GDAL_DATA", "PROJ_DATA"]);
     }
 
     #[test]

@@ -37,6 +37,63 @@ pub struct RemoteWorker {
     pub work_root: PathBuf,
 }
 
+/// How long a worker keeps trying to deliver a finished result to a server it cannot reach.
+const REPORT_PATIENCE: Duration = Duration::from_secs(15 * 60);
+
+/// A finished build's result as the worker sends it; kept so it can be sent again.
+struct Report {
+    log: Vec<u8>,
+    outcome: ReportedOutcome,
+}
+
+enum ReportedOutcome {
+    Wheel { filename: String, bytes: Vec<u8> },
+    Failed { kind: &'static str, message: String },
+}
+
+impl Report {
+    fn from_steps(result: super::steps::StepsResult) -> std::io::Result<Self> {
+        let outcome = match result.outcome {
+            Ok(wheel) => ReportedOutcome::Wheel {
+                filename: wheel.filename.to_string(),
+                bytes: std::fs::read(&wheel.path)?,
+            },
+            Err(failure) => ReportedOutcome::Failed {
+                kind: match failure.kind {
+                    super::records::FailureKind::Package => "package",
+                    super::records::FailureKind::Infrastructure => "infrastructure",
+                },
+                message: failure.message,
+            },
+        };
+        Ok(Self {
+            log: result.log,
+            outcome,
+        })
+    }
+
+    fn form(&self, worker: &str) -> reqwest::multipart::Form {
+        let form = reqwest::multipart::Form::new()
+            .text("worker", worker.to_string())
+            .part(
+                "log",
+                reqwest::multipart::Part::bytes(self.log.clone()).file_name("build.log"),
+            );
+        match &self.outcome {
+            ReportedOutcome::Wheel { filename, bytes } => form
+                .text("outcome", "succeeded")
+                .text("wheel_sha256", Sha256Digest::of(bytes).to_hex())
+                .part(
+                    "wheel",
+                    reqwest::multipart::Part::bytes(bytes.clone()).file_name(filename.clone()),
+                ),
+            ReportedOutcome::Failed { kind, message } => {
+                form.text("outcome", *kind).text("message", message.clone())
+            }
+        }
+    }
+}
+
 impl RemoteWorker {
     fn url(&self, path: &str) -> Url {
         self.server.join(path).expect("API paths are relative URLs")
@@ -210,56 +267,56 @@ impl RemoteWorker {
             .await
     }
 
+    /// Sends a finished build's result. A result is worth keeping (a build can take half an
+    /// hour), so a server that cannot be reached is asked again until `REPORT_PATIENCE` has
+    /// passed; the server decides whether the result still counts (409: the lease went to
+    /// another worker, whose result is the one kept).
     async fn report(
         &self,
         assignment: &Assignment,
         result: super::steps::StepsResult,
     ) -> Result<(), WorkerError> {
         let build = &assignment.build;
-        let mut form = reqwest::multipart::Form::new()
-            .text("worker", self.name.clone())
-            .part(
-                "log",
-                reqwest::multipart::Part::bytes(result.log).file_name("build.log"),
-            );
-        match result.outcome {
-            Ok(wheel) => {
-                let bytes = std::fs::read(&wheel.path)?;
-                form = form
-                    .text("outcome", "succeeded")
-                    .text("wheel_sha256", Sha256Digest::of(&bytes).to_hex())
-                    .part(
-                        "wheel",
-                        reqwest::multipart::Part::bytes(bytes)
-                            .file_name(wheel.filename.to_string()),
-                    );
-            }
-            Err(failure) => {
-                let kind = match failure.kind {
-                    super::records::FailureKind::Package => "package",
-                    super::records::FailureKind::Infrastructure => "infrastructure",
-                };
-                form = form.text("outcome", kind).text("message", failure.message);
-            }
-        }
+        let report = Report::from_steps(result)?;
         let url = self.url(&format!("api/v1/workers/builds/{}/result", build.id));
-        let response = self
-            .client
-            .post(url)
-            .bearer_auth(self.token.expose())
-            .multipart(form)
-            .send()
-            .await
-            .map_err(|error| self.server_error(error))?;
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_secs(1);
+        let response = loop {
+            let sent = self
+                .client
+                .post(url.clone())
+                .bearer_auth(self.token.expose())
+                .multipart(report.form(&self.name))
+                .send()
+                .await;
+            match sent {
+                Ok(response) => break response,
+                Err(error) if started.elapsed() < REPORT_PATIENCE => {
+                    tracing::warn!(build = %build.id, %error, "cannot reach the server; holding the result and trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(15));
+                }
+                Err(error) => return Err(self.server_error(error)),
+            }
+        };
         match response.status() {
             StatusCode::CONFLICT => {
                 tracing::warn!(build = %build.id, "the server refused a late result: another worker has the build");
                 Ok(())
             }
-            _ => self
-                .check(response)
-                .await
-                .map(|_| tracing::info!(build = %build.id, "result reported")),
+            _ => {
+                let response = self.check(response).await?;
+                let already = response
+                    .headers()
+                    .get(super::service::Recorded::HEADER)
+                    .is_some_and(|value| value == super::service::Recorded::Already.as_str());
+                if already {
+                    tracing::warn!(build = %build.id, "the server already had a wheel for this build; this result changed nothing");
+                } else {
+                    tracing::info!(build = %build.id, "result reported");
+                }
+                Ok(())
+            }
         }
     }
 

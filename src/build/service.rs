@@ -64,6 +64,26 @@ pub struct Assignment {
 
 /// What a remote worker reports: a tested wheel (spooled here, and its filename) or a
 /// failure, and the log.
+/// Whether a remote result was recorded by this report or earlier (by a retry or by another
+/// worker's result).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Now,
+    Already,
+}
+
+impl Recorded {
+    /// The `Edelweiss-Result` response header the worker reads.
+    pub const HEADER: &'static str = "edelweiss-result";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Now => "recorded",
+            Self::Already => "already-recorded",
+        }
+    }
+}
+
 pub struct RemoteReport {
     pub outcome: Result<(std::path::PathBuf, String), Failure>,
     pub log: Vec<u8>,
@@ -596,21 +616,22 @@ impl BuildService {
         Ok(self.queue.heartbeat(id, worker, self.lease_seconds)?)
     }
 
-    /// A remote worker's result. Only the worker holding the lease is heard; a result sent
-    /// again after it was recorded is acknowledged and changes nothing.
+    /// A remote worker's result. Only the worker holding the lease is heard; a wheel of the
+    /// same name sent after one was recorded (a retry, or a worker that lost its lease and
+    /// finished anyway) is acknowledged as `Recorded::Already` and changes nothing.
     pub async fn report_remote(
         &self,
         id: &str,
         worker: &str,
         report: RemoteReport,
-    ) -> Result<BuildRecord, BuildError> {
+    ) -> Result<(BuildRecord, Recorded), BuildError> {
         let record = self
             .queue
             .get(id)?
             .ok_or_else(|| QueueError::NotFound { id: id.to_string() })?;
         let same_wheel = matches!((&record.wheel, &report.outcome), (Some(wheel), Ok((_, filename))) if *filename == wheel.filename);
         if record.state == BuildState::Succeeded && same_wheel {
-            return Ok(record);
+            return Ok((record, Recorded::Already));
         }
         let holds = record.is_leased_by(worker);
         if !holds {
@@ -630,7 +651,7 @@ impl BuildService {
         };
         self.record_outcome(&record, worker, outcome, &report.log)
             .await?;
-        Ok(self.queue.get(id)?.unwrap_or(record))
+        Ok((self.queue.get(id)?.unwrap_or(record), Recorded::Now))
     }
 
     async fn store_log(&self, log: &[u8]) -> Option<Sha256Digest> {

@@ -7,9 +7,10 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::key::{BUILD_STEP, SMOKE_STEP};
+use super::key::{BUILD_STEP, BUNDLE_DATA_STEP, SMOKE_STEP};
 use super::recipe::Recipe;
 use super::records::{BuildRecord, Failure, FailureKind};
+use super::runtime_exports::RuntimeExports;
 use crate::executor::{BUILD_LABEL, Executor, INSTANCE_LABEL, Limits, Mount, RunOutcome, RunSpec};
 use crate::metrics::Metrics;
 use crate::pypi::{Target, WheelFilename};
@@ -76,6 +77,8 @@ pub struct ContainerSteps {
     /// Names this process's containers, so a restart can remove what a crash left.
     pub instance: String,
     pub metrics: Arc<Metrics>,
+    /// What each runtime exports to a wheel's ELF files, read once per runtime.
+    pub runtime_exports: RuntimeExports,
 }
 
 /// A wheel that passed its smoke test, still in the work directory.
@@ -130,6 +133,7 @@ impl ContainerSteps {
         std::fs::set_permissions(work.join("output"), std::fs::Permissions::from_mode(0o777))?;
         std::fs::write(work.join("steps/build.sh"), BUILD_STEP)?;
         std::fs::write(work.join("steps/smoke.sh"), SMOKE_STEP)?;
+        std::fs::write(work.join("steps/bundle_data.py"), BUNDLE_DATA_STEP)?;
         for (filename, bytes) in wheelhouse {
             std::fs::write(work.join("wheelhouse").join(filename), bytes)?;
         }
@@ -210,6 +214,12 @@ impl ContainerSteps {
                 recipe.version_must_match.clone(),
             ),
         ];
+        if !recipe.bundle_data.is_empty() {
+            env.push((
+                "EDELWEISS_BUNDLE_DATA".into(),
+                serde_json::to_string(&recipe.bundle_data).expect("strings serialize"),
+            ));
+        }
         env.extend(
             recipe
                 .env
@@ -235,6 +245,14 @@ impl ContainerSteps {
         );
         self.run_step(build, "build step").await?;
         let wheel = Self::single_wheel(&work.join("output"), record, &builders.target)?;
+        self.runtime_exports
+            .check(
+                self.executor.as_ref(),
+                &builders.runtime,
+                &builders.target,
+                &wheel.path,
+            )
+            .await?;
         let import_check = match recipe.import_check.trim() {
             "" => default_import_check(&wheel.path).map_err(package)?,
             check => check.to_string(),

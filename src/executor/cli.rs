@@ -6,6 +6,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::process::Command;
 
+use super::files::{CopiedEntry, MAX_SYMLINKS, copied_entry, symlink_destination};
 use super::spec::{BUILD_UID, INSTANCE_LABEL, RunOutcome, RunSpec};
 use super::{Executor, ExecutorError};
 
@@ -44,6 +45,15 @@ fn host_rlimits() -> Vec<(&'static str, u64)> {
     .into_iter()
     .map(|(name, label, cap)| (name, hard(label).map_or(cap, |hard| hard.min(cap))))
     .collect()
+}
+
+/// How `cp` says the path does not exist: docker "Could not find the file", podman
+/// "could not be found ... no such file or directory".
+fn is_absent(stderr: &str) -> bool {
+    let stderr = stderr.to_lowercase();
+    ["could not find", "could not be found", "no such file"]
+        .iter()
+        .any(|phrase| stderr.contains(phrase))
 }
 
 pub struct ContainerCli {
@@ -137,6 +147,67 @@ impl ContainerCli {
             .await;
     }
 
+    /// `image`'s files through a container that is created, copied from and removed, never
+    /// started.
+    async fn copy_files_out(
+        &self,
+        image: &str,
+        paths: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, ExecutorError> {
+        let container = self
+            .output(&[
+                "create",
+                "--network=none",
+                image,
+                "/edelweiss-never-started",
+            ])
+            .await?;
+        let mut files = Vec::with_capacity(paths.len());
+        let copied: Result<(), ExecutorError> = async {
+            for path in paths {
+                files.push(self.copy_out(&container, path).await?);
+            }
+            Ok(())
+        }
+        .await;
+        self.remove(&container).await;
+        copied.map(|()| files)
+    }
+
+    /// One file out of a created container, following symlinks (docker copies a symlink
+    /// as itself; podman follows it).
+    async fn copy_out(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, ExecutorError> {
+        let failed = |reason: String| ExecutorError::Failed {
+            executor: self.engine.program(),
+            action: "copy a file out of an image",
+            reason,
+        };
+        let mut path = path.to_string();
+        for _ in 0..=MAX_SYMLINKS {
+            let output = Command::new(self.engine.program())
+                .args(["cp", &format!("{container}:{path}"), "-"])
+                .output()
+                .await
+                .map_err(|error| failed(error.to_string()))?;
+            if !output.status.success() {
+                let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+                return match is_absent(&stderr) {
+                    true => Ok(None),
+                    false => Err(failed(stderr)),
+                };
+            }
+            match copied_entry(&output.stdout).map_err(|error| failed(error.to_string()))? {
+                CopiedEntry::File(bytes) => return Ok(Some(bytes)),
+                CopiedEntry::Symlink(target) => path = symlink_destination(&path, &target),
+            }
+        }
+        Err(failed(format!("{path}: more than {MAX_SYMLINKS} symlinks")))
+    }
+
     async fn run_spec(&self, spec: RunSpec) -> Result<RunOutcome, ExecutorError> {
         let log = std::fs::File::create(&spec.log)?;
         let mut child = Command::new(self.engine.program())
@@ -192,6 +263,15 @@ impl Executor for ContainerCli {
 
     fn run(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunOutcome, ExecutorError>> {
         self.run_spec(spec).boxed()
+    }
+
+    fn read_files(
+        &self,
+        image: &str,
+        paths: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Vec<u8>>>, ExecutorError>> {
+        let image = image.to_string();
+        async move { self.copy_files_out(&image, &paths).await }.boxed()
     }
 
     fn remove_orphans(&self, instance: &str) -> BoxFuture<'_, Result<usize, ExecutorError>> {

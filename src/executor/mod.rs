@@ -2,6 +2,7 @@
 //! no daemon) and `docker`/`podman` (an image, through their shared CLI flags).
 
 mod cli;
+mod files;
 mod runc;
 mod spec;
 
@@ -37,6 +38,14 @@ pub trait Executor: Send + Sync {
     fn builder_identity(&self, image: &str) -> BoxFuture<'_, Result<String, ExecutorError>>;
 
     fn run(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunOutcome, ExecutorError>>;
+
+    /// Files of an image or root, read without running it: each path's bytes (symlinks
+    /// followed inside the image), or `None` where it has no such file.
+    fn read_files(
+        &self,
+        image: &str,
+        paths: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Vec<u8>>>, ExecutorError>>;
 
     /// Removes containers a crashed process of this instance left behind.
     fn remove_orphans(&self, instance: &str) -> BoxFuture<'_, Result<usize, ExecutorError>>;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use tokio::process::Command;
 
+use super::files::read_in_root;
 use super::spec::{BUILD_UID, RunOutcome, RunSpec};
 use super::{Executor, ExecutorError};
 
@@ -279,6 +280,31 @@ impl Executor for Runc {
 
     fn run(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunOutcome, ExecutorError>> {
         self.run_spec(spec).boxed()
+    }
+
+    fn read_files(
+        &self,
+        image: &str,
+        paths: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Vec<u8>>>, ExecutorError>> {
+        let rootfs = PathBuf::from(image);
+        let failed = |reason: String| ExecutorError::Failed {
+            executor: "runc",
+            action: "read a file of the root",
+            reason,
+        };
+        async move {
+            tokio::task::spawn_blocking(move || {
+                paths
+                    .iter()
+                    .map(|path| read_in_root(&rootfs, path))
+                    .collect::<std::io::Result<Vec<_>>>()
+            })
+            .await
+            .map_err(|error| failed(error.to_string()))?
+            .map_err(|error| failed(error.to_string()))
+        }
+        .boxed()
     }
 
     fn remove_orphans(&self, instance: &str) -> BoxFuture<'_, Result<usize, ExecutorError>> {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::auth::Access;
-use crate::build::{Failure, FailureKind, RemoteReport};
+use crate::build::{BuildRecord, Failure, FailureKind, Recorded, RemoteReport};
 use crate::error::ApiError;
 use crate::ingest::{Spool, SpooledFile};
 
@@ -168,12 +168,12 @@ pub async fn result(
                 outcome: Ok((spool_path, filename)),
                 log: form.log,
             };
-            let record = state
+            let (record, recorded) = state
                 .builds
                 .report_remote(&path, &field("worker"), report)
                 .await?;
             drop(spooled);
-            return Ok(HttpResponse::Ok().json(record));
+            return Ok(result_response(record, recorded));
         }
         "package" => Err(Failure {
             kind: FailureKind::Package,
@@ -189,7 +189,7 @@ pub async fn result(
             )));
         }
     };
-    let record = state
+    let (record, recorded) = state
         .builds
         .report_remote(
             &path,
@@ -200,5 +200,11 @@ pub async fn result(
             },
         )
         .await?;
-    Ok(HttpResponse::Ok().json(record))
+    Ok(result_response(record, recorded))
+}
+
+fn result_response(record: BuildRecord, recorded: Recorded) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((Recorded::HEADER, recorded.as_str()))
+        .json(record)
 }

@@ -69,6 +69,21 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// The C++ layer's builder (and the plain runtime) as this executor names them.
+    pub fn cxx_builders(self) -> (String, String) {
+        let builder = super::musl_root::cxx_builder();
+        let (_, runtime) = self.builders();
+        match self {
+            Self::Runc => (builder.display().to_string(), runtime),
+            Self::Docker | Self::Podman => (
+                engine_image(self.name(), builder, "edelweiss-musl-root-cxx"),
+                runtime,
+            ),
+        }
+    }
+}
+
 /// `workers/musl-root/import-image`, once per engine, root and process.
 fn engine_image(engine: &str, root: &Path, name: &str) -> String {
     type Images = Vec<(String, PathBuf, String)>;
@@ -195,6 +210,95 @@ pub fn pypi_sdist(project: &str, version: &str) -> PathBuf {
             .arg(format!("{project}=={version}")),
     );
     find().expect("the downloaded sdist")
+}
+
+fn test_downloads() -> PathBuf {
+    let cache = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".cache/edelweiss/test-sdists");
+    std::fs::create_dir_all(&cache).unwrap();
+    cache
+}
+
+/// A file of a PyPI release fetched by name from PyPI's JSON simple page and checked against
+/// its sha256, once per machine: for sdists whose metadata pip cannot prepare here (GDAL's
+/// setup.py needs `gdal-config` even for that).
+pub fn pypi_file(project: &str, filename: &str) -> PathBuf {
+    let path = test_downloads().join(filename);
+    if path.exists() {
+        return path;
+    }
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let page: serde_json::Value = client
+        .get(format!("https://pypi.org/simple/{project}/"))
+        .header("Accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .and_then(|response| response.error_for_status())
+        .and_then(|response| response.json())
+        .expect("PyPI's page of the project");
+    let file = page["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|file| file["filename"] == filename)
+        .unwrap_or_else(|| panic!("PyPI has no {filename}"));
+    let bytes = client
+        .get(file["url"].as_str().unwrap())
+        .send()
+        .and_then(|response| response.error_for_status())
+        .and_then(|response| response.bytes())
+        .expect("download from PyPI");
+    assert_eq!(
+        super::sha256_hex(&bytes),
+        file["hashes"]["sha256"].as_str().unwrap(),
+        "{filename} from PyPI does not match its hash"
+    );
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, &bytes).unwrap();
+    std::fs::rename(&partial, &path).unwrap();
+    path
+}
+
+/// The cp313 musllinux_1_2 wheel of `requirement` from PyPI, downloaded once per machine.
+pub fn pypi_musllinux_wheel(requirement: &str) -> PathBuf {
+    let (name, version) = requirement.split_once("==").expect("name==version");
+    let dir = test_downloads().join("musllinux");
+    let find = || {
+        std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|file| {
+                        file.to_lowercase()
+                            .starts_with(&format!("{}-{version}-", name.to_lowercase()))
+                            && file.ends_with(".whl")
+                    })
+            })
+    };
+    if let Some(path) = find() {
+        return path;
+    }
+    super::assert_success(
+        super::tool("pip")
+            .args(["download", "--no-deps", "--only-binary", ":all:"])
+            .args([
+                "--platform",
+                "musllinux_1_2_x86_64",
+                "--python-version",
+                "3.13",
+            ])
+            .args(["--implementation", "cp", "--abi", "cp313", "--dest"])
+            .arg(&dir)
+            .arg(requirement),
+    );
+    find().expect("the downloaded wheel")
 }
 
 /// Containers of build `id` that still exist (running or not).

@@ -5,6 +5,7 @@
 
 pub mod dists;
 pub mod farm;
+pub mod image;
 pub mod musl_root;
 pub mod scenarios;
 pub mod server;

@@ -14,11 +14,17 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_edelweiss")))
 }
 
+/// Where the server runs: a child process of the test, or a container of the runtime image.
+enum Process {
+    Child(Child),
+    Container(String),
+}
+
 pub struct TestServer {
     pub url: String,
     pub data_dir: PathBuf,
     config: PathBuf,
-    child: Child,
+    process: Process,
     mirror: bool,
     _temp: Option<tempfile::TempDir>,
 }
@@ -99,20 +105,49 @@ impl TestServer {
             url: url.to_string(),
             data_dir: data_dir.to_path_buf(),
             config: config.to_path_buf(),
-            child,
+            process: Process::Child(child),
             mirror: !args.contains(&"--no-upstream"),
             _temp: None,
         }
     }
 
+    /// A server already running in container `name`, answering at `url`, over `data_dir`
+    /// (bind-mounted from this host).
+    pub fn in_container(name: &str, url: &str, data_dir: &Path) -> Self {
+        Self {
+            url: url.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            config: PathBuf::new(),
+            process: Process::Container(name.to_string()),
+            mirror: false,
+            _temp: None,
+        }
+    }
+
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+        match &self.process {
+            Process::Child(_) => {
+                std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+            }
+            Process::Container(name) => Command::new("docker")
+                .args(["logs", name])
+                .output()
+                .map(|output| super::text(&output))
+                .unwrap_or_default(),
+        }
     }
 
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.process {
+            Process::Child(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Process::Container(name) => {
+                let _ = Command::new("docker").args(["kill", name]).output();
+            }
+        }
     }
 
     /// Kills this process and starts a new one on the same data dir and config.

@@ -3,7 +3,8 @@
 # Mounts: /input (the sdist, read-only), /wheelhouse (pinned build requirements, read-only),
 # /output (where the repaired wheel goes), /scratch and /tmp (size-limited tmpfs).
 # Environment: EDELWEISS_SDIST, EDELWEISS_PROJECT, EDELWEISS_VERSION, EDELWEISS_PLATFORM,
-# EDELWEISS_VERSION_MUST_MATCH (optional), and the recipe's env.
+# EDELWEISS_VERSION_MUST_MATCH and EDELWEISS_BUNDLE_DATA (optional), and the recipe's env.
+# A builder may carry /etc/edelweiss/build.env (its compilers, e.g. the test root's C++ layer).
 set -eu
 export HOME=/scratch/home TMPDIR=/scratch/tmp PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 # Fixed timestamps in the wheel's zip entries, so the same inputs give the same bytes.
@@ -11,9 +12,18 @@ export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-315532800}"
 mkdir -p "$HOME" "$TMPDIR" /scratch/dist
 echo "edelweiss: building $EDELWEISS_PROJECT $EDELWEISS_VERSION for $EDELWEISS_PLATFORM"
 
+if [ -f /etc/edelweiss/build.env ]; then
+    . /etc/edelweiss/build.env
+fi
+
 if [ -n "${EDELWEISS_VERSION_MUST_MATCH:-}" ]; then
     library=$(sh -c "$EDELWEISS_VERSION_MUST_MATCH")
-    if [ "$library" != "$EDELWEISS_VERSION" ]; then
+    # Equal (GDAL 3.6.2) or extending it (pygdal 3.6.2.11).
+    case "$EDELWEISS_VERSION" in
+        "$library" | "$library".*) matches=yes ;;
+        *) matches=no ;;
+    esac
+    if [ -z "$library" ] || [ "$matches" = no ]; then
         echo "edelweiss: $EDELWEISS_PROJECT $EDELWEISS_VERSION must be built against the same library version, but this builder has $library; configure a builder image for $EDELWEISS_VERSION" >&2
         exit 3
     fi
@@ -38,4 +48,10 @@ for wheel in /scratch/dist/*.whl; do
             python3 -m auditwheel repair --plat "$EDELWEISS_PLATFORM" --wheel-dir /output "$wheel" ;;
     esac
 done
+
+if [ -n "${EDELWEISS_BUNDLE_DATA:-}" ]; then
+    for wheel in /output/*.whl; do
+        python3 /edelweiss/bundle_data.py "$wheel"
+    done
+fi
 ls -l /output
