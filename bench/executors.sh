@@ -12,6 +12,7 @@
 #   EDELWEISS_BIN [target/release/edelweiss, built if missing]
 #   EXECUTORS ["runc docker podman"; an engine that does not answer `info` is left out]
 #   PACKAGES ["psycopg2==2.9.10 MarkupSafe==2.1.5"]  ROUNDS [3]  HIT_ROUNDS [5]
+#   BUILDER_ROOT, RUNTIME_ROOT [what workers/musl-root/build prints, without and with --runtime]
 #   KEEP=1 keep the temporary directory
 set -euo pipefail
 
@@ -40,8 +41,8 @@ range() { tr ',' '\n' | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { pri
 seconds() { awk -v ms="$1" 'BEGIN { if (ms >= 1000) printf "%.2f s", ms / 1000; else printf "%d ms", ms }'; }
 
 BIN=$(edelweiss_binary)
-BUILDER_ROOT=$("$REPO_DIR/workers/musl-root/build" | tail -n 1)
-RUNTIME_ROOT=$("$REPO_DIR/workers/musl-root/build" --runtime | tail -n 1)
+BUILDER_ROOT=${BUILDER_ROOT:-$("$REPO_DIR/workers/musl-root/build" | tail -n 1)}
+RUNTIME_ROOT=${RUNTIME_ROOT:-$("$REPO_DIR/workers/musl-root/build" --runtime | tail -n 1)}
 
 # The arguments that name builder and runtime for an executor.
 placement() {
