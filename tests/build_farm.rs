@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::farm::{
-    Runtime, TARGET, c_extension_sdist, containers_started, farm_server, request_build,
-    wait_for_build,
+    Runtime, TARGET, build_to_end, c_extension_sdist, containers_started, farm_server,
+    request_build, wait_for_build,
 };
 use common::server::TestServer;
 use common::text;
@@ -45,14 +45,7 @@ fn a_c_extension_sdist_becomes_a_served_musllinux_wheel_built_once(runtime: Runt
     assert!(build["log"].as_str().unwrap().contains("smoke test passed"));
     assert_eq!(containers_started(&server), 1);
 
-    let page = server.get_json("/simple/demo-ext/");
-    let listed = page["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|file| file["filename"] == wheel)
-        .expect("the wheel is listed");
-    let bytes = server.get(listed["url"].as_str().unwrap()).bytes().unwrap();
+    let bytes = server.listed_file("demo-ext", wheel);
     assert!(
         wheel_entries(&bytes)
             .iter()
@@ -240,12 +233,7 @@ fn a_wheel_needing_a_symbol_the_targets_musl_lacks_fails_and_stores_nothing(runt
     upload(&server, &glibc_calling_sdist(work.path(), "glibc-only"));
     let blobs_before = server.blobs();
 
-    let requested = request_build(&server, "glibc-only", "1.0");
-    let build = wait_for_build(
-        &server,
-        requested["id"].as_str().unwrap(),
-        Duration::from_secs(600),
-    );
+    let build = build_to_end(&server, "glibc-only", "1.0", Duration::from_secs(600));
     assert_eq!(build["state"], "failed", "{}", build["log"]);
     assert_eq!(build["failure"]["kind"], "package");
     let log = build["log"].as_str().unwrap();
@@ -515,14 +503,11 @@ fn a_real_pypi_sdist_without_a_cp313_musllinux_wheel_builds_through_the_mirror(r
 
 fn a_recipes_pinned_build_requirement_comes_through_the_index(runtime: Runtime) {
     let work = tempfile::tempdir().unwrap();
-    let recipes = work.path().join("recipes.toml");
-    std::fs::write(&recipes, "[default]\n[[recipe]]\nproject = \"needs-helper\"\nbuild_requires = [\"build-helper==1.0\"]\n[[recipe]]\nproject = \"needs-absent\"\nbuild_requires = [\"absent-helper==1.0\"]\n").unwrap();
-    let (builder, runtime_image) = runtime.builders();
-    let build = common::farm::build_config(runtime.name(), &builder, &runtime_image, 600).replace(
-        "[build]\n",
-        &format!("[build]\nrecipes = {:?}\n", recipes.display().to_string()),
+    let server = server_with_recipes(
+        runtime,
+        work.path(),
+        "[default]\n[[recipe]]\nproject = \"needs-helper\"\nbuild_requires = [\"build-helper==1.0\"]\n[[recipe]]\nproject = \"needs-absent\"\nbuild_requires = [\"absent-helper==1.0\"]\n",
     );
-    let server = TestServer::start_with(&(common::server::base_config("", "") + &build));
     let helper =
         common::dists::WheelSpec::new("build-helper", "1.0", "py3-none-any").write(work.path());
     upload(&server, &helper);
@@ -534,23 +519,13 @@ fn a_recipes_pinned_build_requirement_comes_through_the_index(runtime: Runtime) 
         &server,
         &c_extension_sdist(work.path(), "needs-absent", "import absent_helper"),
     );
-    let requested = request_build(&server, "needs-helper", "1.0");
-    let build = wait_for_build(
-        &server,
-        requested["id"].as_str().unwrap(),
-        Duration::from_secs(300),
-    );
+    let build = build_to_end(&server, "needs-helper", "1.0", Duration::from_secs(300));
     assert_eq!(
         build["state"], "succeeded",
         "the wheelhouse did not carry build-helper:\n{}",
         build["log"]
     );
-    let requested = request_build(&server, "needs-absent", "1.0");
-    let build = wait_for_build(
-        &server,
-        requested["id"].as_str().unwrap(),
-        Duration::from_secs(300),
-    );
+    let build = build_to_end(&server, "needs-absent", "1.0", Duration::from_secs(300));
     assert_eq!(build["state"], "failed");
     assert!(
         build["failure"]["message"]
@@ -635,23 +610,10 @@ version_must_match = "echo 2.0"
         &c_extension_sdist(work.path(), "mismatched-demo", ""),
     );
 
-    let requested = request_build(&server, "bundled-demo", "1.0");
-    let build = wait_for_build(
-        &server,
-        requested["id"].as_str().unwrap(),
-        Duration::from_secs(600),
-    );
+    let build = build_to_end(&server, "bundled-demo", "1.0", Duration::from_secs(600));
     assert_eq!(build["state"], "succeeded", "{}", build["log"]);
     let wheel = build["wheel"]["filename"].as_str().unwrap();
-    let page = server.get_json("/simple/bundled-demo/");
-    let url = page["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|file| file["filename"] == wheel)
-        .map(|file| file["url"].as_str().unwrap().to_string())
-        .expect("the wheel is listed");
-    let bytes = server.get(&url).bytes().unwrap();
+    let bytes = server.listed_file("bundled-demo", wheel);
     let entries = wheel_entries(&bytes);
     assert!(
         entries
@@ -663,12 +625,7 @@ version_must_match = "echo 2.0"
 
     // Tried: a build whose version (1.0) neither equals nor extends the builder's library
     // (2.0). Kept: nothing; the failure names both versions and no wheel is listed.
-    let requested = request_build(&server, "mismatched-demo", "1.0");
-    let build = wait_for_build(
-        &server,
-        requested["id"].as_str().unwrap(),
-        Duration::from_secs(300),
-    );
+    let build = build_to_end(&server, "mismatched-demo", "1.0", Duration::from_secs(300));
     assert_eq!(build["state"], "failed");
     let log = build["log"].as_str().unwrap();
     assert!(

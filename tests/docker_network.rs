@@ -16,11 +16,12 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::farm::{Runtime, TARGET, c_extension_sdist, request_build, wait_for_build};
+use common::farm::{
+    Runtime, TARGET, WORKER_TOKEN, c_extension_sdist, request_build, wait_for_build,
+};
 use common::image::{build_runtime_image, docker};
-use common::server::{TestServer, base_config};
+use common::server::TestServer;
 
-const WORKER_TOKEN: &str = "test-worker-token-0123456789";
 const SOCKET: &str = "/var/run/docker.sock";
 /// Each build sleeps this long in setup.py, so there is a "mid-build" to act in.
 const BUILD_SECONDS: u64 = 20;
@@ -80,13 +81,7 @@ impl Cluster {
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
         make_writable_by_builds(&data);
-        let build = common::farm::build_config("docker", &builder, &runtime, 600)
-            .replace("workers = 1", "workers = 0")
-            .replace("lease_seconds = 30", "lease_seconds = 6");
-        let config = base_config("", "").replace(
-            "[auth]\n",
-            &format!("[auth]\nworker_tokens = [\"{WORKER_TOKEN}\"]\n"),
-        ) + &build;
+        let config = common::farm::remote_workers_config("docker", &builder, &runtime);
         let config_path = dir.path().join("edelweiss.toml");
         std::fs::write(&config_path, config).unwrap();
         let name = format!("{prefix}-server");

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::farm::{Runtime, TARGET, c_extension_sdist};
 use common::server::{TestServer, base_config};
@@ -27,23 +26,8 @@ fn pip_install_in_runtime_root(
     requirement: &str,
     site: &Path,
 ) -> std::process::Output {
-    let root = &common::musl_root::musl_root().runtime;
-    assert!(
-        !root.join("usr/bin/gcc").exists() && !root.join("usr/local/bin/gcc").exists(),
-        "the runtime root must have no compiler"
-    );
-    Command::new("bwrap")
-        .arg("--ro-bind")
-        .arg(root)
-        .arg("/")
-        .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
-        .arg("--bind")
-        .arg(site)
-        .arg("/tmp/site")
+    common::musl_root::in_runtime_root(site, "--bind")
         .args([
-            "--setenv",
-            "HOME",
-            "/tmp",
             "--setenv",
             "PIP_DISABLE_PIP_VERSION_CHECK",
             "1",

@@ -7,22 +7,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::dists::WheelSpec;
-use common::farm::{Runtime, TARGET, c_extension_sdist, request_build, wait_for_build};
-use common::server::{TestServer, base_config, binary};
-
-const WORKER_TOKEN: &str = "test-worker-token-0123456789";
+use common::farm::{
+    Runtime, TARGET, WORKER_TOKEN, c_extension_sdist, request_build, wait_for_build,
+};
+use common::server::{TestServer, binary};
 
 /// A server that builds only through remote workers, with short leases.
 fn server_for_workers() -> TestServer {
     let (builder, runtime) = Runtime::Runc.builders();
-    let build = common::farm::build_config("runc", &builder, &runtime, 600)
-        .replace("workers = 1", "workers = 0")
-        .replace("lease_seconds = 30", "lease_seconds = 6");
-    let config = base_config("", "").replace(
-        "[auth]\n",
-        &format!("[auth]\nworker_tokens = [\"{WORKER_TOKEN}\"]\n"),
-    ) + &build;
-    TestServer::start_with(&config)
+    TestServer::start_with(&common::farm::remote_workers_config(
+        "runc", &builder, &runtime,
+    ))
 }
 
 struct Worker {

@@ -118,6 +118,20 @@ fn engine_image(engine: &str, root: &Path, name: &str) -> String {
     image
 }
 
+/// The token remote workers of the tests present.
+pub const WORKER_TOKEN: &str = "test-worker-token-0123456789";
+
+/// A config that builds only through remote workers (`WORKER_TOKEN`), with short leases.
+pub fn remote_workers_config(executor: &str, builder: &str, runtime: &str) -> String {
+    let build = build_config(executor, builder, runtime, 600)
+        .replace("workers = 1", "workers = 0")
+        .replace("lease_seconds = 30", "lease_seconds = 6");
+    super::server::base_config("", "").replace(
+        "[auth]\n",
+        &format!("[auth]\nworker_tokens = [\"{WORKER_TOKEN}\"]\n"),
+    ) + &build
+}
+
 pub fn farm_server(runtime: Runtime, time_limit: u64) -> TestServer {
     let (builder, runtime_image) = runtime.builders();
     let config =
@@ -158,6 +172,17 @@ pub fn request_build(server: &TestServer, project: &str, version: &str) -> serde
     let text = response.text().expect("build response");
     assert!(status.is_success(), "{status}: {text}");
     serde_json::from_str(&text).expect("build JSON")
+}
+
+/// Requests a build and waits for it to finish.
+pub fn build_to_end(
+    server: &TestServer,
+    project: &str,
+    version: &str,
+    limit: Duration,
+) -> serde_json::Value {
+    let requested = request_build(server, project, version);
+    wait_for_build(server, requested["id"].as_str().expect("build id"), limit)
 }
 
 /// Polls `/api/v1/builds/<id>` until the build finishes.

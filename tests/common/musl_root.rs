@@ -12,9 +12,20 @@ pub struct MuslRoot {
     pub runtime: PathBuf,
 }
 
-fn last_line(output: &[u8]) -> PathBuf {
+/// `workers/musl-root/build ARGS`: the root directory it prints last.
+fn root_from_script(args: &[&str]) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("workers/musl-root/build");
+    let output = Command::new(&script)
+        .args(args)
+        .output()
+        .expect("run workers/musl-root/build");
+    assert!(
+        output.status.success(),
+        "workers/musl-root/build {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     PathBuf::from(
-        String::from_utf8_lossy(output)
+        String::from_utf8_lossy(&output.stdout)
             .lines()
             .last()
             .unwrap_or_default()
@@ -31,33 +42,15 @@ pub fn musl_root() -> &'static MuslRoot {
                 .map_or_else(|| builder.clone(), PathBuf::from);
             return MuslRoot { builder, runtime };
         }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("workers/musl-root/build");
-        let output = Command::new(&script)
-            .output()
-            .expect("run workers/musl-root/build");
-        assert!(
-            output.status.success(),
-            "the musl root did not build:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let builder = last_line(&output.stdout);
+        let builder = root_from_script(&[]);
         assert!(
             builder.join("usr/local/bin/python3.13").exists(),
             "{} has no python3.13",
             builder.display()
         );
-        let runtime = Command::new(&script)
-            .arg("--runtime")
-            .output()
-            .expect("run workers/musl-root/build --runtime");
-        assert!(
-            runtime.status.success(),
-            "the runtime root did not build:\n{}",
-            String::from_utf8_lossy(&runtime.stderr)
-        );
         MuslRoot {
             builder,
-            runtime: last_line(&runtime.stdout),
+            runtime: root_from_script(&["--runtime"]),
         }
     })
 }
@@ -70,17 +63,7 @@ pub fn cxx_builder() -> &'static PathBuf {
         if let Some(root) = std::env::var_os("EDELWEISS_TEST_CXX_ROOT") {
             return PathBuf::from(root);
         }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("workers/musl-root/build");
-        let output = Command::new(&script)
-            .arg("--cxx")
-            .output()
-            .expect("run workers/musl-root/build --cxx");
-        assert!(
-            output.status.success(),
-            "the C++ layer did not build:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let root = last_line(&output.stdout);
+        let root = root_from_script(&["--cxx"]);
         assert!(
             root.join("etc/edelweiss/build.env").exists(),
             "{} has no build.env",
@@ -93,37 +76,38 @@ pub fn cxx_builder() -> &'static PathBuf {
 /// `program` inside the plain runtime root (no compiler, no -dev files, no network), with
 /// `site` at /tmp/site on `PYTHONPATH` and the working directory /tmp/work (a tmpfs).
 pub fn run_in_runtime_root(site: &Path, program: &[&str]) -> std::process::Output {
-    let root = &musl_root().runtime;
-    assert!(
-        !root.join("usr/bin/gcc").exists() && !root.join("usr/local/bin/gcc").exists(),
-        "the runtime root must have no compiler"
-    );
-    Command::new("bwrap")
-        .arg("--ro-bind")
-        .arg(root)
-        .arg("/")
-        .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
-        .arg("--ro-bind")
-        .arg(site)
-        .arg("/tmp/site")
+    in_runtime_root(site, "--ro-bind")
         .args([
             "--dir",
             "/tmp/work",
             "--chdir",
             "/tmp/work",
             "--unshare-net",
-            "--clearenv",
         ])
-        .args([
-            "--setenv",
-            "HOME",
-            "/tmp",
-            "--setenv",
-            "PYTHONPATH",
-            "/tmp/site",
-        ])
-        .args(["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"])
+        .args(["--setenv", "PYTHONPATH", "/tmp/site"])
         .args(program)
         .output()
         .expect("bwrap (bubblewrap)")
+}
+
+/// bwrap over the plain runtime root, read-only, with `site` at /tmp/site (`bind`:
+/// `--bind` or `--ro-bind`) and a clean environment; the caller adds the program.
+pub fn in_runtime_root(site: &Path, bind: &str) -> Command {
+    let root = &musl_root().runtime;
+    assert!(
+        !root.join("usr/bin/gcc").exists() && !root.join("usr/local/bin/gcc").exists(),
+        "the runtime root must have no compiler"
+    );
+    let mut command = Command::new("bwrap");
+    command
+        .arg("--ro-bind")
+        .arg(root)
+        .arg("/")
+        .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
+        .arg(bind)
+        .arg(site)
+        .arg("/tmp/site")
+        .args(["--clearenv", "--setenv", "HOME", "/tmp"])
+        .args(["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]);
+    command
 }

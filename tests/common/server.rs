@@ -210,6 +210,22 @@ impl TestServer {
             .collect()
     }
 
+    /// The bytes of `filename` as `/simple/<project>/` links it.
+    pub fn listed_file(&self, project: &str, filename: &str) -> Vec<u8> {
+        let page = self.get_json(&format!("/simple/{project}/"));
+        let url = page["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .find(|file| file["filename"] == filename)
+            .and_then(|file| file["url"].as_str())
+            .unwrap_or_else(|| panic!("{filename} is not listed for {project}"))
+            .to_string();
+        let response = self.get(&url);
+        assert_eq!(response.status(), 200, "{url}");
+        response.bytes().expect("body").to_vec()
+    }
+
     /// The value of one `/metrics` sample, 0 when absent.
     pub fn metric(&self, sample: &str) -> u64 {
         let body = self.get("/metrics").text().expect("metrics");
