@@ -288,10 +288,12 @@ pub fn pypi_file(project: &str, filename: &str) -> PathBuf {
     path
 }
 
-/// The cp313 musllinux_1_2 wheel of `requirement` from PyPI, downloaded once per machine.
+/// The wheel of `requirement` from PyPI that installs on cp313 musllinux_1_2 (a platform or a
+/// pure-Python wheel), downloaded once per machine.
 pub fn pypi_musllinux_wheel(requirement: &str) -> PathBuf {
     let (name, version) = requirement.split_once("==").expect("name==version");
     let dir = test_downloads().join("musllinux");
+    let prefix = format!("{}-{version}-", name.to_lowercase().replace('-', "_"));
     let find = || {
         std::fs::read_dir(&dir)
             .ok()?
@@ -301,9 +303,7 @@ pub fn pypi_musllinux_wheel(requirement: &str) -> PathBuf {
                 path.file_name()
                     .and_then(|name| name.to_str())
                     .is_some_and(|file| {
-                        file.to_lowercase()
-                            .starts_with(&format!("{}-{version}-", name.to_lowercase()))
-                            && file.ends_with(".whl")
+                        file.to_lowercase().starts_with(&prefix) && file.ends_with(".whl")
                     })
             })
     };
