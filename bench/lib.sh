@@ -10,7 +10,8 @@ stop() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
-# The release binary: EDELWEISS_BIN, or cargo's, built if missing.
+# The release binary: EDELWEISS_BIN, or cargo's, brought up to date (cargo does nothing when
+# it is; a stale binary would bench old code and old embedded recipes).
 edelweiss_binary() {
   if [[ -n ${EDELWEISS_BIN:-} ]]; then
     [[ -x $EDELWEISS_BIN ]] || die "EDELWEISS_BIN=$EDELWEISS_BIN is not executable"
@@ -18,9 +19,7 @@ edelweiss_binary() {
     return
   fi
   local binary="${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/edelweiss"
-  if [[ ! -x $binary ]]; then
-    log "building $binary"
-    (cd "$REPO_DIR" && nice -n 10 cargo build --release >&2)
-  fi
+  log "building $binary"
+  (cd "$REPO_DIR" && nice -n 10 cargo build --release --bin edelweiss >&2)
   echo "$binary"
 }
