@@ -27,12 +27,8 @@ die() { log "error: $*"; exit 1; }
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/edelweiss-cxx-bench.XXXXXX")
-cleanup() { if [[ ${KEEP:-0} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi; }
-trap cleanup EXIT
+make_work_dir cxx
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-median() { tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 seconds() { awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
 
 BIN=$(edelweiss_binary)
@@ -82,6 +78,7 @@ echo "- Machine: \`nproc\` $(nproc), $(awk '/MemTotal/ { printf "%.0f GiB", $2 /
 echo "- Command: \`ROUNDS=$ROUNDS bench/cxx.sh\`; layer root \`$CXX_ROOT\`"
 [[ -n ${LAYER_MS:-} ]] && echo "- \`workers/musl-root/build --cxx\`: $(seconds "$LAYER_MS")"
 echo
+# shellcheck disable=SC2016 # backquotes are Markdown
 printf '| sdist | cold `edelweiss build`, median of %s (all) | wheel |\n|---|---:|---|\n' "$ROUNDS"
 for sdist in "GDAL-$GDAL_VERSION.tar.gz" ujson-5.9.0.tar.gz msgpack-1.0.8.tar.gz; do
   all=$(for ms in ${SAMPLES[$sdist]}; do seconds "$ms"; echo -n ", "; done | sed 's/, $//')

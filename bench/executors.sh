@@ -29,13 +29,9 @@ die() { log "error: $*"; exit 1; }
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/edelweiss-executors-bench.XXXXXX")
-cleanup() { if [[ ${KEEP:-0} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi; }
-trap cleanup EXIT
+make_work_dir executors
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-median() { tr ',' '\n' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 range() { tr ',' '\n' | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "–" hi }'; }
 
 seconds() { awk -v ms="$1" 'BEGIN { if (ms >= 1000) printf "%.2f s", ms / 1000; else printf "%d ms", ms }'; }

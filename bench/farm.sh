@@ -89,8 +89,6 @@ musl_root() {
   echo "$root"
 }
 
-# Milliseconds since the epoch.
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # Runs a command with its output into a log file; prints its wall time in ms, or dies with
 # the log's tail.

@@ -23,3 +23,15 @@ edelweiss_binary() {
   (cd "$REPO_DIR" && nice -n 10 cargo build --release --bin edelweiss >&2)
   echo "$binary"
 }
+
+# Milliseconds since the epoch.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# Median of whitespace- or comma-separated numbers on stdin.
+median() { tr -s ', ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# A temporary work directory in WORK, removed at exit unless KEEP=1.
+make_work_dir() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/edelweiss-$1-bench.XXXXXX")
+  trap 'if [[ ${KEEP:-0} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi' EXIT
+}
