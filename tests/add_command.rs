@@ -57,3 +57,35 @@ fn add_ingests_files_that_a_server_then_serves() {
         text(&while_serving)
     );
 }
+
+/// Linux's signal number for a write to a pipe nobody reads.
+const SIGPIPE: i32 = 13;
+
+/// Tried: `edelweiss add` whose output is closed at once (`| head -0`). Kept: the process ends
+/// as Unix tools do (quietly, by SIGPIPE, or normally), never with a panic.
+#[test]
+fn add_ends_quietly_when_its_output_is_closed() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (1..=5)
+        .map(|n| WheelSpec::new("piped", &format!("1.{n}"), "py3-none-any").write(dir.path()))
+        .collect();
+    let mut child = Command::new(binary())
+        .arg("add")
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .args(&files)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run edelweiss add");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        output.status.success() || output.status.signal() == Some(SIGPIPE),
+        "{:?}: {stderr}",
+        output.status
+    );
+}
