@@ -75,8 +75,8 @@ pub fn executor(settings: &Settings) -> Arc<dyn Executor> {
             settings.data_dir.join("runc"),
             settings.data_dir.join("bundles"),
         )),
-        ExecutorKind::Docker => Arc::new(ContainerCli::new(Engine::Docker)),
-        ExecutorKind::Podman => Arc::new(ContainerCli::new(Engine::Podman)),
+        ExecutorKind::Docker => Arc::new(ContainerCli::new(Engine::Docker, &instance_id(settings))),
+        ExecutorKind::Podman => Arc::new(ContainerCli::new(Engine::Podman, &instance_id(settings))),
     }
 }
 

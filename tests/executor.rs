@@ -204,7 +204,7 @@ fn reads_files_of_an_image_without_running_it() {
     assert_eq!(read.unwrap(), expected, "runc");
 
     for engine in [Engine::Docker, Engine::Podman] {
-        let executor = ContainerCli::new(engine);
+        let executor = ContainerCli::new(engine, "reader-test");
         let program = executor.name();
         let answers = std::process::Command::new(program)
             .arg("info")

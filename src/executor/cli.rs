@@ -58,11 +58,29 @@ fn is_absent(stderr: &str) -> bool {
 
 pub struct ContainerCli {
     engine: Engine,
+    /// Labels the containers this executor creates itself (to read an image's files), so
+    /// `remove_orphans` finds them after a crash as it finds build containers.
+    instance: String,
 }
 
 impl ContainerCli {
-    pub fn new(engine: Engine) -> Self {
-        Self { engine }
+    pub fn new(engine: Engine, instance: &str) -> Self {
+        Self {
+            engine,
+            instance: instance.to_string(),
+        }
+    }
+
+    /// The `create` arguments of the never-started container files are copied out of.
+    fn reader_arguments(&self, image: &str) -> Vec<String> {
+        vec![
+            "create".into(),
+            "--network=none".into(),
+            "--label".into(),
+            format!("{INSTANCE_LABEL}={}", self.instance),
+            image.into(),
+            "/edelweiss-never-started".into(),
+        ]
     }
 
     /// The `run` arguments for `spec`: no network, read-only root, no capabilities, an
@@ -154,14 +172,9 @@ impl ContainerCli {
         image: &str,
         paths: &[String],
     ) -> Result<Vec<Option<Vec<u8>>>, ExecutorError> {
-        let container = self
-            .output(&[
-                "create",
-                "--network=none",
-                image,
-                "/edelweiss-never-started",
-            ])
-            .await?;
+        let arguments = self.reader_arguments(image);
+        let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+        let container = self.output(&arguments).await?;
         let mut files = Vec::with_capacity(paths.len());
         let copied: Result<(), ExecutorError> = async {
             for path in paths {
@@ -338,5 +351,16 @@ mod tests {
         ] {
             assert!(args.contains(expected), "{expected} missing from {args}");
         }
+    }
+
+    #[test]
+    fn containers_made_to_read_files_carry_the_instance_label_and_never_run() {
+        let args = ContainerCli::new(Engine::Docker, "abc")
+            .reader_arguments("edelweiss-runtime:1")
+            .join(" ");
+        assert_eq!(
+            args,
+            "create --network=none --label edelweiss.instance=abc edelweiss-runtime:1 /edelweiss-never-started"
+        );
     }
 }
