@@ -311,7 +311,7 @@ impl RemoteWorker {
                     .get(super::service::Recorded::HEADER)
                     .is_some_and(|value| value == super::service::Recorded::Already.as_str());
                 if already {
-                    tracing::warn!(build = %build.id, "the server already had a wheel for this build; this result changed nothing");
+                    tracing::warn!(build = %build.id, "the server already had a wheel for this build (an earlier send of this result, or another worker's); nothing changed");
                 } else {
                     tracing::info!(build = %build.id, "result reported");
                 }
