@@ -373,25 +373,6 @@ fn the_build_command_shares_the_cache_and_writes_the_wheel(runtime: Runtime) {
 }
 
 /// NEEDED entries of a shared library, read with the host's binutils.
-fn needed(library: &[u8]) -> Vec<String> {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), library).unwrap();
-    let output = std::process::Command::new("readelf")
-        .arg("-d")
-        .arg(file.path())
-        .output()
-        .expect("readelf (binutils)");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.contains("(NEEDED)"))
-        .filter_map(|line| {
-            line.split('[')
-                .nth(1)
-                .map(|rest| rest.trim_end_matches(']').to_string())
-        })
-        .collect()
-}
-
 fn psycopg2_from_its_real_sdist_vendors_libpq_and_imports_without_it(runtime: Runtime) {
     let root = common::musl_root::musl_root();
     assert!(
@@ -432,7 +413,7 @@ fn psycopg2_from_its_real_sdist_vendors_libpq_and_imports_without_it(runtime: Ru
         .unwrap()
         .read_to_end(&mut extension)
         .unwrap();
-    let needed = needed(&extension);
+    let needed = common::elf_needed(&extension);
     let vendored = libpq.trim_start_matches("psycopg2.libs/");
     assert!(
         needed.iter().any(|name| name == vendored),
@@ -469,13 +450,7 @@ fn a_real_pypi_sdist_without_a_cp313_musllinux_wheel_builds_through_the_mirror(r
         1,
         "the sdist came through the mirror"
     );
-    let page = server.get_json("/simple/markupsafe/");
-    let filenames: Vec<&str> = page["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|file| file["filename"].as_str().unwrap())
-        .collect();
+    let filenames = server.listed_filenames("/simple/markupsafe/");
     assert_eq!(
         filenames,
         [

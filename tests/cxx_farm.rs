@@ -61,28 +61,14 @@ fn assert_needs_only_musl_and_itself(wheel: &[u8]) -> Vec<String> {
         if !bytes.starts_with(b"\x7fELF") {
             continue;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("elf");
-        std::fs::write(&path, &bytes).unwrap();
-        let output = std::process::Command::new("readelf")
-            .args(["-d"])
-            .arg(&path)
-            .output()
-            .expect("readelf");
-        for line in String::from_utf8_lossy(&output.stdout).lines() {
-            if let Some(library) = line
-                .split("Shared library: [")
-                .nth(1)
-                .and_then(|rest| rest.split(']').next())
-            {
-                assert!(
-                    !matches!(
-                        library,
-                        "libc.so" | "libc.so.6" | "libstdc++.so.6" | "libc++.so.1"
-                    ),
-                    "{name} needs {library}"
-                );
-            }
+        for library in common::elf_needed(&bytes) {
+            assert!(
+                !matches!(
+                    library.as_str(),
+                    "libc.so" | "libc.so.6" | "libstdc++.so.6" | "libc++.so.1"
+                ),
+                "{name} needs {library}"
+            );
         }
         elf_files.push(name);
     }

@@ -368,13 +368,7 @@ fn a_local_project_hides_its_upstream_namesake_unless_allowed() {
         let config = config(600).replace("[limits]", &format!("{merge}[limits]"));
         let server = TestServer::mirroring(&[&upstream.simple_url()], &config);
         assert!(server.twine_upload(&[local.as_path()]).status.success());
-        let page = server.get_json("/simple/acme-internal/");
-        let listed: Vec<&str> = page["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|file| file["filename"].as_str().unwrap())
-            .collect();
+        let listed = server.listed_filenames("/simple/acme-internal/");
         assert_eq!(listed, expected, "merge setting {merge:?}");
         let output = pip_download(
             &server,

@@ -88,13 +88,7 @@ fn wheels_only_hides_sdists_and_background_mode_answers_at_once() {
     let work = tempfile::tempdir().unwrap();
     let upload = server.twine_upload(&[&c_extension_sdist(work.path(), "later-ext", "")]);
     assert!(upload.status.success());
-    let page = server.get_json(&format!("/t/{TARGET}/simple/later-ext/"));
-    let listed: Vec<&str> = page["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|file| file["filename"].as_str().unwrap())
-        .collect();
+    let listed = server.listed_filenames(&format!("/t/{TARGET}/simple/later-ext/"));
     assert!(
         listed.iter().all(|name| !name.ends_with(".tar.gz")),
         "{listed:?}"

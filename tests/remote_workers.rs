@@ -126,16 +126,8 @@ fn a_worker_killed_mid_build_loses_its_lease_and_another_completes_the_build_onc
         server.get_json_plain(&format!("/api/v1/builds/{id}"))["wheel"],
         serde_json::Value::Null
     );
-    let page = server.get_json("/simple/remote-ext/");
-    let wheels: Vec<&str> = page["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|file| file["filename"].as_str().unwrap())
-        .filter(|name| name.ends_with(".whl"))
-        .collect();
     assert_eq!(
-        wheels,
+        server.listed_wheels("remote-ext"),
         ["remote_ext-1.0-cp313-cp313-musllinux_1_2_x86_64.whl"]
     );
     assert!(

@@ -209,11 +209,7 @@ pub fn containers_started(server: &TestServer) -> u64 {
 
 /// A real sdist from PyPI, downloaded once per machine with the host's pip.
 pub fn pypi_sdist(project: &str, version: &str) -> PathBuf {
-    let cache = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default()
-        .join(".cache/edelweiss/test-sdists");
-    std::fs::create_dir_all(&cache).unwrap();
+    let cache = test_downloads();
     let prefix = format!("{}_{version}.", project.replace('-', "_").to_lowercase());
     let find = || {
         std::fs::read_dir(&cache)

@@ -126,3 +126,24 @@ pub fn uv_compile_musl(index_url: &str, requirements: &std::path::Path) -> Strin
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// The NEEDED entries of an ELF file, as binutils' readelf reads them (independent of the
+/// parser the farm's own symbol check uses).
+pub fn elf_needed(library: &[u8]) -> Vec<String> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), library).unwrap();
+    let output = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(file.path())
+        .output()
+        .expect("readelf (binutils)");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("(NEEDED)"))
+        .filter_map(|line| {
+            line.split('[')
+                .nth(1)
+                .map(|rest| rest.trim_end_matches(']').to_string())
+        })
+        .collect()
+}

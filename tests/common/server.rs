@@ -197,16 +197,21 @@ impl TestServer {
         response.json().expect("JSON")
     }
 
-    /// The wheels `/simple/<project>/` lists.
-    pub fn listed_wheels(&self, project: &str) -> Vec<String> {
-        let page = self.get_json(&format!("/simple/{project}/"));
-        page["files"]
+    /// The filenames a JSON project page (e.g. `/simple/<project>/`) lists, in order.
+    pub fn listed_filenames(&self, page: &str) -> Vec<String> {
+        self.get_json(page)["files"]
             .as_array()
             .expect("files")
             .iter()
-            .filter_map(|file| file["filename"].as_str())
+            .map(|file| file["filename"].as_str().expect("filename").to_string())
+            .collect()
+    }
+
+    /// The wheels `/simple/<project>/` lists.
+    pub fn listed_wheels(&self, project: &str) -> Vec<String> {
+        self.listed_filenames(&format!("/simple/{project}/"))
+            .into_iter()
             .filter(|name| name.ends_with(".whl"))
-            .map(str::to_string)
             .collect()
     }
 
