@@ -170,3 +170,76 @@ fn the_prewarm_api_reports_progress_and_the_table() {
         .unwrap();
     assert_eq!(unauthenticated.status(), 401);
 }
+
+/// An uploaded sdist whose setup.py writes a marker file wherever it runs. Resolving it
+/// must never run it on the machine that resolves: prewarm (the CLI on a CI runner, and the
+/// API on the server) asks uv for wheels only, so the farm builds the sdist inside a
+/// container first and resolution goes on with the built wheel.
+#[test]
+fn prewarm_runs_no_package_code_outside_a_container() {
+    let work = tempfile::tempdir().unwrap();
+    let server = common::farm::farm_server(Runtime::Runc, 600);
+    let marker = |project: &str| work.path().join(format!("{project}-ran-here"));
+    for project in ["marked-cli", "marked-api"] {
+        let payload = format!(
+            "try:\n    open({:?}, 'w').write('package code ran here')\nexcept OSError:\n    pass\n",
+            marker(project).to_str().unwrap()
+        );
+        let sdist = c_extension_sdist(work.path(), project, &payload);
+        let upload = server.twine_upload(&[&sdist]);
+        assert!(upload.status.success(), "{}", text(&upload));
+    }
+
+    let requirements = work.path().join("requirements.txt");
+    std::fs::write(&requirements, "marked-cli\n").unwrap();
+    let output = std::process::Command::new(binary())
+        .args(["prewarm", "-r"])
+        .arg(&requirements)
+        .args(["--target", TARGET, "--server", &format!("{}/", server.url)])
+        .args(["--token", UPLOAD_TOKEN])
+        .env("EDELWEISS_UV", common::client_tools().join("uv"))
+        .output()
+        .unwrap();
+    let said = text(&output);
+    assert!(
+        !marker("marked-cli").exists(),
+        "the CLI's resolution ran the sdist's setup.py on this machine:\n{said}"
+    );
+    assert!(output.status.success(), "prewarm failed:\n{said}");
+    assert!(
+        said.lines()
+            .any(|line| line.starts_with("marked-cli ") && line.contains("built now")),
+        "the sdist was built by the farm, then resolved from its wheel:\n{said}"
+    );
+
+    let started = server
+        .client()
+        .post(format!("{}/api/v1/prewarm", server.url))
+        .bearer_auth(UPLOAD_TOKEN)
+        .json(&serde_json::json!({"requirements": "marked-api\n", "targets": [TARGET]}))
+        .send()
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let id = started.json::<serde_json::Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let progress = loop {
+        let progress = server.get_json_plain(&format!("/api/v1/prewarm/{id}"));
+        if progress["state"] != "running" {
+            break progress;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running: {progress}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(
+        !marker("marked-api").exists(),
+        "the server's resolution ran the sdist's setup.py on the server: {progress}"
+    );
+    assert_eq!(progress["state"], "succeeded", "{progress}");
+    assert_eq!(progress["rows"][0]["source"], "built now", "{progress}");
+}

@@ -51,16 +51,14 @@ where
             match inflight.get(&key) {
                 Some(flight) => (flight.clone(), false),
                 None => {
-                    let registry = self.inflight.clone();
-                    let task_key = key.clone();
+                    let landing = Landing {
+                        registry: self.inflight.clone(),
+                        key: key.clone(),
+                    };
                     let work = job();
                     let task = tokio::spawn(async move {
-                        let value = work.await;
-                        registry
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .remove(&task_key);
-                        value
+                        let _landing = landing;
+                        work.await
                     });
                     // A panicking job is a bug; surface it instead of hanging the waiters.
                     let flight = task
@@ -72,6 +70,22 @@ where
                 }
             }
         }
+    }
+}
+
+/// Takes a finished flight off the registry when its task ends, by returning or by
+/// panicking, so the next caller for the key starts a new job.
+struct Landing<K: Eq + Hash, V: Clone> {
+    registry: Arc<Mutex<HashMap<K, Flight<V>>>>,
+    key: K,
+}
+
+impl<K: Eq + Hash, V: Clone> Drop for Landing<K, V> {
+    fn drop(&mut self) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.key);
     }
 }
 
@@ -105,5 +119,23 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_does_not_hold_its_key() {
+        let flights: Arc<SingleFlight<&str, usize>> = Arc::default();
+        let first = {
+            let flights = flights.clone();
+            tokio::spawn(async move {
+                flights
+                    .run("key", || async {
+                        panic!("the job failed in a way nobody expected")
+                    })
+                    .await
+            })
+        };
+        assert!(first.await.is_err(), "the waiter sees the panic");
+        let (value, leader) = flights.run("key", || async { 7 }).await;
+        assert_eq!((value, leader), (7, true), "a later call starts a new job");
     }
 }

@@ -1,16 +1,24 @@
 //! `edelweiss prewarm`: makes sure every distribution a requirements file resolves to has a
 //! wheel for each target before a Docker build runs. Resolution is uv's (`uv pip compile`
-//! against the target-pinned index); missing wheels are built through the server's API.
+//! against the target-pinned index, wheels only: see [`uv`]); a requirement only an sdist
+//! can satisfy is built by the farm first, and resolution goes on with the built wheel's
+//! metadata. Missing wheels are built through the server's API.
 
-use std::collections::BTreeSet;
+mod release;
+pub mod uv;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
 use crate::pypi::simple::ProjectDetail;
-use crate::pypi::{DistFilename, PlatformTag, Target};
+use crate::pypi::{DistFilename, PackageName, Target, Version};
+use pep440_rs::VersionSpecifiers;
+pub use release::release_to_build;
+use uv::{Pin, Resolution};
 
 /// The requirement lines of `path` and of the files it includes with `-r`, in order.
 /// Index options are the server's business and are dropped with a note.
@@ -52,58 +60,6 @@ pub fn read_requirements(
         }
     }
     Ok(requirements)
-}
-
-/// uv's `--python-platform` for a musllinux target.
-fn uv_platform(target: &Target) -> anyhow::Result<String> {
-    match &target.platform {
-        PlatformTag::Musllinux { arch, .. } => Ok(format!("{}-unknown-linux-musl", arch.as_str())),
-        other => anyhow::bail!("prewarm resolves musllinux targets only, not {other}"),
-    }
-}
-
-/// `name==version` pins from `uv pip compile`.
-pub fn resolve(
-    requirements: &[String],
-    target: &Target,
-    index_url: &str,
-    work: &Path,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let input = work.join(format!("requirements-{target}.in"));
-    std::fs::write(&input, requirements.join("\n") + "\n")?;
-    let uv = std::env::var("EDELWEISS_UV").unwrap_or_else(|_| "uv".into());
-    let output = Command::new(&uv)
-        .args([
-            "pip",
-            "compile",
-            "--quiet",
-            "--no-header",
-            "--no-annotate",
-            "--no-config",
-            "--python-platform",
-        ])
-        .arg(uv_platform(target)?)
-        .args([
-            "--python-version",
-            &format!("{}.{}", target.major, target.minor),
-            "--index-url",
-            index_url,
-        ])
-        .arg(&input)
-        .output()
-        .with_context(|| format!("running `{uv} pip compile` (install uv, or set EDELWEISS_UV)"))?;
-    anyhow::ensure!(
-        output.status.success(),
-        "resolution for {target} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| {
-            line.split_once("==")
-                .map(|(name, version)| (name.trim().to_string(), version.trim().to_string()))
-        })
-        .collect())
 }
 
 /// Whether the page lists a wheel of `version` that installs on `target`.
@@ -212,8 +168,110 @@ fn builds(client: &Client) -> anyhow::Result<Vec<serde_json::Value>> {
     Ok(listing["builds"].as_array().cloned().unwrap_or_default())
 }
 
-/// For each target: resolve, then make sure every pin has a wheel, building what lacks one.
-/// `progress` gets one line per step and per change of a build's state.
+/// A build prewarm started while resolving: an sdist-only release that resolution needed.
+struct BuiltNow {
+    name: PackageName,
+    version: Version,
+    succeeded: bool,
+    log_url: String,
+    seconds: f64,
+}
+
+/// How many times resolution may stop for want of wheels before prewarm gives up.
+const MAX_RESOLUTION_ROUNDS: usize = 50;
+
+/// The version specifiers each requirement line puts on its project.
+fn direct_specifiers(requirements: &[String]) -> BTreeMap<PackageName, Vec<VersionSpecifiers>> {
+    let mut specifiers: BTreeMap<PackageName, Vec<VersionSpecifiers>> = BTreeMap::new();
+    for line in requirements {
+        let Ok(requirement) = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(line)
+        else {
+            continue;
+        };
+        let entry = specifiers.entry(requirement.name).or_default();
+        if let Some(pep508_rs::VersionOrUrl::VersionSpecifier(allowed)) = requirement.version_or_url
+        {
+            entry.push(allowed);
+        }
+    }
+    specifiers
+}
+
+/// Resolves wheels only; while uv lacks wheels, builds one release of each project it
+/// names and resolves again with the built wheels. `None` when a needed build failed or no
+/// release could be built (said through `progress` and `built`).
+fn resolve_with_builds(
+    client: &Client,
+    requirements: &[String],
+    target: &Target,
+    work: &Path,
+    timeout: Duration,
+    progress: &mut dyn FnMut(String),
+    built: &mut Vec<BuiltNow>,
+) -> anyhow::Result<Option<Vec<Pin>>> {
+    let index_url = client
+        .server
+        .join(&format!("t/{target}/simple/"))?
+        .to_string();
+    let direct = direct_specifiers(requirements);
+    let mut refresh: Vec<PackageName> = Vec::new();
+    for _ in 0..MAX_RESOLUTION_ROUNDS {
+        let lacking = match uv::compile(requirements, target, &index_url, work, &refresh)? {
+            Resolution::Pinned(pins) => return Ok(Some(pins)),
+            Resolution::LacksWheels(lacking) => lacking,
+        };
+        for wanted in lacking {
+            let detail = client.page(target, wanted.name.as_ref())?;
+            let mut allowed = direct.get(&wanted.name).cloned().unwrap_or_default();
+            allowed.extend(wanted.specifiers);
+            let tried: BTreeSet<Version> = built
+                .iter()
+                .filter(|build| build.name == wanted.name)
+                .map(|build| build.version.clone())
+                .collect();
+            let Some(version) = release_to_build(&detail, &allowed, target, &tried) else {
+                progress(format!(
+                    "{target}: {} has no wheel for this target and no release with an sdist fits the requirements",
+                    wanted.name
+                ));
+                return Ok(None);
+            };
+            progress(format!(
+                "{target}: {} {version} has only an sdist: building it before resolving on",
+                wanted.name
+            ));
+            let started = Instant::now();
+            let (succeeded, id) = client.build(
+                wanted.name.as_ref(),
+                &version.to_string(),
+                target,
+                timeout,
+                progress,
+            )?;
+            built.push(BuiltNow {
+                name: wanted.name.clone(),
+                version,
+                succeeded,
+                log_url: client
+                    .server
+                    .join(&format!("api/v1/builds/{id}"))?
+                    .to_string(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            if !succeeded {
+                return Ok(None);
+            }
+            refresh.push(wanted.name);
+        }
+    }
+    anyhow::bail!(
+        "resolution for {target} still lacked wheels after {MAX_RESOLUTION_ROUNDS} rounds of builds"
+    )
+}
+
+/// For each target: resolve (building what resolution needs first), then make sure every
+/// pin has a wheel, building what lacks one. `progress` gets one line per step and per
+/// change of a build's state.
 pub fn run(
     client: &Client,
     requirements: &[String],
@@ -225,50 +283,87 @@ pub fn run(
     let built_before = builds(client)?;
     let mut rows = Vec::new();
     for target in targets {
-        let index_url = client
-            .server
-            .join(&format!("t/{target}/simple/"))?
-            .to_string();
-        let pins = resolve(requirements, target, &index_url, work.path())?;
+        let mut built = Vec::new();
+        let resolved = resolve_with_builds(
+            client,
+            requirements,
+            target,
+            work.path(),
+            timeout,
+            progress,
+            &mut built,
+        )?;
+        let row = |project: &PackageName, version: &Version, source, seconds, log_url| Row {
+            project: project.to_string(),
+            version: version.to_string(),
+            target: target.to_string(),
+            source,
+            seconds,
+            log_url,
+        };
+        let Some(pins) = resolved else {
+            rows.extend(built.iter().filter(|build| !build.succeeded).map(|build| {
+                let log_url = Some(build.log_url.clone());
+                row(
+                    &build.name,
+                    &build.version,
+                    "failed",
+                    build.seconds,
+                    log_url,
+                )
+            }));
+            if built.iter().all(|build| build.succeeded) {
+                anyhow::bail!("resolution for {target} needs a release that cannot be built");
+            }
+            continue;
+        };
         progress(format!("{target}: {} distributions resolved", pins.len()));
-        for (project, version) in pins {
+        for Pin { name, version } in pins {
+            if let Some(build) = built
+                .iter()
+                .find(|build| build.name == name && build.version == version)
+            {
+                let log_url = Some(build.log_url.clone());
+                rows.push(row(&name, &version, "built now", build.seconds, log_url));
+                continue;
+            }
             let started = Instant::now();
-            let detail = client.page(target, &project)?;
-            let row = |source, log_url| Row {
-                project: project.clone(),
-                version: version.clone(),
-                target: target.to_string(),
-                source,
-                seconds: started.elapsed().as_secs_f64(),
-                log_url,
-            };
-            if has_wheel(&detail, &version, target) {
-                let normalized = project.to_lowercase().replace(['_', '.'], "-");
+            let detail = client.page(target, name.as_ref())?;
+            if has_wheel(&detail, &version.to_string(), target) {
                 let ours = built_before.iter().any(|build| {
-                    build["project"] == normalized.as_str()
-                        && build["version"] == version.as_str()
+                    build["project"] == name.as_ref()
+                        && build["version"] == version.to_string().as_str()
                         && build["target"] == target.to_string().as_str()
                         && build["state"] == "succeeded"
                 });
+                let source = if ours {
+                    "built before"
+                } else {
+                    "upstream wheel"
+                };
                 rows.push(row(
-                    if ours {
-                        "built before"
-                    } else {
-                        "upstream wheel"
-                    },
+                    &name,
+                    &version,
+                    source,
+                    started.elapsed().as_secs_f64(),
                     None,
                 ));
                 continue;
             }
-            let (succeeded, id) = client.build(&project, &version, target, timeout, progress)?;
+            let (succeeded, id) = client.build(
+                name.as_ref(),
+                &version.to_string(),
+                target,
+                timeout,
+                progress,
+            )?;
             let log_url = client
                 .server
                 .join(&format!("api/v1/builds/{id}"))?
                 .to_string();
-            rows.push(row(
-                if succeeded { "built now" } else { "failed" },
-                Some(log_url),
-            ));
+            let source = if succeeded { "built now" } else { "failed" };
+            let seconds = started.elapsed().as_secs_f64();
+            rows.push(row(&name, &version, source, seconds, Some(log_url)));
         }
     }
     Ok(rows)
