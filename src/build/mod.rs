@@ -1,6 +1,7 @@
 //! The build farm: build keys, recipes, the queue with its leases, the pipeline that runs
 //! a build in containers, and the service that ties them to the index and the mirror.
 
+mod diagnose;
 mod key;
 mod on_demand;
 mod pipeline;
@@ -13,6 +14,7 @@ mod service;
 mod steps;
 mod symbols;
 
+pub use diagnose::{Diagnosis, first_error};
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
 pub use on_demand::{MissingWheel, missing_wheels};
 pub use pipeline::{Pipeline, PipelineResult};

@@ -7,6 +7,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::diagnose::first_error;
 use super::key::{BUILD_STEP, BUNDLE_DATA_STEP, SMOKE_STEP};
 use super::recipe::Recipe;
 use super::records::{BuildRecord, Failure, FailureKind};
@@ -32,6 +33,17 @@ impl TargetBuilders {
     pub fn builder_for(&self, recipe: &Recipe) -> String {
         self.builder.replace("{recipe}", &recipe.image_tag())
     }
+}
+
+/// How much of a failed step's log is searched for the reason it failed.
+const MAX_DIAGNOSED_LOG_BYTES: u64 = 16 << 20;
+
+fn read_prefix(path: &Path, limit: u64) -> Option<Vec<u8>> {
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(limit).read_to_end(&mut text))
+        .ok()?;
+    Some(text)
 }
 
 pub fn package(message: impl Into<String>) -> Failure {
@@ -142,11 +154,18 @@ impl ContainerSteps {
 
     async fn run_step(&self, spec: RunSpec, what: &'static str) -> Result<(), Failure> {
         let time = spec.limits.time;
+        let log = spec.log.clone();
         self.metrics.build_container_started(what);
         match self.executor.run(spec).await {
             Ok(RunOutcome::Exited(0)) => Ok(()),
             Ok(RunOutcome::Exited(code)) => {
-                Err(package(format!("the {what} exited with status {code}")))
+                let reason = read_prefix(&log, MAX_DIAGNOSED_LOG_BYTES)
+                    .and_then(|text| first_error(&String::from_utf8_lossy(&text)))
+                    .map(|diagnosis| format!(": {diagnosis}"))
+                    .unwrap_or_default();
+                Err(package(format!(
+                    "the {what} exited with status {code}{reason}"
+                )))
             }
             Ok(RunOutcome::TimedOut) => Err(package(format!(
                 "the {what} was killed at the time limit ({}s)",

@@ -83,6 +83,16 @@ pub struct Row {
     pub source: &'static str,
     pub seconds: f64,
     pub log_url: Option<String>,
+    /// A failed build's reason, in one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A build prewarm asked for, once it has ended.
+pub struct Finished {
+    pub succeeded: bool,
+    pub id: String,
+    pub reason: Option<String>,
 }
 
 pub struct Client {
@@ -115,6 +125,13 @@ impl Client {
         Ok(response.json()?)
     }
 
+    fn log_url(&self, id: &str) -> anyhow::Result<String> {
+        Ok(self
+            .server
+            .join(&format!("api/v1/builds/{id}"))?
+            .to_string())
+    }
+
     /// Builds one release and waits for it, printing a line per change of state.
     pub fn build(
         &self,
@@ -123,7 +140,7 @@ impl Client {
         target: &Target,
         timeout: Duration,
         progress: &mut dyn FnMut(String),
-    ) -> anyhow::Result<(bool, String)> {
+    ) -> anyhow::Result<Finished> {
         let token = self.token.as_deref().context("builds need --token")?;
         let response = self
             .http
@@ -152,8 +169,13 @@ impl Client {
                 last = state.clone();
             }
             match state.as_str() {
-                "succeeded" => return Ok((true, id)),
-                "failed" => return Ok((false, id)),
+                "succeeded" | "failed" => {
+                    return Ok(Finished {
+                        succeeded: state == "succeeded",
+                        id,
+                        reason: build["failure"]["message"].as_str().map(str::to_string),
+                    });
+                }
                 _ if started.elapsed() > timeout => {
                     anyhow::bail!("{project} {version}: still {state} after {timeout:?}")
                 }
@@ -172,9 +194,27 @@ fn builds(client: &Client) -> anyhow::Result<Vec<serde_json::Value>> {
 struct BuiltNow {
     name: PackageName,
     version: Version,
-    succeeded: bool,
+    finished: Finished,
     log_url: String,
     seconds: f64,
+}
+
+impl BuiltNow {
+    fn row(&self, target: &Target) -> Row {
+        Row {
+            project: self.name.to_string(),
+            version: self.version.to_string(),
+            target: target.to_string(),
+            source: if self.finished.succeeded {
+                "built now"
+            } else {
+                "failed"
+            },
+            seconds: self.seconds,
+            log_url: Some(self.log_url.clone()),
+            reason: self.finished.reason.clone(),
+        }
+    }
 }
 
 /// How many times resolution may stop for want of wheels before prewarm gives up.
@@ -241,21 +281,19 @@ fn resolve_with_builds(
                 wanted.name
             ));
             let started = Instant::now();
-            let (succeeded, id) = client.build(
+            let finished = client.build(
                 wanted.name.as_ref(),
                 &version.to_string(),
                 target,
                 timeout,
                 progress,
             )?;
+            let succeeded = finished.succeeded;
             built.push(BuiltNow {
                 name: wanted.name.clone(),
                 version,
-                succeeded,
-                log_url: client
-                    .server
-                    .join(&format!("api/v1/builds/{id}"))?
-                    .to_string(),
+                log_url: client.log_url(&finished.id)?,
+                finished,
                 seconds: started.elapsed().as_secs_f64(),
             });
             if !succeeded {
@@ -293,26 +331,14 @@ pub fn run(
             progress,
             &mut built,
         )?;
-        let row = |project: &PackageName, version: &Version, source, seconds, log_url| Row {
-            project: project.to_string(),
-            version: version.to_string(),
-            target: target.to_string(),
-            source,
-            seconds,
-            log_url,
-        };
         let Some(pins) = resolved else {
-            rows.extend(built.iter().filter(|build| !build.succeeded).map(|build| {
-                let log_url = Some(build.log_url.clone());
-                row(
-                    &build.name,
-                    &build.version,
-                    "failed",
-                    build.seconds,
-                    log_url,
-                )
-            }));
-            if built.iter().all(|build| build.succeeded) {
+            rows.extend(
+                built
+                    .iter()
+                    .filter(|build| !build.finished.succeeded)
+                    .map(|build| build.row(target)),
+            );
+            if built.iter().all(|build| build.finished.succeeded) {
                 anyhow::bail!("resolution for {target} needs a release that cannot be built");
             }
             continue;
@@ -323,8 +349,7 @@ pub fn run(
                 .iter()
                 .find(|build| build.name == name && build.version == version)
             {
-                let log_url = Some(build.log_url.clone());
-                rows.push(row(&name, &version, "built now", build.seconds, log_url));
+                rows.push(build.row(target));
                 continue;
             }
             let started = Instant::now();
@@ -336,34 +361,36 @@ pub fn run(
                         && build["target"] == target.to_string().as_str()
                         && build["state"] == "succeeded"
                 });
-                let source = if ours {
-                    "built before"
-                } else {
-                    "upstream wheel"
-                };
-                rows.push(row(
-                    &name,
-                    &version,
-                    source,
-                    started.elapsed().as_secs_f64(),
-                    None,
-                ));
+                rows.push(Row {
+                    project: name.to_string(),
+                    version: version.to_string(),
+                    target: target.to_string(),
+                    source: if ours {
+                        "built before"
+                    } else {
+                        "upstream wheel"
+                    },
+                    seconds: started.elapsed().as_secs_f64(),
+                    log_url: None,
+                    reason: None,
+                });
                 continue;
             }
-            let (succeeded, id) = client.build(
+            let finished = client.build(
                 name.as_ref(),
                 &version.to_string(),
                 target,
                 timeout,
                 progress,
             )?;
-            let log_url = client
-                .server
-                .join(&format!("api/v1/builds/{id}"))?
-                .to_string();
-            let source = if succeeded { "built now" } else { "failed" };
-            let seconds = started.elapsed().as_secs_f64();
-            rows.push(row(&name, &version, source, seconds, Some(log_url)));
+            let build = BuiltNow {
+                log_url: client.log_url(&finished.id)?,
+                name,
+                version,
+                finished,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            rows.push(build.row(target));
         }
     }
     Ok(rows)
@@ -378,6 +405,17 @@ pub fn print_table(rows: &[Row]) {
         println!(
             "{:<28} {:<14} {:<30} {:<16} {:>7.1}s",
             row.project, row.version, row.target, row.source, row.seconds
+        );
+    }
+    for row in rows.iter().filter(|row| row.reason.is_some()) {
+        let (reason, log) = (row.reason.as_deref(), row.log_url.as_deref());
+        println!(
+            "\n{} {} [{}] failed: {}\n  log: {}",
+            row.project,
+            row.version,
+            row.target,
+            reason.unwrap_or_default(),
+            log.unwrap_or_default()
         );
     }
 }
