@@ -445,6 +445,25 @@ fn gnu_long_names_are_bounded_before_they_are_read() {
     // Kept: a 400 naming the record and the bound, nothing stored, no spool file, and the
     // server's peak memory below 200 MB.
     let (server, _dir) = seeded_server(&base_config("", ""));
+    let chunk = vec![b'a'; 1 << 20];
+    let prefix = RawTar::sdist("longname", "1.0")
+        .announce(b"././@LongLink", b'L', 256 << 20)
+        .unfinished();
+    let suffix = RawTar::default()
+        .member("longname-1.0/x", b'0', b"x")
+        .finish();
+    let bomb = gzip_repeating(&prefix, &chunk, 256, &suffix);
+    assert!(bomb.len() < 1 << 20, "the bomb is small: {}", bomb.len());
+    assert_refused(
+        &server,
+        "longname-1.0.tar.gz",
+        &bomb,
+        400,
+        "GNU long name of 268435456 bytes",
+    );
+
+    let peak = peak_memory(&server);
+    assert!(peak < 200 << 20, "the server peaked at {} MB", peak >> 20);
     let announced = RawTar::sdist("longname", "1.0")
         .announce(b"././@LongLink", b'L', 1 << 30)
         .unfinished();
@@ -470,23 +489,6 @@ fn gnu_long_names_are_bounded_before_they_are_read() {
         &format!("GNU long name of {} bytes", real_name.len()),
     );
 
-    let chunk = vec![b'a'; 1 << 20];
-    let prefix = RawTar::sdist("longname", "1.0")
-        .announce(b"././@LongLink", b'L', 256 << 20)
-        .unfinished();
-    let suffix = RawTar::default()
-        .member("longname-1.0/x", b'0', b"x")
-        .finish();
-    let bomb = gzip_repeating(&prefix, &chunk, 256, &suffix);
-    assert!(bomb.len() < 1 << 20, "the bomb is small: {}", bomb.len());
-    assert_refused(
-        &server,
-        "longname-1.0.tar.gz",
-        &bomb,
-        400,
-        "GNU long name of 268435456 bytes",
-    );
-
     let long_link = RawTar::sdist("longname", "1.0")
         .announce(b"././@LongLink", b'K', 1 << 30)
         .unfinished();
@@ -497,16 +499,34 @@ fn gnu_long_names_are_bounded_before_they_are_read() {
         400,
         "GNU long link name of 1073741824 bytes",
     );
-    let peak = peak_memory(&server);
-    assert!(peak < 200 << 20, "the server peaked at {} MB", peak >> 20);
 }
 
 #[test]
 fn pax_headers_are_bounded_and_their_size_is_the_one_counted() {
-    // Tried: PAX headers announcing 1 GiB (local and global) and a real 1 MB one; a member
-    // whose PAX size is 6 GiB behind a header size of 0 (the size every reader uses); and,
-    // with a 16 MiB limit, 64 MiB of real zeros behind such a header, which unpacks.
+    // Tried: with a 16 MiB limit, 64 MiB of real zeros behind a PAX size over a header size
+    // of 0 (readers unpack the PAX size); PAX headers announcing 1 GiB (local and global)
+    // and a real 1 MB one; a PAX size of 6 GiB behind a header size of 0.
     // Kept: a 400 naming the bound broken, nothing stored, no spool file.
+    let (small, _small_dir) = seeded_server(&base_config("", "max_unpacked_bytes = 16777216"));
+    let prefix = RawTar::sdist("paxed", "1.0")
+        .record(
+            b"PaxHeader/big",
+            b'x',
+            &pax_record("size", &(64u64 << 20).to_string()),
+        )
+        .announce(b"paxed-1.0/big", b'0', 0)
+        .unfinished();
+    let end = RawTar::default().finish();
+    let zeros = gzip_repeating(&prefix, &vec![0; 1 << 20], 64, &end);
+    assert!(zeros.len() < 1 << 20, "the bomb is small: {}", zeros.len());
+    assert_refused(
+        &small,
+        "paxed-1.0.tar.gz",
+        &zeros,
+        400,
+        "would unpack to more than 16777216 bytes",
+    );
+
     let (server, _dir) = seeded_server(&base_config("", ""));
     for (type_flag, kind) in [(b'x', "PAX header"), (b'g', "PAX global header")] {
         let announced = RawTar::sdist("paxed", "1.0")
@@ -547,35 +567,45 @@ fn pax_headers_are_bounded_and_their_size_is_the_one_counted() {
         400,
         "would unpack to more than 4294967296 bytes",
     );
-
-    let (small, _dir) = seeded_server(&base_config("", "max_unpacked_bytes = 16777216"));
-    let prefix = RawTar::sdist("paxed", "1.0")
-        .record(
-            b"PaxHeader/big",
-            b'x',
-            &pax_record("size", &(64u64 << 20).to_string()),
-        )
-        .announce(b"paxed-1.0/big", b'0', 0)
-        .unfinished();
-    let end = RawTar::default().finish();
-    let zeros = gzip_repeating(&prefix, &vec![0; 1 << 20], 64, &end);
-    assert!(zeros.len() < 1 << 20, "the bomb is small: {}", zeros.len());
-    assert_refused(
-        &small,
-        "paxed-1.0.tar.gz",
-        &zeros,
-        400,
-        "would unpack to more than 16777216 bytes",
-    );
 }
 
 #[test]
 fn members_that_readers_would_see_differently_are_refused() {
-    // Tried: a GNU sparse file announcing 6 GiB in 512 bytes; a PAX `GNU.sparse` map; a
-    // directory whose "data" is a second header that `tarfile` would unpack and the `tar`
-    // crate would skip; a global header renaming every later member.
+    // Tried: a directory whose "data" is a second header that `tarfile` would unpack and
+    // the `tar` crate would skip; a global header renaming every later member; a GNU sparse
+    // file announcing 6 GiB in 512 bytes; a PAX `GNU.sparse` map.
     // Kept: a 400 saying why, nothing stored, no spool file.
     let (server, _dir) = seeded_server(&base_config("", ""));
+    let hidden = RawTar::default()
+        .member("hidden-1.0/../../escaped", b'0', b"owned")
+        .unfinished();
+    let smuggled = RawTar::sdist("hidden", "1.0")
+        .record(b"hidden-1.0/dir/", b'5', &hidden)
+        .gzip();
+    assert_refused(
+        &server,
+        "hidden-1.0.tar.gz",
+        &smuggled,
+        400,
+        "is not a regular file but carries data",
+    );
+
+    let renaming = RawTar::default()
+        .record(
+            b"pax_global_header",
+            b'g',
+            &pax_record("path", "hidden-1.0/PKG-INFO"),
+        )
+        .raw(&RawTar::sdist("hidden", "1.0").unfinished())
+        .gzip();
+    assert_refused(
+        &server,
+        "hidden-1.0.tar.gz",
+        &renaming,
+        400,
+        "sets a path, link or size for every later entry",
+    );
+
     let mut sparse = tar_header(b"sparse-1.0/holes", b'S', 512, b"");
     let gnu = sparse.as_gnu_mut().unwrap();
     gnu.sparse[0].offset = *b"57777777000\0";
@@ -608,36 +638,6 @@ fn members_that_readers_would_see_differently_are_refused() {
         &pax_sparse,
         400,
         "GNU sparse file",
-    );
-
-    let hidden = RawTar::default()
-        .member("hidden-1.0/../../escaped", b'0', b"owned")
-        .unfinished();
-    let smuggled = RawTar::sdist("hidden", "1.0")
-        .record(b"hidden-1.0/dir/", b'5', &hidden)
-        .gzip();
-    assert_refused(
-        &server,
-        "hidden-1.0.tar.gz",
-        &smuggled,
-        400,
-        "is not a regular file but carries data",
-    );
-
-    let renaming = RawTar::default()
-        .record(
-            b"pax_global_header",
-            b'g',
-            &pax_record("path", "hidden-1.0/PKG-INFO"),
-        )
-        .raw(&RawTar::sdist("hidden", "1.0").unfinished())
-        .gzip();
-    assert_refused(
-        &server,
-        "hidden-1.0.tar.gz",
-        &renaming,
-        400,
-        "sets a path, link or size for every later entry",
     );
 }
 
