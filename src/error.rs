@@ -1,7 +1,8 @@
 //! The one place where errors become HTTP statuses and bodies.
 //!
 //! Policy: client mistakes are 4xx with a one-line reason naming the rule broken; storage
-//! and database failures are 5xx, logged here once, with a generic body.
+//! and database failures are 5xx, logged here once, with a generic body. A reason quotes
+//! input only through `pypi::excerpt`, and no body is longer than `MAX_MESSAGE_CHARS`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -11,7 +12,12 @@ use crate::build::{BuildError, QueueError};
 use crate::ingest::{IngestError, SpoolError};
 use crate::metadata::IndexError;
 use crate::mirror::MirrorError;
+use crate::pypi::{excerpt, excerpt_to};
 use crate::storage::StorageError;
+
+/// The longest reason a response carries. Reasons built here quote input through `excerpt`;
+/// this also bounds the ones assembled elsewhere from unbounded text.
+const MAX_MESSAGE_CHARS: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -20,7 +26,8 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error(
-        "no representation acceptable to `Accept: {0}`; this index serves application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html and text/html"
+        "no representation acceptable to `Accept: {}`; this index serves application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html and text/html",
+        excerpt(.0)
     )]
     NotAcceptable(String),
     #[error(transparent)]
@@ -114,7 +121,7 @@ impl ResponseError for ApiError {
                 status.canonical_reason().unwrap_or("error")
             )
         } else {
-            self.to_string()
+            one_line(self.to_string())
         };
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
@@ -124,5 +131,33 @@ impl ResponseError for ApiError {
         response
             .content_type("text/plain; charset=utf-8")
             .body(format!("{message}\n"))
+    }
+}
+
+/// `message` if it is one line within `MAX_MESSAGE_CHARS`, else its escaped, cut excerpt.
+fn one_line(message: String) -> String {
+    let fits = message.chars().nth(MAX_MESSAGE_CHARS).is_none();
+    if fits && !message.contains(char::is_control) {
+        return message;
+    }
+    excerpt_to(&message, MAX_MESSAGE_CHARS).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_is_one_bounded_line() {
+        assert_eq!(one_line("short `reason`".into()), "short `reason`");
+        let long = one_line(format!("form field `{}`", "x".repeat(1 << 20)));
+        assert!(long.len() < 2 * MAX_MESSAGE_CHARS && long.ends_with('…'));
+        assert_eq!(one_line("a\nb".into()), "a\\nb");
+    }
+
+    #[test]
+    fn a_hostile_accept_header_is_quoted_short() {
+        let message = ApiError::NotAcceptable("text/x".repeat(10_000)).to_string();
+        assert!(message.len() < 500, "{message}");
     }
 }

@@ -1,5 +1,6 @@
 //! Bad input gets a clear 4xx and loses nothing. Every test records the store's blobs and
-//! the index's listing before the bad request and asserts both are unchanged after it.
+//! the index's listing before the bad request and asserts both are unchanged after it, and
+//! that the answer is one short line and no spool file is left.
 
 mod common;
 
@@ -9,7 +10,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::UPLOAD_TOKEN;
-use common::dists::{WheelSpec, noise, write_sdist, write_zip};
+use common::dists::{
+    RawTar, WheelSpec, append_zip_symlink, gzip_repeating, noise, pax_record, tar_header,
+    write_sdist, write_zip,
+};
 use common::server::{TestServer, base_config};
 use reqwest::blocking::Response;
 
@@ -48,16 +52,23 @@ fn post(server: &TestServer, body: Vec<u8>, token: Option<&str>) -> Response {
     request.send().expect("POST /legacy/")
 }
 
-/// Posts `filename`/`bytes`, expects `status` with `message` in the body, and checks that
-/// neither the store nor the index changed.
+/// Posts `filename`/`bytes`, expects `status` with `message` in a short one-line body, and
+/// checks that neither the store nor the index changed and no spool file is left.
 fn assert_refused(server: &TestServer, filename: &str, bytes: &[u8], status: u16, message: &str) {
     let before = server.snapshot();
     let response = post(server, form(filename, bytes, &[]), Some(UPLOAD_TOKEN));
-    assert_eq!(response.status(), status, "{filename}");
+    let shown = &filename[..filename.len().min(80)];
+    assert_eq!(response.status(), status, "{shown}");
     let body = response.text().unwrap();
     assert!(
+        body.len() < 1024,
+        "{shown}: a {}-byte answer quotes too much: {:?}",
+        body.len(),
+        &body[..body.len().min(300)]
+    );
+    assert!(
         body.contains(message),
-        "{filename}: expected {message:?} in {body:?}"
+        "{shown}: expected {message:?} in {body:?}"
     );
     assert_eq!(
         body.trim().lines().count(),
@@ -67,8 +78,35 @@ fn assert_refused(server: &TestServer, filename: &str, bytes: &[u8], status: u16
     assert_eq!(
         server.snapshot(),
         before,
-        "{filename}: the store or index changed"
+        "{shown}: the store or index changed"
     );
+    assert_spool_empty(server);
+}
+
+fn assert_spool_empty(server: &TestServer) {
+    let left: Vec<_> = std::fs::read_dir(server.data_dir.join("spool"))
+        .map(|entries| entries.flatten().map(|entry| entry.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "spool files left behind: {left:?}");
+}
+
+/// The server's peak resident memory so far (`VmHWM`), in bytes.
+fn peak_memory(server: &TestServer) -> u64 {
+    let pid = server.pid().expect("the server runs as a child process");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kilobytes = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .expect("VmHWM in /proc/<pid>/status");
+    kilobytes * 1024
 }
 
 /// A server that already holds one good file, so "unchanged" is not trivially empty.
@@ -397,4 +435,321 @@ fn a_crash_mid_upload_leaves_nothing_visible_after_restart() {
         "restart clears the spool"
     );
     drop(stream);
+}
+
+#[test]
+fn gnu_long_names_are_bounded_before_they_are_read() {
+    // Tried: sdists whose `././@LongLink` record announces 1 GiB in a file of 2 KB, carries a
+    // real 2 MB name, or carries 256 MiB of name gzipped to a few hundred KB (the attack that
+    // took the server to 8 GiB, scaled down), and a long link name announcing 1 GiB.
+    // Kept: a 400 naming the record and the bound, nothing stored, no spool file, and the
+    // server's peak memory below 200 MB.
+    let (server, _dir) = seeded_server(&base_config("", ""));
+    let chunk = vec![b'a'; 1 << 20];
+    let prefix = RawTar::sdist("longname", "1.0")
+        .announce(b"././@LongLink", b'L', 256 << 20)
+        .unfinished();
+    let suffix = RawTar::default()
+        .member("longname-1.0/x", b'0', b"x")
+        .finish();
+    let bomb = gzip_repeating(&prefix, &chunk, 256, &suffix);
+    assert!(bomb.len() < 1 << 20, "the bomb is small: {}", bomb.len());
+    assert_refused(
+        &server,
+        "longname-1.0.tar.gz",
+        &bomb,
+        400,
+        "GNU long name of 268435456 bytes",
+    );
+
+    let peak = peak_memory(&server);
+    assert!(peak < 200 << 20, "the server peaked at {} MB", peak >> 20);
+    let announced = RawTar::sdist("longname", "1.0")
+        .announce(b"././@LongLink", b'L', 1 << 30)
+        .unfinished();
+    let announced = gzip_repeating(&announced, b"", 0, b"");
+    assert_refused(
+        &server,
+        "longname-1.0.tar.gz",
+        &announced,
+        400,
+        "GNU long name of 1073741824 bytes; at most 4096 are read",
+    );
+
+    let real_name = format!("longname-1.0/{}", "a".repeat(2 << 20));
+    let real = RawTar::sdist("longname", "1.0")
+        .record(b"././@LongLink", b'L', real_name.as_bytes())
+        .member("ignored-by-readers", b'0', b"x")
+        .gzip();
+    assert_refused(
+        &server,
+        "longname-1.0.tar.gz",
+        &real,
+        400,
+        &format!("GNU long name of {} bytes", real_name.len()),
+    );
+
+    let long_link = RawTar::sdist("longname", "1.0")
+        .announce(b"././@LongLink", b'K', 1 << 30)
+        .unfinished();
+    assert_refused(
+        &server,
+        "longname-1.0.tar.gz",
+        &gzip_repeating(&long_link, b"", 0, b""),
+        400,
+        "GNU long link name of 1073741824 bytes",
+    );
+}
+
+#[test]
+fn pax_headers_are_bounded_and_their_size_is_the_one_counted() {
+    // Tried: with a 16 MiB limit, 64 MiB of real zeros behind a PAX size over a header size
+    // of 0 (readers unpack the PAX size); PAX headers announcing 1 GiB (local and global)
+    // and a real 1 MB one; a PAX size of 6 GiB behind a header size of 0.
+    // Kept: a 400 naming the bound broken, nothing stored, no spool file.
+    let (small, _small_dir) = seeded_server(&base_config("", "max_unpacked_bytes = 16777216"));
+    let prefix = RawTar::sdist("paxed", "1.0")
+        .record(
+            b"PaxHeader/big",
+            b'x',
+            &pax_record("size", &(64u64 << 20).to_string()),
+        )
+        .announce(b"paxed-1.0/big", b'0', 0)
+        .unfinished();
+    let end = RawTar::default().finish();
+    let zeros = gzip_repeating(&prefix, &vec![0; 1 << 20], 64, &end);
+    assert!(zeros.len() < 1 << 20, "the bomb is small: {}", zeros.len());
+    assert_refused(
+        &small,
+        "paxed-1.0.tar.gz",
+        &zeros,
+        400,
+        "would unpack to more than 16777216 bytes",
+    );
+
+    let (server, _dir) = seeded_server(&base_config("", ""));
+    for (type_flag, kind) in [(b'x', "PAX header"), (b'g', "PAX global header")] {
+        let announced = RawTar::sdist("paxed", "1.0")
+            .announce(b"PaxHeader/x", type_flag, 1 << 30)
+            .unfinished();
+        assert_refused(
+            &server,
+            "paxed-1.0.tar.gz",
+            &gzip_repeating(&announced, b"", 0, b""),
+            400,
+            &format!("{kind} of 1073741824 bytes; at most 65536 are read"),
+        );
+    }
+    let comment = pax_record("comment", &"c".repeat(1 << 20));
+    let real = RawTar::sdist("paxed", "1.0")
+        .record(b"PaxHeader/x", b'x', &comment)
+        .member("paxed-1.0/x", b'0', b"")
+        .gzip();
+    assert_refused(
+        &server,
+        "paxed-1.0.tar.gz",
+        &real,
+        400,
+        &format!("PAX header of {} bytes", comment.len()),
+    );
+    let six_gib = RawTar::sdist("paxed", "1.0")
+        .record(
+            b"PaxHeader/big",
+            b'x',
+            &pax_record("size", &(6u64 << 30).to_string()),
+        )
+        .member("paxed-1.0/big", b'0', b"")
+        .gzip();
+    assert_refused(
+        &server,
+        "paxed-1.0.tar.gz",
+        &six_gib,
+        400,
+        "would unpack to more than 4294967296 bytes",
+    );
+}
+
+#[test]
+fn members_that_readers_would_see_differently_are_refused() {
+    // Tried: a directory whose "data" is a second header that `tarfile` would unpack and
+    // the `tar` crate would skip; a global header renaming every later member; a GNU sparse
+    // file announcing 6 GiB in 512 bytes; a PAX `GNU.sparse` map.
+    // Kept: a 400 saying why, nothing stored, no spool file.
+    let (server, _dir) = seeded_server(&base_config("", ""));
+    let hidden = RawTar::default()
+        .member("hidden-1.0/../../escaped", b'0', b"owned")
+        .unfinished();
+    let smuggled = RawTar::sdist("hidden", "1.0")
+        .record(b"hidden-1.0/dir/", b'5', &hidden)
+        .gzip();
+    assert_refused(
+        &server,
+        "hidden-1.0.tar.gz",
+        &smuggled,
+        400,
+        "is not a regular file but carries data",
+    );
+
+    let renaming = RawTar::default()
+        .record(
+            b"pax_global_header",
+            b'g',
+            &pax_record("path", "hidden-1.0/PKG-INFO"),
+        )
+        .raw(&RawTar::sdist("hidden", "1.0").unfinished())
+        .gzip();
+    assert_refused(
+        &server,
+        "hidden-1.0.tar.gz",
+        &renaming,
+        400,
+        "sets a path, link or size for every later entry",
+    );
+
+    let mut sparse = tar_header(b"sparse-1.0/holes", b'S', 512, b"");
+    let gnu = sparse.as_gnu_mut().unwrap();
+    gnu.sparse[0].offset = *b"57777777000\0";
+    gnu.sparse[0].numbytes = *b"00000001000\0";
+    gnu.realsize = *b"60000000000\0";
+    sparse.set_cksum();
+    let sparse = RawTar::sdist("sparse", "1.0")
+        .raw(sparse.as_bytes())
+        .raw(&[b'x'; 512])
+        .gzip();
+    assert_refused(
+        &server,
+        "sparse-1.0.tar.gz",
+        &sparse,
+        400,
+        "GNU sparse file",
+    );
+
+    let pax_sparse = RawTar::sdist("sparse", "1.0")
+        .record(
+            b"PaxHeader/holes",
+            b'x',
+            &pax_record("GNU.sparse.realsize", "6442450944"),
+        )
+        .member("sparse-1.0/holes", b'0', b"")
+        .gzip();
+    assert_refused(
+        &server,
+        "sparse-1.0.tar.gz",
+        &pax_sparse,
+        400,
+        "GNU sparse file",
+    );
+}
+
+#[test]
+fn links_out_of_an_archive_are_refused_however_they_chain() {
+    // Tried: symbolic links that each stay inside alone but leave the sdist's top directory
+    // through an earlier or a later link; a PKG-INFO written again through a link to `.`;
+    // an absolute target; a hard link to a symbolic link; a wheel whose zip entry is a
+    // symbolic link (Unix mode) out of the install directory.
+    // Kept: a 400 naming the link, nothing stored, no spool file; a link that stays inside
+    // is still accepted.
+    let (server, dir) = seeded_server(&base_config("", ""));
+    let cases: [(RawTar, &str); 5] = [
+        (
+            RawTar::sdist("linked", "1.0")
+                .link("linked-1.0/x", b'2', ".")
+                .link("linked-1.0/d/y", b'2', "../x/.."),
+            "`linked-1.0/d/y` is a link to `../x/..`, which resolves outside the archive",
+        ),
+        (
+            RawTar::sdist("linked", "1.0")
+                .link("linked-1.0/e", b'2', "x/..")
+                .link("linked-1.0/x", b'2', "."),
+            "`linked-1.0/e` is a link to `x/..`, which resolves outside the archive",
+        ),
+        (
+            RawTar::sdist("linked", "1.0")
+                .link("linked-1.0/docs", b'2', ".")
+                .member(
+                    "linked-1.0/docs/PKG-INFO",
+                    b'0',
+                    b"Metadata-Version: 2.2\nName: linked\nVersion: 6.6.6\n",
+                ),
+            "`linked-1.0/docs/PKG-INFO` would be written through the link `linked-1.0/docs`",
+        ),
+        (
+            RawTar::sdist("linked", "1.0").link("linked-1.0/passwd", b'2', "/etc/passwd"),
+            "is a link to `/etc/passwd`",
+        ),
+        (
+            RawTar::sdist("linked", "1.0")
+                .link("linked-1.0/a/s", b'2', "../x")
+                .link("linked-1.0/h", b'1', "linked-1.0/a/s"),
+            "`linked-1.0/h` is a hard link to the symbolic link `linked-1.0/a/s`",
+        ),
+    ];
+    for (archive, message) in cases {
+        assert_refused(&server, "linked-1.0.tar.gz", &archive.gzip(), 400, message);
+    }
+
+    let wheel = WheelSpec::new("zlinked", "1.0", "py3-none-any").write(dir.path());
+    append_zip_symlink(&wheel, "zlinked/config", "../../../../etc/passwd");
+    assert_refused(
+        &server,
+        "zlinked-1.0-py3-none-any.whl",
+        &std::fs::read(&wheel).unwrap(),
+        400,
+        "`zlinked/config` is a link to `../../../../etc/passwd`",
+    );
+
+    let inside = RawTar::sdist("linked", "1.0")
+        .member("linked-1.0/README", b'0', b"read me")
+        .link("linked-1.0/docs/README", b'2', "../README")
+        .gzip();
+    let response = post(
+        &server,
+        form("linked-1.0.tar.gz", &inside, &[]),
+        Some(UPLOAD_TOKEN),
+    );
+    assert_eq!(response.status(), 200, "{}", response.text().unwrap());
+}
+
+#[test]
+fn a_long_hostile_name_gets_a_short_answer() {
+    // Tried: a 65 KB filename, a 65 KB project name in an otherwise valid filename, a 65 KB
+    // entry path and a 65 KB `Name:` in METADATA. Kept: a 400 of under 1 KB that quotes a
+    // prefix of each, nothing stored, no spool file.
+    let (server, dir) = seeded_server(&base_config("", ""));
+    let long = "a".repeat(65_000);
+    let bytes = wheel_bytes(dir.path(), &WheelSpec::new("short", "1.0", "py3-none-any"));
+    assert_refused(
+        &server,
+        &format!("{long}.whl"),
+        &bytes,
+        400,
+        "…` is not a wheel filename",
+    );
+    assert_refused(
+        &server,
+        &format!("{long}-1.0.tar.gz"),
+        b"not gzip",
+        400,
+        "not a valid tar.gz archive",
+    );
+
+    let traversal = dir.path().join("long.whl");
+    write_zip(&traversal, &[(format!("../{long}"), b"x".to_vec())]);
+    assert_refused(
+        &server,
+        "long-1.0-py3-none-any.whl",
+        &std::fs::read(&traversal).unwrap(),
+        400,
+        "is not a safe relative path",
+    );
+
+    let mut renamed = WheelSpec::new("renamed", "1.0", "py3-none-any");
+    renamed.metadata_name = Some(&long);
+    assert_refused(
+        &server,
+        "renamed-1.0-py3-none-any.whl",
+        &wheel_bytes(dir.path(), &renamed),
+        400,
+        "but the filename is for `renamed`",
+    );
 }

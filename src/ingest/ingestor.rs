@@ -8,19 +8,22 @@ use bytes::Bytes;
 use super::archive::{ArchiveError, ArchiveLimits, inspect};
 use super::spool::SpooledFile;
 use crate::metadata::{FileKind, FileOrigin, FileRecord, IndexError, IndexStore, InsertOutcome};
-use crate::pypi::{DistFilename, FilenameError, Sha256Digest};
+use crate::pypi::{DistFilename, FilenameError, Sha256Digest, excerpt};
 use crate::storage::{BlobStore, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("invalid filename: {0}")]
     Filename(#[from] FilenameError),
-    #[error("invalid archive {filename}: {source}")]
+    #[error("invalid archive {}: {source}", excerpt(.filename))]
     Archive {
         filename: String,
         source: ArchiveError,
     },
-    #[error("sha256_digest {declared} does not match the uploaded bytes ({actual})")]
+    #[error(
+        "sha256_digest {} does not match the uploaded bytes ({actual})",
+        excerpt(.declared)
+    )]
     DigestMismatch {
         declared: String,
         actual: Sha256Digest,

@@ -6,7 +6,9 @@
 
 mod archive;
 mod ingestor;
+mod links;
 mod spool;
+mod tar_members;
 
 pub use archive::{ArchiveError, ArchiveLimits, Inspected, inspect};
 pub use ingestor::{IngestError, IngestOutcome, Ingestor};

@@ -7,11 +7,13 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::excerpt::excerpt;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Sha256Digest([u8; 32]);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("`{input}` is not a sha256 digest: expected 64 lowercase hex characters")]
+#[error("`{}` is not a sha256 digest: expected 64 lowercase hex characters", excerpt(.input))]
 pub struct DigestError {
     input: String,
 }

@@ -6,30 +6,43 @@ use std::str::FromStr;
 
 use pep440_rs::Version;
 
+use super::excerpt::excerpt;
 use super::name::{PackageName, parse_package_name};
 use super::tags::{TagError, TagTriple};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FilenameError {
-    #[error("`{input}` is not a distribution filename: it must end in `.whl`, `.tar.gz` or `.zip`")]
+    #[error(
+        "`{}` is not a distribution filename: it must end in `.whl`, `.tar.gz` or `.zip`",
+        excerpt(.input)
+    )]
     UnknownExtension { input: String },
     #[error(
-        "`{input}` is not a valid filename: it contains `/`, `\\`, NUL, a control character or non-ASCII text"
+        "`{}` is not a valid filename: it contains `/`, `\\`, NUL, a control character or non-ASCII text",
+        excerpt(.input)
     )]
     UnsafeCharacters { input: String },
     #[error(
-        "`{input}` is not a wheel filename: expected `{{name}}-{{version}}(-{{build}})?-{{python}}-{{abi}}-{{platform}}.whl`"
+        "`{}` is not a wheel filename: expected `{{name}}-{{version}}(-{{build}})?-{{python}}-{{abi}}-{{platform}}.whl`",
+        excerpt(.input)
     )]
     WheelShape { input: String },
-    #[error("`{input}` is not an sdist filename: expected `{{name}}-{{version}}.tar.gz`")]
+    #[error(
+        "`{}` is not an sdist filename: expected `{{name}}-{{version}}.tar.gz`",
+        excerpt(.input)
+    )]
     SdistShape { input: String },
-    #[error("`{input}`: `{name}` is not a valid project name")]
+    #[error("`{}`: `{}` is not a valid project name", excerpt(.input), excerpt(.name))]
     Name { input: String, name: String },
-    #[error("`{input}`: `{version}` is not a PEP 440 version")]
+    #[error("`{}`: `{}` is not a PEP 440 version", excerpt(.input), excerpt(.version))]
     Version { input: String, version: String },
-    #[error("`{input}`: the build tag `{build}` must start with a digit")]
+    #[error(
+        "`{}`: the build tag `{}` must start with a digit",
+        excerpt(.input),
+        excerpt(.build)
+    )]
     BuildTag { input: String, build: String },
-    #[error("`{input}`: {source}")]
+    #[error("`{}`: {source}", excerpt(.input))]
     Tag { input: String, source: TagError },
 }
 

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::Requirement;
 
+use super::excerpt::excerpt;
 use super::name::{PackageName, parse_package_name};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -16,13 +17,19 @@ pub enum MetadataError {
     MissingField { field: &'static str },
     #[error("core metadata line {line} is not a `Field: value` header")]
     MalformedHeader { line: usize },
-    #[error("core metadata `Name: {value}` is not a valid project name")]
+    #[error("core metadata `Name: {}` is not a valid project name", excerpt(.value))]
     Name { value: String },
-    #[error("core metadata `Version: {value}` is not a PEP 440 version")]
+    #[error("core metadata `Version: {}` is not a PEP 440 version", excerpt(.value))]
     Version { value: String },
-    #[error("core metadata `Requires-Python: {value}` is not a PEP 440 specifier set")]
+    #[error(
+        "core metadata `Requires-Python: {}` is not a PEP 440 specifier set",
+        excerpt(.value)
+    )]
     RequiresPython { value: String },
-    #[error("core metadata `Requires-Dist: {value}` is not a PEP 508 requirement")]
+    #[error(
+        "core metadata `Requires-Dist: {}` is not a PEP 508 requirement",
+        excerpt(.value)
+    )]
     RequiresDist { value: String },
 }
 

@@ -2,6 +2,7 @@
 //! simple-API wire documents. Nothing here does I/O or depends on the rest of the crate.
 
 mod digest;
+mod excerpt;
 mod filename;
 mod metadata;
 mod name;
@@ -13,6 +14,7 @@ mod user_agent;
 mod wheel_info;
 
 pub use digest::{DigestError, Sha256Digest};
+pub use excerpt::{EXCERPT_CHARS, Excerpt, excerpt, excerpt_to};
 pub use filename::{DistFilename, FilenameError, SdistExtension, SdistFilename, WheelFilename};
 pub use metadata::{CoreMetadata, MetadataError};
 pub use name::{InvalidProjectName, PackageName, parse_package_name};

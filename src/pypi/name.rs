@@ -5,9 +5,12 @@
 
 pub use pep508_rs::PackageName;
 
+use super::excerpt::excerpt;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "`{input}` is not a valid project name: names are ASCII letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit"
+    "`{}` is not a valid project name: names are ASCII letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit",
+    excerpt(.input)
 )]
 pub struct InvalidProjectName {
     pub input: String,

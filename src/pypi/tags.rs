@@ -5,10 +5,13 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::excerpt::excerpt;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TagError {
     #[error(
-        "`{input}` is not a tag: each tag is non-empty ASCII letters, digits and `_`, several joined by `.`"
+        "`{}` is not a tag: each tag is non-empty ASCII letters, digits and `_`, several joined by `.`",
+        excerpt(.input)
     )]
     Malformed { input: String },
 }

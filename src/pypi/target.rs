@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::excerpt::excerpt;
 use super::filename::WheelFilename;
 use super::tags::{PlatformTag, TagTriple};
 
@@ -16,7 +17,8 @@ pub struct Target {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "`{input}` is not a target: expected `cp<major><minor>-<platform>`, e.g. `cp313-musllinux_1_2_x86_64`"
+    "`{}` is not a target: expected `cp<major><minor>-<platform>`, e.g. `cp313-musllinux_1_2_x86_64`",
+    excerpt(.input)
 )]
 pub struct TargetError {
     input: String,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use super::excerpt::excerpt;
 use super::tags::TagTriple;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -10,9 +11,12 @@ pub enum WheelInfoError {
     NotUtf8,
     #[error("WHEEL has no `Wheel-Version` field")]
     MissingVersion,
-    #[error("WHEEL declares `Wheel-Version: {version}`; only major version 1 is supported")]
+    #[error(
+        "WHEEL declares `Wheel-Version: {}`; only major version 1 is supported",
+        excerpt(.version)
+    )]
     UnsupportedVersion { version: String },
-    #[error("WHEEL `Tag: {tag}` is not a `python-abi-platform` tag")]
+    #[error("WHEEL `Tag: {}` is not a `python-abi-platform` tag", excerpt(.tag))]
     MalformedTag { tag: String },
 }
 

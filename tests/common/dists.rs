@@ -208,3 +208,152 @@ pub fn noise(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A tar stream written header by header, for the hostile sdists the `tar` crate refuses to
+/// write: long-name and PAX records of any announced size, links anywhere, sparse maps,
+/// data behind directories.
+#[derive(Default)]
+pub struct RawTar {
+    bytes: Vec<u8>,
+}
+
+/// One 512-byte GNU header; `path` and `link` are written raw (at most 100 bytes each).
+pub fn tar_header(path: &[u8], type_flag: u8, size: u64, link: &[u8]) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(if type_flag == b'5' { 0o755 } else { 0o644 });
+    header.set_entry_type(tar::EntryType::new(type_flag));
+    let old = header.as_old_mut();
+    old.name[..path.len()].copy_from_slice(path);
+    old.linkname[..link.len()].copy_from_slice(link);
+    header.set_cksum();
+    header
+}
+
+/// One PAX record, `"<length> <key>=<value>\n"`, its length counting itself.
+pub fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let body = format!(" {key}={value}\n");
+    let mut length = body.len() + 1;
+    while length.to_string().len() + body.len() > length {
+        length += 1;
+    }
+    format!("{length}{body}").into_bytes()
+}
+
+impl RawTar {
+    /// A `name-version/` sdist whose first member is a valid PKG-INFO.
+    pub fn sdist(name: &str, version: &str) -> Self {
+        let pkg_info = format!("Metadata-Version: 2.2\nName: {name}\nVersion: {version}\n");
+        Self::default().member(
+            &format!("{name}-{version}/PKG-INFO"),
+            b'0',
+            pkg_info.as_bytes(),
+        )
+    }
+
+    /// A header announcing `size` bytes, without them.
+    pub fn announce(mut self, path: &[u8], type_flag: u8, size: u64) -> Self {
+        self.bytes
+            .extend_from_slice(tar_header(path, type_flag, size, b"").as_bytes());
+        self
+    }
+
+    /// Raw bytes, e.g. the data an announcing header promised.
+    pub fn raw(mut self, bytes: &[u8]) -> Self {
+        self.bytes.extend_from_slice(bytes);
+        self
+    }
+
+    /// A header and its data, padded to a block.
+    pub fn member(self, path: &str, type_flag: u8, data: &[u8]) -> Self {
+        self.record(path.as_bytes(), type_flag, data)
+    }
+
+    /// A header with any path bytes (a `././@LongLink`, a `PaxHeader`) and its data.
+    pub fn record(mut self, path: &[u8], type_flag: u8, data: &[u8]) -> Self {
+        self = self.announce(path, type_flag, data.len() as u64);
+        self.bytes.extend_from_slice(data);
+        self.bytes.resize(self.bytes.len().next_multiple_of(512), 0);
+        self
+    }
+
+    /// A symbolic (`b'2'`) or hard (`b'1'`) link.
+    pub fn link(mut self, path: &str, type_flag: u8, target: &str) -> Self {
+        self.bytes.extend_from_slice(
+            tar_header(path.as_bytes(), type_flag, 0, target.as_bytes()).as_bytes(),
+        );
+        self
+    }
+
+    /// The tar bytes so far, ended by two zero blocks.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.bytes.extend_from_slice(&[0; 1024]);
+        self.bytes
+    }
+
+    /// The tar bytes so far, unended (for a header whose data never comes).
+    pub fn unfinished(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// The finished archive, gzipped: a `.tar.gz` sdist.
+    pub fn gzip(self) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&self.finish()).expect("gzip");
+        encoder.finish().expect("gzip finish")
+    }
+}
+
+/// A gzip stream of `prefix`, `times` copies of `chunk`, then `suffix`, made without
+/// compressing every copy: `chunk` is deflated once, after a full flush so that it refers
+/// to nothing before it, and the copies of its blocks repeat. Gigabytes of decompressed
+/// bytes cost the test a few kilobytes per copy.
+pub fn gzip_repeating(prefix: &[u8], chunk: &[u8], times: usize, suffix: &[u8]) -> Vec<u8> {
+    let deflate = |data: &[u8], flush: flate2::FlushCompress| {
+        let mut compressor = flate2::Compress::new(flate2::Compression::best(), false);
+        let mut out = Vec::with_capacity(data.len() + 1024);
+        compressor
+            .compress_vec(data, &mut out, flush)
+            .expect("deflate");
+        assert_eq!(
+            compressor.total_in(),
+            data.len() as u64,
+            "deflate output space"
+        );
+        out
+    };
+    let mut stream = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    stream.extend(deflate(prefix, flate2::FlushCompress::Full));
+    let block = deflate(chunk, flate2::FlushCompress::Full);
+    for _ in 0..times {
+        stream.extend_from_slice(&block);
+    }
+    stream.extend(deflate(suffix, flate2::FlushCompress::Finish));
+    let mut crc = flate2::Crc::new();
+    crc.update(prefix);
+    let mut chunk_crc = flate2::Crc::new();
+    chunk_crc.update(chunk);
+    for _ in 0..times {
+        crc.combine(&chunk_crc);
+    }
+    let mut suffix_crc = flate2::Crc::new();
+    suffix_crc.update(suffix);
+    crc.combine(&suffix_crc);
+    let total = prefix.len() as u64 + chunk.len() as u64 * times as u64 + suffix.len() as u64;
+    stream.extend_from_slice(&crc.sum().to_le_bytes());
+    stream.extend_from_slice(&(total as u32).to_le_bytes());
+    stream
+}
+
+/// Adds a symbolic link entry (Unix mode `120777`, the target as its content) to a zip.
+pub fn append_zip_symlink(path: &Path, name: &str, target: &str) {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open zip");
+    let mut zip = zip::ZipWriter::new_append(file).expect("append to zip");
+    zip.add_symlink(name, target, zip::write::SimpleFileOptions::default())
+        .expect("zip symlink");
+    zip.finish().expect("zip finish");
+}

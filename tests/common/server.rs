@@ -124,6 +124,14 @@ impl TestServer {
         }
     }
 
+    /// The server's process id, when it runs as a child of the test.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.process {
+            Process::Child(child) => Some(child.id()),
+            Process::Container(_) => None,
+        }
+    }
+
     pub fn log(&self) -> String {
         match &self.process {
             Process::Child(_) => {
