@@ -8,9 +8,11 @@ requests it answers and can be told to fail in the ways real upstreams fail.
 json: PEP 691 JSON when the client asks for it, PEP 503 HTML otherwise (like PyPI).
 html: only the static HTML files, whatever the client asks (like a directory on a web server).
 
-GET /_stats gives the request counts; POST /_control with a JSON body sets faults:
-{"pages": F, "files": F, "file_delay": seconds}, F one of none, 500, hang, truncate,
-wronghash, close.
+GET /_stats gives the request counts ("all" counts every request but these two);
+POST /_control with a JSON body sets faults: {"pages": F, "files": F, "file_delay": seconds},
+F one of none, 500, hang, truncate, wronghash, close.
+
+The pages it serves are whatever the tests wrote into the tree, hostile ones included.
 """
 
 import argparse
@@ -48,6 +50,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with State.lock:
             if self.headers.get("Authorization"):
                 State.counts[f"authorization {self.headers['Authorization']}"] += 1
+            State.counts["all"] += 1
             State.counts[path] += 1
             State.counts[f"{path} {status}"] += 1
             State.counts[f"status {status}"] += 1
