@@ -182,8 +182,8 @@ pub struct MirrorSettings {
     /// same name. Every other local project hides its upstream namesake (dependency
     /// confusion guard).
     pub merge_projects: Vec<String>,
-    /// Hosts (`host` or `host:port`) upstream files may be fetched from, besides each
-    /// upstream's own host and port. A file listed elsewhere is
+    /// Hosts (`host` or `host:port`) upstream files may be fetched from and redirects may
+    /// lead to, besides each upstream's own host and port. A file listed elsewhere is
     /// dropped from the page, never fetched.
     pub file_hosts: Vec<FileHost>,
 }

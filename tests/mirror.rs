@@ -587,6 +587,63 @@ fn a_file_listed_on_another_port_is_dropped_and_never_fetched() {
 }
 
 #[test]
+fn redirects_are_followed_only_to_allowed_hosts() {
+    let hostile = hostile_upstream();
+    let upstream = UpstreamServer::start(&hostile.tree, "json");
+    let server = TestServer::mirroring(&[&upstream.simple_url()], &config(600));
+    upstream.redirect("/simple/hostile/", "/simple/hostile/?moved");
+    assert_eq!(
+        server.listed_filenames("/simple/hostile/"),
+        ["hostile-0.9.tar.gz"],
+        "a redirect on the upstream's own host is followed"
+    );
+    assert_eq!(upstream.count("/simple/hostile/ 302"), 1);
+
+    let internal = &hostile.internal.url;
+    upstream.redirect(
+        "/files/hostile-0.9.tar.gz",
+        &format!("{internal}/files/hostile-0.9.tar.gz"),
+    );
+    let before = server.blobs();
+    let response = server.get(&format!(
+        "/files/{}/hostile-0.9.tar.gz",
+        hostile.sdist_sha256
+    ));
+    assert_eq!(
+        response.status(),
+        502,
+        "a file redirected elsewhere is not fetched"
+    );
+    let message = response.text().unwrap();
+    assert!(
+        message.contains(&upstream.simple_url()) && message.contains("not followed"),
+        "{message}"
+    );
+    assert_eq!(server.blobs(), before, "nothing was stored");
+    assert_eq!(
+        upstream.count("/files/hostile-0.9.tar.gz 302"),
+        1,
+        "a refused redirect is not retried"
+    );
+
+    upstream.redirect("/simple/bounced/", &format!("{internal}/simple/bounced/"));
+    let response = server.get("/simple/bounced/");
+    assert_eq!(
+        response.status(),
+        502,
+        "a page redirected to the internal service is not fetched"
+    );
+    assert!(response.text().unwrap().contains("not followed"));
+    assert_eq!(
+        hostile.internal.count("all"),
+        0,
+        "edelweiss followed a redirect to the internal service: {}",
+        hostile.internal.stats()
+    );
+    assert!(server.log().contains("not followed"));
+}
+
+#[test]
 fn javascript_data_and_file_urls_never_reach_a_page() {
     let hostile = hostile_upstream();
     let json = |version: &str, url: &str, hashes: serde_json::Value| serde_json::json!({"filename": format!("hostile-{version}.tar.gz"), "url": url, "hashes": hashes});

@@ -58,6 +58,8 @@ pub enum UpstreamError {
         "upstream {upstream} lists a file on {host}, which is neither its own host nor in mirror.file_hosts; not fetched"
     )]
     HostNotAllowed { upstream: String, host: String },
+    #[error("upstream {upstream} {detail}")]
+    Redirect { upstream: String, detail: String },
 }
 
 impl UpstreamError {
@@ -103,6 +105,8 @@ fn classify(upstream: &UpstreamUrl, error: reqwest::Error) -> UpstreamError {
         .map_or_else(|| "request failed".to_string(), |source| source.to_string());
     if error.is_timeout() {
         UpstreamError::Timeout { upstream, detail }
+    } else if error.is_redirect() {
+        UpstreamError::Redirect { upstream, detail }
     } else if error.is_connect() {
         UpstreamError::Unreachable { upstream, detail }
     } else {
@@ -144,6 +148,7 @@ impl UpstreamClient {
         metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
+            .redirect(super::redirect::policy(hosts.clone()))
             .connect_timeout(Duration::from_secs(settings.connect_timeout_seconds))
             .read_timeout(Duration::from_secs(settings.read_timeout_seconds))
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)

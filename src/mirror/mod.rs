@@ -7,6 +7,7 @@ mod client;
 mod download;
 mod file_hosts;
 mod quote;
+mod redirect;
 mod single_flight;
 mod upstream_url;
 mod vet;

@@ -182,6 +182,11 @@ impl UpstreamServer {
         self.stats()[key].as_u64().unwrap_or(0)
     }
 
+    /// Makes a GET of exactly `path` (with its query) answer 302 to `location`.
+    pub fn redirect(&self, path: &str, location: &str) {
+        self.fault(serde_json::json!({"redirects": {path: location}}));
+    }
+
     pub fn fault(&self, control: serde_json::Value) {
         let client = reqwest::blocking::Client::new();
         let response = client

@@ -10,7 +10,9 @@ html: only the static HTML files, whatever the client asks (like a directory on 
 
 GET /_stats gives the request counts ("all" counts every request but these two);
 POST /_control with a JSON body sets faults: {"pages": F, "files": F, "file_delay": seconds},
-F one of none, 500, hang, truncate, wronghash, close.
+F one of none, 500, hang, truncate, wronghash, close; and {"redirects": {PATH: LOCATION}}
+answers a GET of exactly PATH (with its query) with a 302 to LOCATION, as a hostile or
+moved upstream does.
 
 The pages it serves are whatever the tests wrote into the tree, hostile ones included.
 """
@@ -33,6 +35,7 @@ class State:
     counts = Counter()
     faults = {"pages": "none", "files": "none"}
     file_delay = 0.0
+    redirects = {}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -76,6 +79,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if key in update:
                     State.faults[key] = update[key]
             State.file_delay = float(update.get("file_delay", State.file_delay))
+            State.redirects.update(update.get("redirects", {}))
         self.send_body(200, b"ok\n", "text/plain")
 
     def do_GET(self):
@@ -89,6 +93,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
+        with State.lock:
+            location = State.redirects.get(self.path)
+        if location is not None:
+            return self.send_body(302, b"moved\n", "text/plain", [("Location", location)])
         if path.startswith("/simple/"):
             return self.page(path)
         if path.startswith("/files/"):
