@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::auth::Secret;
 use crate::ingest::ArchiveLimits;
-use crate::mirror::UpstreamUrl;
+use crate::mirror::{FileHost, UpstreamUrl};
 use crate::pypi::Target;
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +182,10 @@ pub struct MirrorSettings {
     /// same name. Every other local project hides its upstream namesake (dependency
     /// confusion guard).
     pub merge_projects: Vec<String>,
+    /// Hosts (`host` or `host:port`) upstream files may be fetched from and redirects may
+    /// lead to, besides each upstream's own host and port. A file listed elsewhere is
+    /// dropped from the page, never fetched.
+    pub file_hosts: Vec<FileHost>,
 }
 
 impl Default for MirrorSettings {
@@ -195,6 +199,7 @@ impl Default for MirrorSettings {
             retry_backoff_ms: 250,
             pool_max_idle_per_host: 16,
             merge_projects: Vec::new(),
+            file_hosts: vec![FileHost::pypi_files()],
         }
     }
 }
@@ -295,6 +300,7 @@ const ENVIRONMENT: &[(&str, &[&str], EnvKind)] = &[
     ("EDELWEISS_PAGE_TIMEOUT_SECONDS", &["mirror", "page_timeout_seconds"], EnvKind::Number),
     ("EDELWEISS_UPSTREAM_RETRIES", &["mirror", "retries"], EnvKind::Number),
     ("EDELWEISS_MERGE_PROJECTS", &["mirror", "merge_projects"], EnvKind::List),
+    ("EDELWEISS_FILE_HOSTS", &["mirror", "file_hosts"], EnvKind::List),
     ("EDELWEISS_BUILD_WORKERS", &["build", "workers"], EnvKind::Number),
     ("EDELWEISS_BUILD_EXECUTOR", &["build", "executor"], EnvKind::Text),
     ("EDELWEISS_RECIPES", &["build", "recipes"], EnvKind::Text),
@@ -630,6 +636,28 @@ mod tests {
     }
 
     #[test]
+    fn file_hosts_come_from_the_environment_and_bad_ones_are_refused() {
+        let env = |name: &str| {
+            (name == "EDELWEISS_FILE_HOSTS").then(|| "Files.Example, 127.0.0.1:9000".to_string())
+        };
+        let settings = Settings::load(None, env, &Overrides::default()).unwrap();
+        let shown: Vec<String> = settings
+            .mirror
+            .file_hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["files.example", "127.0.0.1:9000"]);
+        let bad = |name: &str| {
+            (name == "EDELWEISS_FILE_HOSTS").then(|| "https://files.example/".to_string())
+        };
+        let error = Settings::load(None, bad, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("is not a file host"), "{error}");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("edelweiss.toml");
@@ -674,5 +702,6 @@ mod tests {
             defaults.mirror.page_ttl_seconds
         );
         assert_eq!(shipped.mirror.retries, defaults.mirror.retries);
+        assert_eq!(shipped.mirror.file_hosts, defaults.mirror.file_hosts);
     }
 }

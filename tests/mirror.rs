@@ -452,3 +452,307 @@ fn upstream_credentials_are_sent_but_never_logged_or_shown() {
         "the log shows the upstream password"
     );
 }
+
+/// A hostile upstream and an internal service it would like edelweiss to reach. The
+/// upstream publishes project `hostile` with one real sdist (0.9); the internal service, on
+/// another loopback port, is an upstream server of its own over a tree holding that sdist,
+/// a "secret" `hostile-1.0.tar.gz` and a `bounced` project, and counts every request.
+struct HostileUpstream {
+    _work: tempfile::TempDir,
+    tree: UpstreamTree,
+    internal: UpstreamServer,
+    /// sha256 of `hostile-0.9.tar.gz`, which both serve.
+    sdist_sha256: String,
+    /// sha256 of the internal service's `hostile-1.0.tar.gz`.
+    secret_sha256: String,
+}
+
+const SECRET: &[u8] = b"internal-only: database password";
+
+fn hostile_upstream() -> HostileUpstream {
+    let work = tempfile::tempdir().unwrap();
+    let dists = work.path().join("dists");
+    std::fs::create_dir_all(&dists).unwrap();
+    let sdist = write_sdist(&dists, "hostile", "0.9", &[]);
+    let tree = UpstreamTree::new(&work.path().join("tree"));
+    tree.publish("hostile", std::slice::from_ref(&sdist));
+    let secret = write_sdist(&dists, "hostile", "1.0", &[("SECRET.txt", SECRET)]);
+    let internal_tree = UpstreamTree::new(&work.path().join("internal"));
+    internal_tree.publish("hostile", &[sdist.clone(), secret.clone()]);
+    internal_tree.publish("bounced", &[write_sdist(&dists, "bounced", "1.0", &[])]);
+    let internal = UpstreamServer::start(&internal_tree, "json");
+    HostileUpstream {
+        sdist_sha256: sha256_hex(&std::fs::read(&sdist).unwrap()),
+        secret_sha256: sha256_hex(&std::fs::read(&secret).unwrap()),
+        _work: work,
+        tree,
+        internal,
+    }
+}
+
+/// Text for an HTML anchor: what a page author would escape, with NUL as a reference.
+fn anchor_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\0', "&#0;")
+}
+
+/// The server's log without the terminal colours its formatter adds around field names.
+fn plain_log(server: &TestServer) -> String {
+    let log = server.log();
+    let mut plain = String::with_capacity(log.len());
+    let mut rest = log.as_str();
+    while let Some(start) = rest.find("\x1b[") {
+        plain.push_str(&rest[..start]);
+        rest = &rest[start..];
+        rest = rest.find('m').map_or("", |end| &rest[end + 1..]);
+    }
+    plain.push_str(rest);
+    plain
+}
+
+/// edelweiss's project page for `hostile`, as HTML (what pip and browsers read) and JSON.
+fn rendered_pages(server: &TestServer) -> (String, String) {
+    let html = server.get("/simple/hostile/");
+    assert_eq!(html.status(), 200);
+    let json = server.get_json("/simple/hostile/");
+    (html.text().unwrap(), json.to_string())
+}
+
+#[test]
+fn a_file_listed_on_another_port_is_dropped_and_never_fetched() {
+    let hostile = hostile_upstream();
+    let secret_url = format!("{}/files/hostile-1.0.tar.gz", hostile.internal.url);
+    let sha = &hostile.secret_sha256;
+    hostile.tree.append_entries(
+        "hostile",
+        &[serde_json::json!({
+            "filename": "hostile-1.0.tar.gz", "url": secret_url, "hashes": {"sha256": sha},
+        })],
+        &format!("<a href=\"{secret_url}#sha256={sha}\">hostile-1.0.tar.gz</a>\n"),
+    );
+    let internal_port = hostile.internal.url.rsplit(':').next().unwrap().to_string();
+    for mode in ["json", "html"] {
+        let upstream = UpstreamServer::start(&hostile.tree, mode);
+        let server = TestServer::mirroring(&[&upstream.simple_url()], &config(600));
+        assert_eq!(
+            server.listed_filenames("/simple/hostile/"),
+            ["hostile-0.9.tar.gz"],
+            "{mode}: a file on another port of the upstream's address is not listed; the \
+             upstream's own file is kept"
+        );
+        let (html, json) = rendered_pages(&server);
+        for page in [&html, &json] {
+            assert!(
+                !page.contains("hostile-1.0")
+                    && !page.contains(&format!("127.0.0.1:{internal_port}")),
+                "{mode}: {page}"
+            );
+        }
+        let response = server.get(&format!("/files/{sha}/hostile-1.0.tar.gz"));
+        assert_eq!(
+            response.status(),
+            404,
+            "{mode}: the secret file is not served"
+        );
+        let body = response.bytes().unwrap();
+        assert!(!body.windows(SECRET.len()).any(|window| window == SECRET));
+        assert_eq!(
+            hostile.internal.count("all"),
+            0,
+            "{mode}: edelweiss sent the internal service a request: {}",
+            hostile.internal.stats()
+        );
+        let kept = server.get(&format!(
+            "/files/{}/hostile-0.9.tar.gz",
+            hostile.sdist_sha256
+        ));
+        assert_eq!(
+            kept.status(),
+            200,
+            "{mode}: the upstream's own file still downloads"
+        );
+        let log = server.log();
+        let line = log
+            .lines()
+            .find(|line| line.contains("upstream file dropped from the page"))
+            .unwrap_or_else(|| panic!("{mode}: no log line for the dropped file:\n{log}"));
+        assert!(
+            line.contains(&format!("127.0.0.1:{internal_port}"))
+                && line.contains("mirror.file_hosts"),
+            "{mode}: {line}"
+        );
+    }
+}
+
+#[test]
+fn redirects_are_followed_only_to_allowed_hosts() {
+    let hostile = hostile_upstream();
+    let upstream = UpstreamServer::start(&hostile.tree, "json");
+    let server = TestServer::mirroring(&[&upstream.simple_url()], &config(600));
+    upstream.redirect("/simple/hostile/", "/simple/hostile/?moved");
+    assert_eq!(
+        server.listed_filenames("/simple/hostile/"),
+        ["hostile-0.9.tar.gz"],
+        "a redirect on the upstream's own host is followed"
+    );
+    assert_eq!(upstream.count("/simple/hostile/ 302"), 1);
+
+    let internal = &hostile.internal.url;
+    upstream.redirect(
+        "/files/hostile-0.9.tar.gz",
+        &format!("{internal}/files/hostile-0.9.tar.gz"),
+    );
+    let before = server.blobs();
+    let response = server.get(&format!(
+        "/files/{}/hostile-0.9.tar.gz",
+        hostile.sdist_sha256
+    ));
+    assert_eq!(
+        response.status(),
+        502,
+        "a file redirected elsewhere is not fetched"
+    );
+    let message = response.text().unwrap();
+    assert!(
+        message.contains(&upstream.simple_url()) && message.contains("not followed"),
+        "{message}"
+    );
+    assert_eq!(server.blobs(), before, "nothing was stored");
+    assert_eq!(
+        upstream.count("/files/hostile-0.9.tar.gz 302"),
+        1,
+        "a refused redirect is not retried"
+    );
+
+    upstream.redirect("/simple/bounced/", &format!("{internal}/simple/bounced/"));
+    let response = server.get("/simple/bounced/");
+    assert_eq!(
+        response.status(),
+        502,
+        "a page redirected to the internal service is not fetched"
+    );
+    assert!(response.text().unwrap().contains("not followed"));
+    assert_eq!(
+        hostile.internal.count("all"),
+        0,
+        "edelweiss followed a redirect to the internal service: {}",
+        hostile.internal.stats()
+    );
+    assert!(server.log().contains("not followed"));
+}
+
+#[test]
+fn javascript_data_and_file_urls_never_reach_a_page() {
+    let hostile = hostile_upstream();
+    let json = |version: &str, url: &str, hashes: serde_json::Value| serde_json::json!({"filename": format!("hostile-{version}.tar.gz"), "url": url, "hashes": hashes});
+    let some_sha = serde_json::json!({"sha256": "a".repeat(64)});
+    hostile.tree.append_entries(
+        "hostile",
+        &[
+            json("1.0", "javascript:alert(document.cookie)", serde_json::json!({})),
+            json("1.1", "data:text/html,<script>alert(1)</script>", serde_json::json!({})),
+            json("1.2", "file:///etc/passwd", serde_json::json!({})),
+            json("1.3", "JaVaScRiPt:alert(1)", some_sha),
+        ],
+        &[
+            "<a href=\"javascript:alert(document.cookie)\">hostile-1.0.tar.gz</a>",
+            "<a href=\"data:text/html,&lt;script&gt;alert(1)&lt;/script&gt;\">hostile-1.1.tar.gz</a>",
+            "<a href=\"file:///etc/passwd\">hostile-1.2.tar.gz</a>",
+            &format!("<a href=\"  JaVaScRiPt:alert(1)#sha256={}\">hostile-1.3.tar.gz</a>", "a".repeat(64)),
+        ]
+        .join("\n"),
+    );
+    for mode in ["json", "html"] {
+        let upstream = UpstreamServer::start(&hostile.tree, mode);
+        let server = TestServer::mirroring(&[&upstream.simple_url()], &config(600));
+        let (html, json) = rendered_pages(&server);
+        for page in [&html, &json] {
+            let lower = page.to_lowercase();
+            for scheme in ["javascript:", "data:", "file:"] {
+                assert!(
+                    !lower.contains(scheme),
+                    "{mode}: {scheme} on the page: {page}"
+                );
+            }
+        }
+        assert_eq!(
+            server.listed_filenames("/simple/hostile/"),
+            ["hostile-0.9.tar.gz"],
+            "{mode}: only the http file is listed"
+        );
+        let log = server.log();
+        assert_eq!(
+            log.matches("the URL is not http or https").count(),
+            4,
+            "{mode}: one log line per dropped file:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn upstream_filenames_that_are_not_the_projects_distributions_are_dropped_and_logged() {
+    let hostile = hostile_upstream();
+    let long = format!("{}/hostile-1.0.tar.gz", "a".repeat(5000));
+    let names = [
+        "../../../../etc/passwd",
+        "hostile-1.0/../../../etc/passwd.tar.gz",
+        "hostile-1.0.tar.gz\0",
+        "other-1.0.tar.gz",
+        "hostile-1.0.tar.gz\nlevel=ERROR forged log line",
+        long.as_str(),
+    ];
+    // The real sdist's URL and hash: listed under these names, each would download.
+    let (url, sha) = ("../../files/hostile-0.9.tar.gz", &hostile.sdist_sha256);
+    let json_entries: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| serde_json::json!({"filename": name, "url": url, "hashes": {"sha256": sha}}))
+        .collect();
+    let anchors: String = names
+        .iter()
+        .map(|name| format!("<a href=\"{url}#sha256={sha}\">{}</a>\n", anchor_text(name)))
+        .collect();
+    hostile
+        .tree
+        .append_entries("hostile", &json_entries, &anchors);
+    for mode in ["json", "html"] {
+        let upstream = UpstreamServer::start(&hostile.tree, mode);
+        let server = TestServer::mirroring(&[&upstream.simple_url()], &config(600));
+        assert_eq!(
+            server.listed_filenames("/simple/hostile/"),
+            ["hostile-0.9.tar.gz"],
+            "{mode}: only the project's own distribution is listed"
+        );
+        let (html, json) = rendered_pages(&server);
+        for page in [&html, &json] {
+            assert!(
+                !page.contains("passwd") && !page.contains("other-1.0") && !page.contains("forged"),
+                "{mode}: {page}"
+            );
+        }
+        let log = plain_log(&server);
+        let dropped = log
+            .lines()
+            .filter(|line| line.contains("upstream file dropped from the page"))
+            .count();
+        assert_eq!(
+            dropped,
+            names.len(),
+            "{mode}: one line per dropped file:\n{log}"
+        );
+        for expected in [
+            r#"filename="../../../../etc/passwd""#,
+            r#"filename="hostile-1.0.tar.gz\0""#,
+            r#"filename="hostile-1.0.tar.gz\nlevel=ERROR forged log line""#,
+            "the filename names another project",
+            "... (5019 bytes)",
+        ] {
+            assert!(log.contains(expected), "{mode}: {expected} not in\n{log}");
+        }
+        assert!(
+            !log.contains("\nlevel=ERROR forged") && !log.contains(&"a".repeat(200)),
+            "{mode}: upstream text reached the log unescaped or unbounded:\n{log}"
+        );
+    }
+}

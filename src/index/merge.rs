@@ -1,23 +1,65 @@
 //! The page of a mirrored project: the upstream's files, with URLs pointing back at
-//! edelweiss so every download is cached, plus the files held here.
+//! edelweiss so every download is cached, plus the files held here. Only `/files/` paths
+//! and http(s) URLs are ever listed: the mirror vets pages when it fetches them, and this
+//! is the last guard for a page it kept before that (or any other path in).
 
 use std::collections::{BTreeMap, HashSet};
 
 use super::page::file_detail;
 use crate::metadata::FileRecord;
+use crate::mirror::quoted;
 use crate::pypi::simple::{CoreMetadataRef, FileDetail, Meta, ProjectDetail};
 use crate::pypi::{Sha256Digest, Version};
 
-/// An upstream file as edelweiss lists it. Files without a sha256 cannot be verified or
-/// content-addressed, so they keep their upstream URL and are not cached.
-fn rewrite(mut file: FileDetail) -> FileDetail {
-    let Some(digest) = file
+/// Why an upstream file cannot be listed: its filename is not one path segment of plain
+/// printable ASCII.
+fn unlistable_filename(filename: &str) -> Option<&'static str> {
+    let safe_char = |c: char| c.is_ascii_graphic() && !matches!(c, '/' | '\\' | '?' | '#' | '%');
+    let plain =
+        !filename.is_empty() && !filename.starts_with('.') && filename.chars().all(safe_char);
+    (!plain).then_some("the filename is not a plain file name")
+}
+
+/// An upstream URL as it may be listed: absolute http(s), in the `url` crate's form.
+fn web_url(url: &str) -> Result<String, &'static str> {
+    url::Url::parse(url)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https"))
+        .map(String::from)
+        .ok_or("the URL is not http or https")
+}
+
+fn log_unlisted(file: &FileDetail, reason: &str) {
+    tracing::warn!(
+        filename = %quoted(&file.filename),
+        url = %quoted(&file.url),
+        reason,
+        "upstream file left off the page"
+    );
+}
+
+/// An upstream file as edelweiss lists it, or `None` when it cannot be listed. Files
+/// without a sha256 cannot be verified or content-addressed, so they keep their upstream
+/// URL and are not cached.
+fn rewrite(mut file: FileDetail) -> Option<FileDetail> {
+    let digest = file
         .sha256()
-        .and_then(|hex| hex.parse::<Sha256Digest>().ok())
-    else {
+        .and_then(|hex| hex.parse::<Sha256Digest>().ok());
+    if let Some(reason) = unlistable_filename(&file.filename) {
+        log_unlisted(&file, reason);
+        return None;
+    }
+    let Some(digest) = digest else {
+        file.url = match web_url(&file.url) {
+            Ok(url) => url,
+            Err(reason) => {
+                log_unlisted(&file, reason);
+                return None;
+            }
+        };
         file.core_metadata = CoreMetadataRef::Absent(false);
         file.dist_info_metadata = CoreMetadataRef::Absent(false);
-        return file;
+        return Some(file);
     };
     file.url = format!("/files/{digest}/{}", file.filename);
     file.hashes = BTreeMap::from([("sha256".to_string(), digest.to_hex())]);
@@ -31,7 +73,7 @@ fn rewrite(mut file: FileDetail) -> FileDetail {
     };
     file.core_metadata = metadata.clone();
     file.dist_info_metadata = metadata;
-    file
+    Some(file)
 }
 
 fn version_order(versions: impl Iterator<Item = String>) -> Vec<String> {
@@ -50,7 +92,7 @@ pub fn merged_detail(
     local: &[FileRecord],
 ) -> ProjectDetail {
     let mut files: Vec<FileDetail> = upstream
-        .map(|page| page.files.iter().cloned().map(rewrite).collect())
+        .map(|page| page.files.iter().cloned().filter_map(rewrite).collect())
         .unwrap_or_default();
     let upstream_names: HashSet<String> = files.iter().map(|file| file.filename.clone()).collect();
     files.extend(
@@ -136,5 +178,44 @@ mod tests {
         );
         assert_eq!(unverifiable.core_metadata, CoreMetadataRef::Absent(false));
         assert_eq!(merged.files[2].filename, built.filename);
+    }
+
+    #[test]
+    fn lists_only_web_urls_and_plain_filenames() {
+        let sha = "a".repeat(64);
+        let mut files = Vec::new();
+        for url in [
+            "javascript:alert(1)",
+            " JavaScript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "file:///etc/passwd",
+            "/relative/demo-1.0.tar.gz",
+        ] {
+            let mut file = upstream_file("demo-1.0.tar.gz", None);
+            file.url = url.into();
+            files.push(file);
+        }
+        for filename in [
+            "../../../../etc/passwd",
+            "demo-1.0.tar.gz\0",
+            "a b.tar.gz",
+            ".hidden",
+        ] {
+            files.push(upstream_file(filename, Some(&sha)));
+        }
+        files.push(upstream_file("demo-1.0.tar.gz", None));
+        let upstream = ProjectDetail {
+            meta: Meta::default(),
+            name: "demo".into(),
+            versions: vec!["1.0".into()],
+            files,
+        };
+        let merged = merged_detail("demo", Some(&upstream), &[]);
+        let urls: Vec<&str> = merged.files.iter().map(|file| file.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            ["https://files.example/demo-1.0.tar.gz"],
+            "only the http(s) file with a plain name is listed"
+        );
     }
 }

@@ -12,6 +12,8 @@ use url::Url;
 use std::sync::Arc;
 
 use super::UpstreamUrl;
+use super::file_hosts::{FileHosts, origin_of};
+use super::quote::quoted;
 use crate::config::MirrorSettings;
 use crate::metrics::Metrics;
 use crate::pypi::PackageName;
@@ -52,6 +54,12 @@ pub enum UpstreamError {
     },
     #[error("could not keep the file from upstream {upstream}: {detail}")]
     Store { upstream: String, detail: String },
+    #[error(
+        "upstream {upstream} lists a file on {host}, which is neither its own host nor in mirror.file_hosts; not fetched"
+    )]
+    HostNotAllowed { upstream: String, host: String },
+    #[error("upstream {upstream} {detail}")]
+    Redirect { upstream: String, detail: String },
 }
 
 impl UpstreamError {
@@ -83,6 +91,7 @@ pub enum PageFetch {
 #[derive(Clone)]
 pub struct UpstreamClient {
     http: reqwest::Client,
+    hosts: FileHosts,
     metrics: Arc<Metrics>,
     page_timeout: Duration,
     retries: u32,
@@ -96,6 +105,8 @@ fn classify(upstream: &UpstreamUrl, error: reqwest::Error) -> UpstreamError {
         .map_or_else(|| "request failed".to_string(), |source| source.to_string());
     if error.is_timeout() {
         UpstreamError::Timeout { upstream, detail }
+    } else if error.is_redirect() {
+        UpstreamError::Redirect { upstream, detail }
     } else if error.is_connect() {
         UpstreamError::Unreachable { upstream, detail }
     } else {
@@ -131,8 +142,13 @@ fn normalize(mut detail: ProjectDetail, page_url: &Url) -> ProjectDetail {
 }
 
 impl UpstreamClient {
-    pub fn new(settings: &MirrorSettings, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        settings: &MirrorSettings,
+        hosts: FileHosts,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
+            .redirect(super::redirect::policy(hosts.clone()))
             .connect_timeout(Duration::from_secs(settings.connect_timeout_seconds))
             .read_timeout(Duration::from_secs(settings.read_timeout_seconds))
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)
@@ -140,6 +156,7 @@ impl UpstreamClient {
             .build()?;
         Ok(Self {
             http,
+            hosts,
             metrics,
             page_timeout: Duration::from_secs(settings.page_timeout_seconds),
             retries: settings.retries,
@@ -257,7 +274,7 @@ impl UpstreamClient {
             serde_json::from_slice::<ProjectDetail>(&body).map_err(|error| UpstreamError::Body {
                 upstream: upstream.to_string(),
                 url: url.to_string(),
-                detail: format!("not a PEP 691 page: {error}"),
+                detail: format!("not a PEP 691 page: {}", quoted(&error.to_string())),
             })?
         } else {
             parse_project_page(name.as_ref(), &String::from_utf8_lossy(&body))
@@ -304,12 +321,19 @@ impl UpstreamClient {
         Ok(Bytes::from(body))
     }
 
-    /// Opens a file download; retried only until the response starts.
+    /// Opens a file download; retried only until the response starts. A URL on a host
+    /// that is not allowed is refused before any request.
     pub async fn open_file(
         &self,
         upstream: &UpstreamUrl,
         url: &Url,
     ) -> Result<reqwest::Response, UpstreamError> {
+        if !self.hosts.allows(upstream, url) {
+            return Err(UpstreamError::HostNotAllowed {
+                upstream: upstream.to_string(),
+                host: origin_of(url),
+            });
+        }
         self.with_retries(|| async {
             let response = self.send(upstream, self.get(upstream, url)).await?;
             if !response.status().is_success() {

@@ -1,13 +1,20 @@
 //! The mirror: upstream project pages cached with a TTL and revalidated, upstream files
 //! fetched once and kept by content hash, single-flight for both, and stale serving when
-//! an upstream fails.
+//! an upstream fails. Upstream pages are hostile input: only files of the project, on an
+//! allowed host, are kept (`vet`), and only allowed hosts are ever asked (`file_hosts`).
 
 mod client;
 mod download;
+mod file_hosts;
+mod quote;
+mod redirect;
 mod single_flight;
 mod upstream_url;
+mod vet;
 
 pub use client::{UpstreamClient, UpstreamError};
+pub use file_hosts::{FileHost, FileHostError, FileHosts};
+pub use quote::quoted;
 pub use single_flight::SingleFlight;
 pub use upstream_url::{UpstreamUrl, UpstreamUrlError};
 
@@ -61,6 +68,7 @@ type PageResult = Result<Option<CachedPage>, UpstreamError>;
 
 pub struct Mirror {
     upstreams: Vec<UpstreamUrl>,
+    hosts: FileHosts,
     client: UpstreamClient,
     records: MirrorRecords,
     store: BlobStore,
@@ -85,12 +93,11 @@ pub struct MirrorParts {
 
 impl Mirror {
     pub fn new(parts: MirrorParts) -> Result<Self, UpstreamError> {
-        let client =
-            UpstreamClient::new(&parts.settings, parts.metrics.clone()).map_err(|error| {
-                UpstreamError::Unreachable {
-                    upstream: "(client)".into(),
-                    detail: error.to_string(),
-                }
+        let hosts = FileHosts::new(&parts.settings.file_hosts, &parts.upstreams);
+        let client = UpstreamClient::new(&parts.settings, hosts.clone(), parts.metrics.clone())
+            .map_err(|error| UpstreamError::Unreachable {
+                upstream: "(client)".into(),
+                detail: error.to_string(),
             })?;
         let merge_projects = parts
             .settings
@@ -104,6 +111,7 @@ impl Mirror {
             .collect();
         Ok(Self {
             upstreams: parts.upstreams,
+            hosts,
             client,
             records: parts.records,
             store: parts.store,
@@ -156,6 +164,7 @@ impl Mirror {
         let job = PageJob {
             client: self.client.clone(),
             upstreams: self.upstreams.clone(),
+            hosts: self.hosts.clone(),
             records: self.records.clone(),
             name: name.clone(),
             cached: cached.clone(),
@@ -318,6 +327,7 @@ impl Mirror {
 struct PageJob {
     client: UpstreamClient,
     upstreams: Vec<UpstreamUrl>,
+    hosts: FileHosts,
     records: MirrorRecords,
     name: PackageName,
     cached: Option<CachedPage>,
@@ -329,6 +339,10 @@ impl PageJob {
             upstream: upstream.to_string(),
             detail: error.to_string(),
         }
+    }
+
+    fn vet(&self, upstream: &UpstreamUrl, detail: ProjectDetail) -> ProjectDetail {
+        vet::vet_page(detail, &self.name, upstream, &self.hosts)
     }
 
     /// An upstream error stops the search: falling through to the next upstream could
@@ -350,13 +364,15 @@ impl PageJob {
             {
                 PageFetch::NotFound => continue,
                 PageFetch::NotModified => {
-                    let Some(page) = cached.cloned() else {
+                    let Some(mut page) = cached.cloned() else {
                         return Err(UpstreamError::Status {
                             upstream: upstream.to_string(),
                             status: 304,
                             url: self.name.to_string(),
                         });
                     };
+                    // A copy kept by an older edelweiss was stored unvetted.
+                    page.detail = self.vet(upstream, page.detail);
                     let page = self
                         .records
                         .touch_page(self.name.as_ref(), page, now())
@@ -369,7 +385,7 @@ impl PageJob {
                         fetched_at: now(),
                         etag: validators.etag,
                         last_modified: validators.last_modified,
-                        detail,
+                        detail: self.vet(upstream, detail),
                     };
                     self.records
                         .put_page(self.name.as_ref(), &page)

@@ -38,11 +38,15 @@ impl UpstreamUrl {
             .expect("a normalized name is a valid path segment")
     }
 
+    /// Whether `url` is on this upstream's host and port.
+    pub fn is_own_host(&self, url: &Url) -> bool {
+        url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default()
+    }
+
     /// Basic credentials, for URLs on the upstream's own host only.
     pub fn credentials_for(&self, url: &Url) -> Option<(&str, Option<&str>)> {
-        let same_origin = url.host_str() == self.base.host_str()
-            && url.port_or_known_default() == self.base.port_or_known_default();
-        let username = self.username.as_deref().filter(|_| same_origin)?;
+        let username = self.username.as_deref().filter(|_| self.is_own_host(url))?;
         Some((username, self.password.as_ref().map(Secret::expose)))
     }
 }

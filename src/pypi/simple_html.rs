@@ -101,9 +101,18 @@ fn metadata_attribute(value: Option<&String>) -> CoreMetadataRef {
     }
 }
 
+/// Links that lead to pages, not files: empty, fragment-only, query-only (directory
+/// listings' sort links) or ending in `/` (parent and sub directories).
+fn is_navigation(url: &str) -> bool {
+    url.is_empty() || url.starts_with('?') || url.ends_with('/')
+}
+
 fn file_from_anchor(attributes: &BTreeMap<String, String>, text: &str) -> Option<FileDetail> {
     let href = attributes.get("href")?;
     let (url, fragment) = href.split_once('#').unwrap_or((href, ""));
+    if is_navigation(url) {
+        return None;
+    }
     let filename = unescape(text.trim());
     let filename = if filename.is_empty() {
         url.rsplit('/').next()?.to_string()
@@ -136,8 +145,10 @@ fn file_from_anchor(attributes: &BTreeMap<String, String>, text: &str) -> Option
     })
 }
 
-/// Every `<a href>` whose text or URL names a distribution becomes a file; other links
-/// (navigation, parent directories) are skipped. URLs are returned as written.
+/// Every `<a href>` that is not navigation becomes a file, named by its text (or the last
+/// segment of its URL), whether or not that name is a distribution filename: the caller
+/// decides what to keep and says what it dropped. URLs are returned as written.
+/// `versions` are those of the filenames that are distributions of `name` (normalized).
 pub fn parse_project_page(name: &str, html: &str) -> ProjectDetail {
     let mut files = Vec::new();
     let lower = html.to_ascii_lowercase();
@@ -156,9 +167,7 @@ pub fn parse_project_page(name: &str, html: &str) -> ProjectDetail {
         };
         let attributes = attributes(&html[start + 2..tag_end]);
         if let Some(file) = file_from_anchor(&attributes, &html[tag_end + 1..close]) {
-            if file.filename.parse::<DistFilename>().is_ok() {
-                files.push(file);
-            }
+            files.push(file);
         }
         cursor = close;
     }
@@ -168,6 +177,7 @@ pub fn parse_project_page(name: &str, html: &str) -> ProjectDetail {
             file.filename
                 .parse::<DistFilename>()
                 .ok()
+                .filter(|parsed| parsed.name().as_ref() == name)
                 .map(|parsed| parsed.version().clone())
         })
         .collect();
@@ -187,15 +197,30 @@ mod tests {
 
     #[test]
     fn reads_pep_503_anchors_with_data_attributes() {
-        let html = r#"<!DOCTYPE html><html><body><h1>Links for demo</h1>
+        let html = r##"<!DOCTYPE html><html><body><h1>Links for demo</h1>
 <a href="../../files/demo-1.0-py3-none-any.whl#sha256=abc" data-requires-python="&gt;=3.8" data-dist-info-metadata="sha256=def">demo-1.0-py3-none-any.whl</a><br/>
 <A HREF='https://files.example/demo-0.9.tar.gz' data-yanked="">demo-0.9.tar.gz</A>
-<a href="../">parent</a>
+<a href="../">parent</a> <a href="?C=N;O=D">Name</a> <a href="#top">top</a>
 <a href="demo-2.0.tar.gz#sha256=123" data-yanked="bad &amp; broken" data-core-metadata="true">demo-2.0.tar.gz</a>
-</body></html>"#;
+<a href="/etc/passwd">../../../../etc/passwd</a>
+<a href="other-9.0.tar.gz">other-9.0.tar.gz</a>
+</body></html>"##;
         let page = parse_project_page("demo", html);
-        assert_eq!(page.versions, ["0.9", "1.0", "2.0"]);
-        assert_eq!(page.files.len(), 3);
+        assert_eq!(
+            page.versions,
+            ["0.9", "1.0", "2.0"],
+            "other's 9.0 is not demo's"
+        );
+        let names: Vec<&str> = page
+            .files
+            .iter()
+            .map(|file| file.filename.as_str())
+            .collect();
+        assert_eq!(
+            names[3..],
+            ["../../../../etc/passwd", "other-9.0.tar.gz"],
+            "non-distribution anchors are handed on for the caller to drop and log"
+        );
         let wheel = &page.files[0];
         assert_eq!(wheel.url, "../../files/demo-1.0-py3-none-any.whl");
         assert_eq!(wheel.sha256(), Some("abc"));

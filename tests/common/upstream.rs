@@ -117,6 +117,25 @@ impl UpstreamTree {
         );
         std::fs::write(directory.join("index.html"), html).unwrap();
     }
+
+    /// Adds entries of the upstream's own making to a published project's pages: `files`
+    /// to its JSON page, `anchors` (raw HTML) to its HTML page. A hostile upstream does this.
+    pub fn append_entries(&self, name: &str, files: &[serde_json::Value], anchors: &str) {
+        let directory = self.root.join("simple").join(name);
+        let json_path = directory.join("index.json");
+        let mut page: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+        page["files"]
+            .as_array_mut()
+            .unwrap()
+            .extend(files.iter().cloned());
+        std::fs::write(&json_path, serde_json::to_vec(&page).unwrap()).unwrap();
+        let html_path = directory.join("index.html");
+        let html = std::fs::read_to_string(&html_path)
+            .unwrap()
+            .replace("</body>", &format!("{anchors}</body>"));
+        std::fs::write(html_path, html).unwrap();
+    }
 }
 
 pub struct UpstreamServer {
@@ -161,6 +180,11 @@ impl UpstreamServer {
     /// How many requests for `path` (with `status`, when given) the upstream answered.
     pub fn count(&self, key: &str) -> u64 {
         self.stats()[key].as_u64().unwrap_or(0)
+    }
+
+    /// Makes a GET of exactly `path` (with its query) answer 302 to `location`.
+    pub fn redirect(&self, path: &str, location: &str) {
+        self.fault(serde_json::json!({"redirects": {path: location}}));
     }
 
     pub fn fault(&self, control: serde_json::Value) {

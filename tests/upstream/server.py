@@ -8,9 +8,13 @@ requests it answers and can be told to fail in the ways real upstreams fail.
 json: PEP 691 JSON when the client asks for it, PEP 503 HTML otherwise (like PyPI).
 html: only the static HTML files, whatever the client asks (like a directory on a web server).
 
-GET /_stats gives the request counts; POST /_control with a JSON body sets faults:
-{"pages": F, "files": F, "file_delay": seconds}, F one of none, 500, hang, truncate,
-wronghash, close.
+GET /_stats gives the request counts ("all" counts every request but these two);
+POST /_control with a JSON body sets faults: {"pages": F, "files": F, "file_delay": seconds},
+F one of none, 500, hang, truncate, wronghash, close; and {"redirects": {PATH: LOCATION}}
+answers a GET of exactly PATH (with its query) with a 302 to LOCATION, as a hostile or
+moved upstream does.
+
+The pages it serves are whatever the tests wrote into the tree, hostile ones included.
 """
 
 import argparse
@@ -31,6 +35,7 @@ class State:
     counts = Counter()
     faults = {"pages": "none", "files": "none"}
     file_delay = 0.0
+    redirects = {}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -48,6 +53,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with State.lock:
             if self.headers.get("Authorization"):
                 State.counts[f"authorization {self.headers['Authorization']}"] += 1
+            State.counts["all"] += 1
             State.counts[path] += 1
             State.counts[f"{path} {status}"] += 1
             State.counts[f"status {status}"] += 1
@@ -73,6 +79,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if key in update:
                     State.faults[key] = update[key]
             State.file_delay = float(update.get("file_delay", State.file_delay))
+            State.redirects.update(update.get("redirects", {}))
         self.send_body(200, b"ok\n", "text/plain")
 
     def do_GET(self):
@@ -86,6 +93,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
+        with State.lock:
+            location = State.redirects.get(self.path)
+        if location is not None:
+            return self.send_body(302, b"moved\n", "text/plain", [("Location", location)])
         if path.startswith("/simple/"):
             return self.page(path)
         if path.startswith("/files/"):
