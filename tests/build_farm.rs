@@ -271,6 +271,35 @@ fn a_wheel_needing_a_symbol_the_targets_musl_lacks_fails_and_stores_nothing(runt
     );
 }
 
+/// A build failure carries its reason in one line: the compiler's first error and the
+/// Alpine package that would provide the missing header.
+#[test]
+fn a_failed_build_says_why_in_one_line() {
+    let server = farm_server(Runtime::Runc, 600);
+    let work = tempfile::tempdir().unwrap();
+    let setup = "from setuptools import setup, Extension\nsetup(name='needs-yaml', version='1.0', ext_modules=[Extension('needs_yaml', ['needs_yaml.c'])])\n";
+    let source = "#include <Python.h>\n#include <yaml.h>\nPyMODINIT_FUNC PyInit_needs_yaml(void) { return NULL; }\n";
+    let sdist = common::dists::write_project_sdist(
+        work.path(),
+        "needs-yaml",
+        "1.0",
+        setup,
+        &[("needs_yaml.c", source)],
+    );
+    upload(&server, &sdist);
+
+    let build = build_to_end(&server, "needs-yaml", "1.0", Duration::from_secs(600));
+    assert_eq!(build["state"], "failed", "{}", build["log"]);
+    let message = build["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the build step exited with status")
+            && message.contains("fatal error: yaml.h: No such file or directory")
+            && message.contains("`yaml-dev`"),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "one line: {message}");
+}
+
 fn a_build_interrupted_by_a_crash_is_requeued_and_completes_once(runtime: Runtime) {
     let server = farm_server(runtime, 600);
     let work = tempfile::tempdir().unwrap();

@@ -746,7 +746,7 @@ fn upstream_filenames_that_are_not_the_projects_distributions_are_dropped_and_lo
             r#"filename="hostile-1.0.tar.gz\0""#,
             r#"filename="hostile-1.0.tar.gz\nlevel=ERROR forged log line""#,
             "the filename names another project",
-            "... (5019 bytes)",
+            "…\" (5019 bytes)",
         ] {
             assert!(log.contains(expected), "{mode}: {expected} not in\n{log}");
         }
