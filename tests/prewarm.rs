@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::dists::{WheelSpec, platform_wheels, write_sdist};
+use std::path::Path;
+
+use common::dists::{WheelSpec, platform_wheels, write_project_sdist_declaring, write_sdist};
 use common::farm::{Runtime, TARGET, c_extension_sdist};
 use common::server::{TestServer, base_config, binary};
 use common::upstream::{UpstreamServer, UpstreamTree};
@@ -171,9 +173,67 @@ fn the_prewarm_api_reports_progress_and_the_table() {
     assert_eq!(unauthenticated.status(), 401);
 }
 
-/// An uploaded sdist whose setup.py writes a marker file wherever it runs. Resolving it
-/// must never run it on the machine that resolves: prewarm (the CLI on a CI runner, and the
-/// API on the server) asks uv for wheels only, so the farm builds the sdist inside a
+/// A PEP 517 backend in the sdist itself (`backend-path`, no build requirements) that
+/// builds a pure wheel by hand and, whenever it runs, first writes `marker`.
+fn marking_backend(project: &str, marker: &Path) -> String {
+    let module = project.replace('-', "_");
+    format!(
+        r#"import base64, hashlib, os, zipfile
+
+MARKER = {marker:?}
+DIST_INFO = "{module}-1.0.dist-info"
+METADATA = "Metadata-Version: 2.1\nName: {project}\nVersion: 1.0\n"
+WHEEL = "Wheel-Version: 1.0\nGenerator: marking-backend\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+
+
+def _mark():
+    try:
+        with open(MARKER, "w") as marker:
+            marker.write("package code ran here")
+    except OSError:
+        pass
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    _mark()
+    return []
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    _mark()
+    os.makedirs(os.path.join(metadata_directory, DIST_INFO))
+    for name, text in (("METADATA", METADATA), ("WHEEL", WHEEL)):
+        with open(os.path.join(metadata_directory, DIST_INFO, name), "w") as out:
+            out.write(text)
+    return DIST_INFO
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    _mark()
+    files = {{
+        "{module}/__init__.py": b"VALUE = 1\n",
+        DIST_INFO + "/METADATA": METADATA.encode(),
+        DIST_INFO + "/WHEEL": WHEEL.encode(),
+    }}
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{{name}},sha256={{digest}},{{len(data)}}")
+    record.append(DIST_INFO + "/RECORD,,")
+    files[DIST_INFO + "/RECORD"] = ("\n".join(record) + "\n").encode()
+    filename = "{module}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as wheel:
+        for name, data in files.items():
+            wheel.writestr(name, data)
+    return filename
+"#,
+        marker = marker.to_str().unwrap()
+    )
+}
+
+/// An uploaded sdist whose build backend writes a marker file wherever it runs. Resolving
+/// it must never run it on the machine that resolves: prewarm (the CLI on a CI runner, and
+/// the API on the server) asks uv for wheels only, so the farm builds the sdist inside a
 /// container first and resolution goes on with the built wheel.
 #[test]
 fn prewarm_runs_no_package_code_outside_a_container() {
@@ -181,11 +241,18 @@ fn prewarm_runs_no_package_code_outside_a_container() {
     let server = common::farm::farm_server(Runtime::Runc, 600);
     let marker = |project: &str| work.path().join(format!("{project}-ran-here"));
     for project in ["marked-cli", "marked-api"] {
-        let payload = format!(
-            "try:\n    open({:?}, 'w').write('package code ran here')\nexcept OSError:\n    pass\n",
-            marker(project).to_str().unwrap()
+        let pyproject =
+            "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n";
+        let backend = marking_backend(project, &marker(project));
+        // Dynamic metadata: a resolver must ask the backend to learn the dependencies.
+        let sdist = write_project_sdist_declaring(
+            work.path(),
+            project,
+            "1.0",
+            "raise SystemExit('the backend in pyproject.toml builds this sdist')\n",
+            &[("pyproject.toml", pyproject), ("backend.py", &backend)],
+            "Dynamic: Requires-Dist\n",
         );
-        let sdist = c_extension_sdist(work.path(), project, &payload);
         let upload = server.twine_upload(&[&sdist]);
         assert!(upload.status.success(), "{}", text(&upload));
     }
@@ -203,7 +270,7 @@ fn prewarm_runs_no_package_code_outside_a_container() {
     let said = text(&output);
     assert!(
         !marker("marked-cli").exists(),
-        "the CLI's resolution ran the sdist's setup.py on this machine:\n{said}"
+        "the CLI's resolution ran the sdist's build backend on this machine:\n{said}"
     );
     assert!(output.status.success(), "prewarm failed:\n{said}");
     assert!(
@@ -238,7 +305,7 @@ fn prewarm_runs_no_package_code_outside_a_container() {
     };
     assert!(
         !marker("marked-api").exists(),
-        "the server's resolution ran the sdist's setup.py on the server: {progress}"
+        "the server's resolution ran the sdist's build backend on the server: {progress}"
     );
     assert_eq!(progress["state"], "succeeded", "{progress}");
     assert_eq!(progress["rows"][0]["source"], "built now", "{progress}");

@@ -109,7 +109,7 @@ pub fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
 pub fn write_sdist(dir: &Path, name: &str, version: &str, extra: &[(&str, &[u8])]) -> PathBuf {
     let setup =
         format!("from setuptools import setup\nsetup(name={name:?}, version={version:?})\n");
-    write_sdist_with_setup(dir, name, version, &setup, extra)
+    write_sdist_with_setup(dir, name, version, &setup, extra, "")
 }
 
 /// An sdist whose `setup.py` is `setup`; `extra` paths are relative to the sdist's top directory.
@@ -120,6 +120,19 @@ pub fn write_project_sdist(
     setup: &str,
     extra: &[(&str, &str)],
 ) -> PathBuf {
+    write_project_sdist_declaring(dir, name, version, setup, extra, "")
+}
+
+/// Like [`write_project_sdist`], with `pkg_info` lines added to PKG-INFO, such as
+/// `Dynamic: Requires-Dist`, which makes a resolver ask the build backend for metadata.
+pub fn write_project_sdist_declaring(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    setup: &str,
+    extra: &[(&str, &str)],
+    pkg_info: &str,
+) -> PathBuf {
     let top = format!("{}-{version}", name.replace('-', "_"));
     let entries: Vec<(String, Vec<u8>)> = extra
         .iter()
@@ -129,7 +142,7 @@ pub fn write_project_sdist(
         .iter()
         .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))
         .collect();
-    write_sdist_with_setup(dir, name, version, setup, &borrowed)
+    write_sdist_with_setup(dir, name, version, setup, &borrowed, pkg_info)
 }
 
 fn write_sdist_with_setup(
@@ -138,6 +151,7 @@ fn write_sdist_with_setup(
     version: &str,
     setup: &str,
     extra: &[(&str, &[u8])],
+    pkg_info_lines: &str,
 ) -> PathBuf {
     let top = format!("{}-{version}", name.replace('-', "_"));
     let path = dir.join(format!("{top}.tar.gz"));
@@ -145,7 +159,7 @@ fn write_sdist_with_setup(
     let encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut archive = tar::Builder::new(encoder);
     let pkg_info = format!(
-        "Metadata-Version: 2.2\nName: {name}\nVersion: {version}\nRequires-Python: >=3.9\n"
+        "Metadata-Version: 2.2\nName: {name}\nVersion: {version}\nRequires-Python: >=3.9\n{pkg_info_lines}"
     );
     let mut entries: Vec<(String, Vec<u8>)> = vec![
         (format!("{top}/PKG-INFO"), pkg_info.into_bytes()),
