@@ -435,7 +435,7 @@ fn forms_are_bounded_in_fields_and_field_size() {
         response.contains("form field `name` is larger than 65536 bytes"),
         "{response:?}"
     );
-    // A worker's result: only `log` may be large, and only once.
+    // A worker's result: only `log` (16 MiB) and `message` (1 MiB) may be large, `log` once.
     let result = "/api/v1/workers/builds/b0123/result";
     let response = post_form(
         &server,
@@ -443,7 +443,7 @@ fn forms_are_bounded_in_fields_and_field_size() {
         WORKER_TOKEN,
         multipart_form(&[
             ("outcome", b"package".to_vec()),
-            ("message", vec![b'm'; 1 << 20]),
+            ("message", vec![b'm'; 2 << 20]),
         ]),
     );
     assert_eq!(status_of(&response), Some(413), "{response:?}");

@@ -29,6 +29,8 @@ pub struct WorkerName {
 }
 
 const MAX_LOG_BYTES: usize = 16 << 20;
+/// A failure's summary; one naming every unresolved symbol of a large wheel runs long.
+const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 pub async fn lease(
     request: HttpRequest,
@@ -100,7 +102,7 @@ const RESULT_FORM: FormShape = FormShape {
     kept: &[
         ("worker", MAX_FIELD_BYTES),
         ("outcome", MAX_FIELD_BYTES),
-        ("message", MAX_FIELD_BYTES),
+        ("message", MAX_MESSAGE_BYTES),
         ("wheel_sha256", MAX_FIELD_BYTES),
         ("log", MAX_LOG_BYTES),
     ],
