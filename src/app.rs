@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, Service as _};
 use actix_web::{App, HttpServer, web};
@@ -28,6 +29,10 @@ pub struct AppState {
     pub tokens: Tokens,
     pub metrics: Arc<Metrics>,
     pub max_upload_bytes: u64,
+    /// Longest a JSON body may take to arrive (`limits.request_timeout_seconds`).
+    pub request_timeout: Duration,
+    /// Longest a multipart form may take to arrive (`limits.upload_timeout_seconds`).
+    pub upload_timeout: Duration,
     pub on_demand: OnDemandSettings,
     pub prewarms: routes::PrewarmJobs,
     /// This server's own base URL, for the prewarm API's calls to itself.
@@ -89,23 +94,31 @@ impl Application {
             .with_workers(&settings.auth.worker_tokens),
             metrics: services.metrics,
             max_upload_bytes: settings.limits.max_upload_bytes,
+            request_timeout: Duration::from_secs(settings.limits.request_timeout_seconds),
+            upload_timeout: Duration::from_secs(settings.limits.upload_timeout_seconds),
             on_demand: settings.on_demand.clone(),
             prewarms: routes::PrewarmJobs::default(),
             self_url,
         });
+        let request_timeout = state.request_timeout;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .wrap_fn(|request, service| {
                     let response = service.call(request);
                     async move {
-                        let response = response.await?;
+                        let mut response = response.await?;
                         routes::record_request(&response);
+                        routes::record_refusal(&response);
+                        routes::keep_private(&mut response);
                         Ok(response)
                     }
                 })
                 .configure(routes::configure)
         })
+        // A client that has not sent its request head by then is answered 408 and dropped;
+        // bodies have their own deadlines where they are read (routes/body.rs, routes/form.rs).
+        .client_request_timeout(request_timeout)
         // Small pages and the tail of each download go out at once, not after a delayed ACK.
         .on_connect(|connection, _| {
             if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {

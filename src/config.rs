@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::auth::Secret;
+use crate::auth::TokenSetting;
 use crate::ingest::ArchiveLimits;
 use crate::mirror::{FileHost, UpstreamUrl};
 use crate::pypi::Target;
@@ -207,14 +207,35 @@ impl Default for MirrorSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
-    /// Tokens accepted by `POST /legacy/` and the write API (twine: user `__token__`).
-    pub upload_tokens: Vec<Secret>,
-    /// When true, every read (pages and files) needs one of `upload_tokens` or `read_tokens`.
+    /// Tokens accepted by `POST /legacy/` and the write API (twine: user `__token__`). Each
+    /// is a string (named `upload-1`, `upload-2`, … in the audit log) or
+    /// `{ name = "ci", token = "…" }`.
+    pub upload_tokens: Vec<TokenSetting>,
+    /// When true, every read (pages, files and `/metrics`) needs one of `upload_tokens` or
+    /// `read_tokens`, and those responses are marked `private` for caches.
     pub read_requires_token: bool,
-    /// Tokens that may only read, used when `read_requires_token` is set.
-    pub read_tokens: Vec<Secret>,
-    /// Tokens for remote `edelweiss worker`s: they may lease builds and report results only.
-    pub worker_tokens: Vec<Secret>,
+    /// Tokens that may only read, used when `read_requires_token` is set (`read-1`, …).
+    pub read_tokens: Vec<TokenSetting>,
+    /// Tokens for remote `edelweiss worker`s: they may lease builds and report results only
+    /// (`worker-1`, …).
+    pub worker_tokens: Vec<TokenSetting>,
+}
+
+impl AuthSettings {
+    /// Every token with its audit name, in the order `Tokens` knows them.
+    pub fn named_tokens(&self) -> impl Iterator<Item = (String, &TokenSetting)> {
+        let lists = [
+            ("upload", &self.upload_tokens),
+            ("read", &self.read_tokens),
+            ("worker", &self.worker_tokens),
+        ];
+        lists.into_iter().flat_map(|(list, settings)| {
+            settings
+                .iter()
+                .enumerate()
+                .map(move |(index, setting)| (setting.name(list, index), setting))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,6 +249,10 @@ pub struct LimitSettings {
     pub max_unpacked_bytes: u64,
     /// Largest METADATA / PKG-INFO / WHEEL file, in bytes.
     pub max_metadata_bytes: u64,
+    /// Longest a client may take to send a request's head, and then a JSON body.
+    pub request_timeout_seconds: u64,
+    /// Longest a multipart form (an upload, a worker's result) may take to arrive.
+    pub upload_timeout_seconds: u64,
 }
 
 impl Default for LimitSettings {
@@ -237,6 +262,8 @@ impl Default for LimitSettings {
             max_archive_entries: 100_000,
             max_unpacked_bytes: 4 << 30,
             max_metadata_bytes: 4 << 20,
+            request_timeout_seconds: 10,
+            upload_timeout_seconds: 3600,
         }
     }
 }
@@ -294,6 +321,8 @@ const ENVIRONMENT: &[(&str, &[&str], EnvKind)] = &[
     ("EDELWEISS_MAX_ARCHIVE_ENTRIES", &["limits", "max_archive_entries"], EnvKind::Number),
     ("EDELWEISS_MAX_UNPACKED_BYTES", &["limits", "max_unpacked_bytes"], EnvKind::Number),
     ("EDELWEISS_MAX_METADATA_BYTES", &["limits", "max_metadata_bytes"], EnvKind::Number),
+    ("EDELWEISS_REQUEST_TIMEOUT_SECONDS", &["limits", "request_timeout_seconds"], EnvKind::Number),
+    ("EDELWEISS_UPLOAD_TIMEOUT_SECONDS", &["limits", "upload_timeout_seconds"], EnvKind::Number),
     ("EDELWEISS_PAGE_TTL_SECONDS", &["mirror", "page_ttl_seconds"], EnvKind::Number),
     ("EDELWEISS_CONNECT_TIMEOUT_SECONDS", &["mirror", "connect_timeout_seconds"], EnvKind::Number),
     ("EDELWEISS_READ_TIMEOUT_SECONDS", &["mirror", "read_timeout_seconds"], EnvKind::Number),
@@ -441,17 +470,7 @@ impl Settings {
                 "is set but no token is configured, so nobody could read",
             );
         }
-        if let Some(token) = self
-            .auth
-            .upload_tokens
-            .iter()
-            .chain(&self.auth.read_tokens)
-            .chain(&self.auth.worker_tokens)
-            .find(|t| t.expose().len() < 16)
-        {
-            let _ = token;
-            return invalid("auth", "tokens must be at least 16 characters");
-        }
+        self.validate_tokens()?;
         let mirror = &self.mirror;
         if mirror.connect_timeout_seconds == 0
             || mirror.read_timeout_seconds == 0
@@ -497,8 +516,37 @@ impl Settings {
             || limits.max_archive_entries == 0
             || limits.max_unpacked_bytes == 0
             || limits.max_metadata_bytes == 0
+            || limits.request_timeout_seconds == 0
+            || limits.upload_timeout_seconds == 0
         {
             return invalid("limits", "every limit must be greater than zero");
+        }
+        Ok(())
+    }
+
+    /// Tokens are long enough to resist guessing, and their names tell them apart in the
+    /// audit log. The error names the token, never its value.
+    fn validate_tokens(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (name, setting) in self.auth.named_tokens() {
+            let reason = if setting.secret().expose().len() < 16 {
+                "is shorter than 16 characters"
+            } else if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                "needs a name of 1 to 64 letters, digits, `-`, `_` or `.`"
+            } else if !seen.insert(name.clone()) {
+                "has the name of another token"
+            } else {
+                continue;
+            };
+            return Err(ConfigError::Invalid {
+                key: "auth",
+                reason: format!("token `{name}` {reason}"),
+            });
         }
         Ok(())
     }
@@ -676,6 +724,47 @@ mod tests {
     }
 
     #[test]
+    fn tokens_may_be_named_and_names_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("edelweiss.toml");
+        let load = |auth: &str| {
+            std::fs::write(&file, format!("[auth]\n{auth}\n")).unwrap();
+            Settings::load(Some(&file), |_| None, &Overrides::default())
+        };
+        let settings = load(
+            "upload_tokens = [\"plain-token-0123456789\", { name = \"ci\", token = \"named-token-0123456789\" }]\nworker_tokens = [\"worker-token-0123456789\"]",
+        )
+        .unwrap();
+        let names: Vec<String> = settings.auth.named_tokens().map(|(name, _)| name).collect();
+        assert_eq!(names, ["upload-1", "ci", "worker-1"]);
+        let error = load("upload_tokens = [{ name = \"upload-2\", token = \"first-token-0123456789\" }, \"second-token-0123456789\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`upload-2` has the name of another token"),
+            "{error}"
+        );
+        let error = load("read_tokens = [{ name = \"a b\", token = \"spaced-token-0123456789\" }]")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("needs a name"), "{error}");
+        let error = load("read_tokens = [{ name = \"tiny\", token = \"short\" }]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`tiny` is shorter than 16 characters") && !error.contains("short`"),
+            "{error}"
+        );
+        let env = |name: &str| {
+            (name == "EDELWEISS_UPLOAD_TOKENS")
+                .then(|| "env-token-a-0123456789,env-token-b-0123456789".to_string())
+        };
+        let from_env = Settings::load(None, env, &Overrides::default()).unwrap();
+        let names: Vec<String> = from_env.auth.named_tokens().map(|(name, _)| name).collect();
+        assert_eq!(names, ["upload-1", "upload-2"]);
+    }
+
+    #[test]
     fn the_shipped_config_file_parses_and_matches_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/edelweiss.toml");
         let shipped = Settings::from_file(&path).unwrap();
@@ -703,5 +792,13 @@ mod tests {
         );
         assert_eq!(shipped.mirror.retries, defaults.mirror.retries);
         assert_eq!(shipped.mirror.file_hosts, defaults.mirror.file_hosts);
+        assert_eq!(
+            shipped.limits.request_timeout_seconds,
+            defaults.limits.request_timeout_seconds
+        );
+        assert_eq!(
+            shipped.limits.upload_timeout_seconds,
+            defaults.limits.upload_timeout_seconds
+        );
     }
 }

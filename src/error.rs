@@ -13,6 +13,7 @@ use crate::ingest::{IngestError, SpoolError};
 use crate::metadata::IndexError;
 use crate::mirror::MirrorError;
 use crate::pypi::{excerpt, excerpt_to};
+use crate::routes::BodyError;
 use crate::storage::StorageError;
 
 /// The longest reason a response carries. Reasons built here quote input through `excerpt`;
@@ -32,6 +33,8 @@ pub enum ApiError {
     NotAcceptable(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Body(#[from] BodyError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
     #[error(transparent)]
@@ -82,6 +85,11 @@ impl ResponseError for ApiError {
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::Auth(AuthError::Missing) => StatusCode::UNAUTHORIZED,
             Self::Auth(AuthError::Invalid) => StatusCode::FORBIDDEN,
+            Self::Body(BodyError::TooLarge { .. } | BodyError::TooManyFields { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::Body(BodyError::TimedOut { .. }) => StatusCode::REQUEST_TIMEOUT,
+            Self::Body(_) => StatusCode::BAD_REQUEST,
             Self::Spool(SpoolError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Spool(SpoolError::Io(_)) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Ingest(IngestError::Index(error)) | Self::Index(error) => index_status(error),

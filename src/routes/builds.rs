@@ -1,8 +1,11 @@
 //! `/api/v1/builds`: request a build (token), list builds, read one with its log.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use super::audit;
+use super::body::{self, JSON_LIMIT};
 use crate::app::AppState;
 use crate::auth::Access;
 use crate::build::{BuildRecord, Requested};
@@ -28,10 +31,12 @@ fn view(record: &BuildRecord, log: Option<String>) -> serde_json::Value {
 
 pub async fn request(
     request: HttpRequest,
-    body: web::Json<BuildRequest>,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    super::authorize(&request, &state, Access::Write)?;
+    let caller = super::authorize(&request, &state, Access::Write)?;
+    let body: BuildRequest =
+        body::json(&request, payload, JSON_LIMIT, state.request_timeout).await?;
     let project = parse_package_name(&body.project)
         .map_err(|error| ApiError::BadRequest(error.to_string()))?;
     let version: Version = body.version.parse().map_err(|_| {
@@ -51,6 +56,13 @@ pub async fn request(
         Requested::Joined => (HttpResponse::Accepted(), "joined"),
         Requested::Queued => (HttpResponse::Accepted(), "queued"),
     };
+    let object = format!("{project} {version} {target} build {}", record.id);
+    let status = if requested == "cached" {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    audit::record(&request, &caller, "build", &object, requested, status);
     let mut body = view(&record, None);
     body["requested"] = serde_json::json!(requested);
     Ok(response.json(body))

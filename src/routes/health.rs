@@ -1,6 +1,7 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
+use crate::auth::Access;
 use crate::error::ApiError;
 
 /// Liveness plus one read of the index database, so a wedged store shows as unhealthy.
@@ -11,8 +12,14 @@ pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         .body("ok\n"))
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+/// The counters tell what is stored and requested, so they are a read like any other:
+/// with `read_requires_token` they need a read (or upload) token. `/healthz` stays open.
+pub async fn metrics(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::authorize(&request, &state, Access::Read)?;
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
 }

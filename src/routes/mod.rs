@@ -1,8 +1,11 @@
 //! The HTTP API. `configure` is the whole route table; handlers parse, call one function,
 //! and render.
 
+mod audit;
+mod body;
 mod builds;
 mod files;
+mod form;
 mod health;
 mod prewarm;
 mod range;
@@ -15,13 +18,15 @@ mod yank;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, guard, web};
 
-use crate::app::AppState;
-use crate::auth::{Access, AuthError};
+pub use audit::record_refusal;
+pub use body::BodyError;
 
-/// The whole API, one route a line.
-#[rustfmt::skip]
+use crate::app::AppState;
+use crate::auth::{Access, AuthError, Caller};
+
 pub use prewarm::PrewarmJobs;
 
 /// The whole API, one route a line.
@@ -72,7 +77,34 @@ pub fn record_request<B: MessageBody>(response: &ServiceResponse<B>) {
         .record_request(route, response.status().as_u16());
 }
 
-fn authorize(request: &HttpRequest, state: &AppState, access: Access) -> Result<(), AuthError> {
+/// When reads need a token, what they answer is nobody else's: a `public` cache directive
+/// becomes `private`, so no shared proxy or CDN keeps a protected page or file.
+pub fn keep_private<B>(response: &mut ServiceResponse<B>) {
+    let Some(state) = response.request().app_data::<web::Data<AppState>>() else {
+        return;
+    };
+    if !state.tokens.read_requires_token() {
+        return;
+    }
+    let headers = response.response_mut().headers_mut();
+    let Some(directives) = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return;
+    };
+    let private: Vec<&str> = directives
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.eq_ignore_ascii_case("public"))
+        .collect();
+    let private = format!("private, {}", private.join(", "));
+    if let Ok(value) = HeaderValue::from_str(private.trim_end_matches([',', ' '])) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+}
+
+fn authorize(request: &HttpRequest, state: &AppState, access: Access) -> Result<Caller, AuthError> {
     let header = request
         .headers()
         .get("authorization")

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
@@ -58,12 +59,17 @@ fn default_timeout() -> u64 {
     3600
 }
 
+/// A requirements file is text a person wrote; a megabyte is thousands of lines.
+const PREWARM_LIMIT: usize = 1 << 20;
+
 pub async fn start(
     request: HttpRequest,
-    body: web::Json<PrewarmRequest>,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    super::authorize(&request, &state, Access::Write)?;
+    let caller = super::authorize(&request, &state, Access::Write)?;
+    let body: PrewarmRequest =
+        super::body::json(&request, payload, PREWARM_LIMIT, state.request_timeout).await?;
     let token = request
         .headers()
         .get("authorization")
@@ -83,6 +89,15 @@ pub async fn start(
         .map(str::to_string)
         .collect();
     let id = format!("p{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let object = format!(
+        "prewarm {id}: {} requirements for {}",
+        requirements.len(),
+        targets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     state
         .prewarms
         .update(&id, |job| job.state = "running".into());
@@ -119,6 +134,14 @@ pub async fn start(
             }
         });
     });
+    super::audit::record(
+        &request,
+        &caller,
+        "prewarm",
+        &object,
+        "started",
+        StatusCode::ACCEPTED,
+    );
     Ok(HttpResponse::Accepted()
         .json(serde_json::json!({ "id": id, "url": format!("/api/v1/prewarm/{id}") })))
 }

@@ -1,92 +1,43 @@
 //! `POST /legacy/`: the upload API that twine speaks (multipart form, `:action=file_upload`).
 
-use std::collections::HashMap;
-
 use actix_multipart::Multipart;
-use actix_web::http::header;
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures::StreamExt;
 
+use super::audit;
+use super::body::declared_length;
+use super::form::{self, Form, FormShape, MAX_FIELD_BYTES, MAX_FIELDS};
 use crate::app::AppState;
 use crate::auth::Access;
 use crate::error::ApiError;
-use crate::ingest::{Spool, SpoolError, SpooledFile};
+use crate::ingest::SpoolError;
 use crate::metadata::{FileOrigin, InsertOutcome};
 use crate::pypi::{DistFilename, parse_package_name};
 
-/// Form fields other than the file are small; this bounds what a client can make us buffer.
-const MAX_FIELD_BYTES: usize = 1 << 20;
-
-struct UploadForm {
-    fields: HashMap<String, String>,
-    file: Option<(String, SpooledFile)>,
-}
-
-fn cut_short(error: impl std::fmt::Display) -> ApiError {
-    ApiError::BadRequest(format!(
-        "the upload was cut short or is not a valid multipart form: {error}"
-    ))
-}
-
-async fn read_form(mut payload: Multipart, state: &AppState) -> Result<UploadForm, ApiError> {
-    let mut form = UploadForm {
-        fields: HashMap::new(),
-        file: None,
-    };
-    while let Some(field) = payload.next().await {
-        let mut field = field.map_err(cut_short)?;
-        let name = field.name().unwrap_or_default().to_string();
-        let filename = field
-            .content_disposition()
-            .and_then(|disposition| disposition.get_filename())
-            .map(str::to_string);
-        if name == "content" {
-            let filename = filename.ok_or_else(|| {
-                ApiError::BadRequest("the `content` field has no filename".into())
-            })?;
-            if form.file.is_some() {
-                return Err(ApiError::BadRequest(
-                    "the form carries more than one `content` file".into(),
-                ));
-            }
-            let mut spool = Spool::create(state.ingestor.spool_dir(), state.max_upload_bytes)?;
-            while let Some(chunk) = field.next().await {
-                spool.write(&chunk.map_err(cut_short)?).await?;
-            }
-            form.file = Some((filename, spool.finish().await?));
-            continue;
-        }
-        let mut value = Vec::new();
-        while let Some(chunk) = field.next().await {
-            value.extend_from_slice(&chunk.map_err(cut_short)?);
-            if value.len() > MAX_FIELD_BYTES {
-                return Err(ApiError::BadRequest(format!(
-                    "form field `{name}` is larger than {MAX_FIELD_BYTES} bytes"
-                )));
-            }
-        }
-        form.fields
-            .insert(name, String::from_utf8_lossy(&value).into_owned());
-    }
-    Ok(form)
-}
+/// The fields this handler reads; twine's many others are read and dropped.
+const UPLOAD_FORM: FormShape = FormShape {
+    file: "content",
+    kept: &[
+        (":action", MAX_FIELD_BYTES),
+        ("name", MAX_FIELD_BYTES),
+        ("version", MAX_FIELD_BYTES),
+        ("sha256_digest", MAX_FIELD_BYTES),
+    ],
+};
 
 /// twine sends `name` and `version`; when present they must agree with the filename.
-fn check_declared_identity(
-    fields: &HashMap<String, String>,
-    filename: &str,
-) -> Result<(), ApiError> {
+fn check_declared_identity(form: &Form, filename: &str) -> Result<(), ApiError> {
     let Ok(parsed) = filename.parse::<DistFilename>() else {
         return Ok(());
     };
-    if let Some(name) = fields.get("name").filter(|name| !name.is_empty()) {
-        if parse_package_name(name).ok().as_ref() != Some(parsed.name()) {
+    if let Some(name) = Some(form.text("name")).filter(|name| !name.is_empty()) {
+        if parse_package_name(&name).ok().as_ref() != Some(parsed.name()) {
             return Err(ApiError::BadRequest(format!(
                 "form field name `{name}` does not match the file {filename}"
             )));
         }
     }
-    if let Some(version) = fields.get("version").filter(|version| !version.is_empty()) {
+    if let Some(version) = Some(form.text("version")).filter(|version| !version.is_empty()) {
         if version.parse().ok().as_ref() != Some(parsed.version()) {
             return Err(ApiError::BadRequest(format!(
                 "form field version `{version}` does not match the file {filename}"
@@ -113,42 +64,41 @@ async fn handle_upload(
     payload: Multipart,
     state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
-    super::authorize(request, state, Access::Write)?;
-    let declared_length = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if declared_length.is_some_and(|length| {
+    let caller = super::authorize(request, state, Access::Write)?;
+    if declared_length(request).is_some_and(|length| {
         length
             > state
                 .max_upload_bytes
-                .saturating_add(MAX_FIELD_BYTES as u64)
+                .saturating_add((MAX_FIELDS * MAX_FIELD_BYTES) as u64)
     }) {
         return Err(SpoolError::TooLarge {
             limit: state.max_upload_bytes,
         }
         .into());
     }
-    let form = read_form(payload, state).await?;
-    let action = form
-        .fields
-        .get(":action")
-        .map(String::as_str)
-        .unwrap_or_default();
+    let mut form = form::read(payload, &UPLOAD_FORM, state).await?;
+    let action = form.text(":action");
     if action != "file_upload" {
         return Err(ApiError::BadRequest(format!(
             "unsupported :action `{action}`; only `file_upload` is implemented"
         )));
     }
-    let (filename, spooled) = form
-        .file
-        .ok_or_else(|| ApiError::BadRequest("the form has no `content` file".into()))?;
-    check_declared_identity(&form.fields, &filename)?;
-    let declared = form
-        .fields
-        .get("sha256_digest")
-        .map(|digest| digest.trim())
-        .filter(|digest| !digest.is_empty());
+    let (filename, spooled) = match form.file.take() {
+        Some((Some(filename), spooled)) => (filename, spooled),
+        Some((None, _)) => {
+            return Err(ApiError::BadRequest(
+                "the `content` field has no filename".into(),
+            ));
+        }
+        None => {
+            return Err(ApiError::BadRequest(
+                "the form has no `content` file".into(),
+            ));
+        }
+    };
+    check_declared_identity(&form, &filename)?;
+    let declared = form.text("sha256_digest");
+    let declared = Some(declared.trim()).filter(|digest| !digest.is_empty());
     let outcome = state
         .ingestor
         .ingest(spooled, &filename, declared, FileOrigin::Uploaded)
@@ -165,7 +115,12 @@ async fn handle_upload(
             format!("{filename} is already stored with the same content\n")
         }
     };
-    tracing::info!(filename, sha256 = %outcome.record.sha256, outcome = ?outcome.outcome, "upload");
+    let stored = match outcome.outcome {
+        InsertOutcome::Inserted => "stored",
+        InsertOutcome::AlreadyPresent => "already-present",
+    };
+    let object = format!("{filename} sha256:{}", outcome.record.sha256);
+    audit::record(request, &caller, "upload", &object, stored, StatusCode::OK);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(message))

@@ -2,15 +2,17 @@
 //! these routes: lease, heartbeat, fetch the leased sdist, report the result.
 
 use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures::StreamExt;
 use serde::Deserialize;
 
+use super::audit;
+use super::body::{self, JSON_LIMIT};
+use super::form::{self, FormShape, MAX_FIELD_BYTES};
 use crate::app::AppState;
-use crate::auth::Access;
+use crate::auth::{Access, Caller};
 use crate::build::{BuildRecord, Failure, FailureKind, Recorded, RemoteReport};
 use crate::error::ApiError;
-use crate::ingest::{Spool, SpooledFile};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,13 +29,17 @@ pub struct WorkerName {
 }
 
 const MAX_LOG_BYTES: usize = 16 << 20;
+/// A failure's summary; one naming every unresolved symbol of a large wheel runs long.
+const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 pub async fn lease(
     request: HttpRequest,
-    body: web::Json<LeaseRequest>,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     super::authorize(&request, &state, Access::Work)?;
+    let body: LeaseRequest =
+        body::json(&request, payload, JSON_LIMIT, state.request_timeout).await?;
     match state
         .builds
         .lease_remote(&body.worker, &body.targets)
@@ -47,10 +53,11 @@ pub async fn lease(
 pub async fn heartbeat(
     request: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<WorkerName>,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     super::authorize(&request, &state, Access::Work)?;
+    let body: WorkerName = body::json(&request, payload, JSON_LIMIT, state.request_timeout).await?;
     state.builds.heartbeat_remote(&path, &body.worker)?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -90,57 +97,16 @@ pub async fn blob(
 
 /// The result form: `worker`, `outcome` (`succeeded`, `package` or `infrastructure`),
 /// `message`, `wheel_sha256`, and the files `log` and `wheel`.
-struct ResultForm {
-    fields: std::collections::HashMap<String, String>,
-    log: Vec<u8>,
-    wheel: Option<(String, SpooledFile)>,
-}
-
-async fn read_result(mut payload: Multipart, state: &AppState) -> Result<ResultForm, ApiError> {
-    let mut form = ResultForm {
-        fields: Default::default(),
-        log: Vec::new(),
-        wheel: None,
-    };
-    let broken = |error: actix_multipart::MultipartError| {
-        ApiError::BadRequest(format!(
-            "the result form is cut short or malformed: {error}"
-        ))
-    };
-    while let Some(field) = payload.next().await {
-        let mut field = field.map_err(broken)?;
-        let name = field.name().unwrap_or_default().to_string();
-        if name == "wheel" {
-            let filename = field
-                .content_disposition()
-                .and_then(|disposition| disposition.get_filename())
-                .unwrap_or_default()
-                .to_string();
-            let mut spool = Spool::create(state.ingestor.spool_dir(), state.max_upload_bytes)?;
-            while let Some(chunk) = field.next().await {
-                spool.write(&chunk.map_err(broken)?).await?;
-            }
-            form.wheel = Some((filename, spool.finish().await?));
-            continue;
-        }
-        let mut value = Vec::new();
-        while let Some(chunk) = field.next().await {
-            value.extend_from_slice(&chunk.map_err(broken)?);
-            if value.len() > MAX_LOG_BYTES {
-                return Err(ApiError::BadRequest(format!(
-                    "form field `{name}` is larger than {MAX_LOG_BYTES} bytes"
-                )));
-            }
-        }
-        if name == "log" {
-            form.log = value;
-        } else {
-            form.fields
-                .insert(name, String::from_utf8_lossy(&value).into_owned());
-        }
-    }
-    Ok(form)
-}
+const RESULT_FORM: FormShape = FormShape {
+    file: "wheel",
+    kept: &[
+        ("worker", MAX_FIELD_BYTES),
+        ("outcome", MAX_FIELD_BYTES),
+        ("message", MAX_MESSAGE_BYTES),
+        ("wheel_sha256", MAX_FIELD_BYTES),
+        ("log", MAX_LOG_BYTES),
+    ],
+};
 
 pub async fn result(
     request: HttpRequest,
@@ -148,14 +114,16 @@ pub async fn result(
     payload: Multipart,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    super::authorize(&request, &state, Access::Work)?;
-    let form = read_result(payload, &state).await?;
-    let field = |name: &str| form.fields.get(name).cloned().unwrap_or_default();
+    let caller = super::authorize(&request, &state, Access::Work)?;
+    let mut form = form::read(payload, &RESULT_FORM, &state).await?;
+    let (wheel, log) = (form.file.take(), form.take("log"));
+    let field = |name: &str| form.text(name);
     let outcome = match field("outcome").as_str() {
         "succeeded" => {
-            let (filename, spooled) = form.wheel.ok_or_else(|| {
+            let (filename, spooled) = wheel.ok_or_else(|| {
                 ApiError::BadRequest("a succeeded result carries a `wheel` file".into())
             })?;
+            let filename = filename.unwrap_or_default();
             if field("wheel_sha256") != spooled.sha256.to_hex() {
                 return Err(ApiError::BadRequest(format!(
                     "wheel_sha256 `{}` does not match the uploaded wheel ({})",
@@ -166,13 +134,14 @@ pub async fn result(
             let spool_path = spooled.path.to_path_buf();
             let report = RemoteReport {
                 outcome: Ok((spool_path, filename)),
-                log: form.log,
+                log,
             };
             let (record, recorded) = state
                 .builds
                 .report_remote(&path, &field("worker"), report)
                 .await?;
             drop(spooled);
+            audit_result(&request, &caller, &record, &field("worker"), recorded);
             return Ok(result_response(record, recorded));
         }
         "package" => Err(Failure {
@@ -191,16 +160,22 @@ pub async fn result(
     };
     let (record, recorded) = state
         .builds
-        .report_remote(
-            &path,
-            &field("worker"),
-            RemoteReport {
-                outcome,
-                log: form.log,
-            },
-        )
+        .report_remote(&path, &field("worker"), RemoteReport { outcome, log })
         .await?;
+    audit_result(&request, &caller, &record, &field("worker"), recorded);
     Ok(result_response(record, recorded))
+}
+
+fn audit_result(
+    request: &HttpRequest,
+    caller: &Caller,
+    record: &BuildRecord,
+    worker: &str,
+    recorded: Recorded,
+) {
+    let object = format!("build {} from worker {worker}", record.id);
+    let outcome = recorded.as_str();
+    audit::record(request, caller, "result", &object, outcome, StatusCode::OK);
 }
 
 fn result_response(record: BuildRecord, recorded: Recorded) -> HttpResponse {

@@ -1,10 +1,13 @@
 //! PEP 592 yanking: `PUT …/yank` with an optional JSON `{"reason": "…"}`, `DELETE` to restore.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use super::audit;
+use super::body::{self, JSON_LIMIT};
 use crate::app::AppState;
-use crate::auth::Access;
+use crate::auth::{Access, Caller};
 use crate::error::ApiError;
 use crate::pypi::parse_package_name;
 
@@ -18,15 +21,21 @@ pub struct YankRequest {
 async fn set_yanked(
     request: &HttpRequest,
     state: &AppState,
-    project: &str,
-    filename: &str,
+    caller: &Caller,
+    (project, filename): (String, String),
     reason: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    super::authorize(request, state, Access::Write)?;
     let name =
-        parse_package_name(project).map_err(|error| ApiError::NotFound(error.to_string()))?;
-    let record = state.index.store().set_yanked(&name, filename, reason)?;
+        parse_package_name(&project).map_err(|error| ApiError::NotFound(error.to_string()))?;
+    let (action, outcome) = if reason.is_some() {
+        ("yank", "yanked")
+    } else {
+        ("restore", "restored")
+    };
+    let record = state.index.store().set_yanked(&name, &filename, reason)?;
     state.index.invalidate();
+    let object = format!("{name}/{filename}");
+    audit::record(request, caller, action, &object, outcome, StatusCode::OK);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "project": record.project,
         "filename": record.filename,
@@ -35,17 +44,19 @@ async fn set_yanked(
     })))
 }
 
+/// An empty body yanks without a reason; a body that is not a valid `YankRequest` is
+/// refused and yanks nothing.
 pub async fn yank(
     request: HttpRequest,
     path: web::Path<(String, String)>,
-    body: Option<web::Json<YankRequest>>,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (project, filename) = path.into_inner();
-    let reason = body
-        .map(|body| body.into_inner().reason)
-        .unwrap_or_default();
-    set_yanked(&request, &state, &project, &filename, Some(reason)).await
+    let caller = super::authorize(&request, &state, Access::Write)?;
+    let body: Option<YankRequest> =
+        body::optional_json(&request, payload, JSON_LIMIT, state.request_timeout).await?;
+    let reason = body.unwrap_or_default().reason;
+    set_yanked(&request, &state, &caller, path.into_inner(), Some(reason)).await
 }
 
 pub async fn unyank(
@@ -53,6 +64,6 @@ pub async fn unyank(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (project, filename) = path.into_inner();
-    set_yanked(&request, &state, &project, &filename, None).await
+    let caller = super::authorize(&request, &state, Access::Write)?;
+    set_yanked(&request, &state, &caller, path.into_inner(), None).await
 }

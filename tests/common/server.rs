@@ -145,6 +145,15 @@ impl TestServer {
         }
     }
 
+    /// The audit trail so far: the log lines of target `audit`, without terminal colours.
+    pub fn audit_lines(&self) -> Vec<String> {
+        strip_colours(&self.log())
+            .lines()
+            .filter(|line| line.contains(" audit: "))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         match &mut self.process {
@@ -309,6 +318,24 @@ impl TestServer {
             .args(files);
         super::run(&mut command)
     }
+}
+
+/// The log with its ANSI escape sequences (`ESC [ … letter`) removed.
+fn strip_colours(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 impl Drop for TestServer {
