@@ -375,13 +375,15 @@ fn a_crash_mid_upload_leaves_nothing_visible_after_restart() {
     let body = form(&large.filename(), &wheel_bytes(dir.path(), &large), &[]);
     let before = server.snapshot();
     let stream = start_upload(&server, &body, body.len() * 3 / 4);
-    std::thread::sleep(Duration::from_millis(300));
-    let spooled = std::fs::read_dir(server.data_dir.join("spool"))
-        .unwrap()
-        .count();
-    assert_eq!(
-        spooled, 1,
-        "the upload should be spooling when the server dies"
+    common::poll_until(
+        Duration::from_secs(10),
+        "the upload to be spooling when the server dies",
+        || {
+            std::fs::read_dir(server.data_dir.join("spool"))
+                .unwrap()
+                .count()
+                == 1
+        },
     );
     let server = server.restart();
     assert_eq!(
