@@ -400,3 +400,98 @@ fn a_crash_mid_upload_leaves_nothing_visible_after_restart() {
     );
     drop(stream);
 }
+
+#[test]
+fn other_spellings_of_a_held_file_are_conflicts_naming_it() {
+    let (server, dir) = seeded_server(&base_config("", ""));
+    let held = write_sdist(dir.path(), "norm_pkg", "1.0", &[]);
+    let held_bytes = std::fs::read(&held).unwrap();
+    let response = post(
+        &server,
+        form("norm_pkg-1.0.tar.gz", &held_bytes, &[]),
+        Some(UPLOAD_TOKEN),
+    );
+    assert_eq!(response.status(), 200);
+
+    // Tried: the same sdist (project, version, kind) spelled otherwise, with other bytes.
+    // Kept: the file held, the only one the release lists.
+    for (name, version) in [("Norm.Pkg", "1.0"), ("norm_pkg", "1.0.0")] {
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        let top = format!("{name}-{version}");
+        let path = write_sdist(
+            &other,
+            name,
+            version,
+            &[(&format!("{top}/extra.txt"), b"other bytes")],
+        );
+        let filename = format!("{top}.tar.gz");
+        assert_eq!(path.file_name().unwrap().to_str(), Some(filename.as_str()));
+        assert_refused(
+            &server,
+            &filename,
+            &std::fs::read(&path).unwrap(),
+            409,
+            "is the same file as norm_pkg-1.0.tar.gz (equal normalized name, version, and tags or sdist kind), which already exists with different content",
+        );
+    }
+    assert_eq!(
+        server.listed_filenames("/simple/norm-pkg/"),
+        ["norm_pkg-1.0.tar.gz"]
+    );
+    assert_eq!(
+        server.listed_file("norm-pkg", "norm_pkg-1.0.tar.gz"),
+        held_bytes
+    );
+
+    // The same for a wheel: `2.0` and `2.0.0` are one version.
+    let wheel = WheelSpec::new("norm_pkg", "2.0", "py3-none-any");
+    let wheel_bytes_held = wheel_bytes(dir.path(), &wheel);
+    let response = post(
+        &server,
+        form(&wheel.filename(), &wheel_bytes_held, &[]),
+        Some(UPLOAD_TOKEN),
+    );
+    assert_eq!(response.status(), 200);
+    for spec in [
+        WheelSpec::new("norm_pkg", "2.0.0", "py3-none-any"),
+        WheelSpec::new("Norm.Pkg", "2.0", "py3-none-any"),
+    ] {
+        assert_refused(
+            &server,
+            &spec.filename(),
+            &wheel_bytes(dir.path(), &spec),
+            409,
+            "is the same file as norm_pkg-2.0-py3-none-any.whl",
+        );
+    }
+    // Another spelling of the held file with its very bytes is refused too, saying so.
+    assert_refused(
+        &server,
+        "Norm.Pkg-2.0-py3-none-any.whl",
+        &wheel_bytes_held,
+        409,
+        "which already exists with the same content",
+    );
+    // The same bytes under the same name stay a harmless retry.
+    let retry = post(
+        &server,
+        form(&wheel.filename(), &wheel_bytes_held, &[]),
+        Some(UPLOAD_TOKEN),
+    );
+    assert_eq!(retry.status(), 200);
+    assert!(
+        retry
+            .text()
+            .unwrap()
+            .contains("already stored with the same content")
+    );
+    assert_eq!(
+        server.listed_filenames("/simple/norm-pkg/"),
+        ["norm_pkg-1.0.tar.gz", "norm_pkg-2.0-py3-none-any.whl"]
+    );
+    assert_eq!(
+        server.listed_file("norm-pkg", "norm_pkg-2.0-py3-none-any.whl"),
+        wheel_bytes_held
+    );
+}

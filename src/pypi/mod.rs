@@ -3,6 +3,7 @@
 
 mod digest;
 mod filename;
+mod identity;
 mod metadata;
 mod name;
 pub mod simple;
@@ -14,6 +15,7 @@ mod wheel_info;
 
 pub use digest::{DigestError, Sha256Digest};
 pub use filename::{DistFilename, FilenameError, SdistExtension, SdistFilename, WheelFilename};
+pub use identity::DistIdentity;
 pub use metadata::{CoreMetadata, MetadataError};
 pub use name::{InvalidProjectName, PackageName, parse_package_name};
 pub use pep440_rs::Version;
