@@ -101,19 +101,28 @@ pub fn instance_id(settings: &Settings) -> String {
 
 impl Services {
     pub fn open(settings: &Settings) -> Result<Self, StartupError> {
+        let started = std::time::SystemTime::now();
         let data_dir = &settings.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|source| StartupError::DataDir {
             path: data_dir.clone(),
             source,
         })?;
-        // Spool files and build work directories only live during one request or build;
-        // anything left is from a crash.
+        // Spool files, build work directories and blob staging files only live during one
+        // request, build or write; anything left is from a crash.
         // The database first: its lock says whether another process uses this data dir,
         // and only then are that process's spool files and work directories safe to clear.
         let index = Arc::new(SledIndex::open(&data_dir.join("index.sled"))?);
         let spool_dir = fresh_dir(data_dir.join("spool"))?;
         let work_root = fresh_dir(data_dir.join("work"))?;
         let store = BlobStore::open(&settings.resolved_storage_url()?)?;
+        let swept = store.sweep_partial_writes(started)?;
+        if swept.files > 0 {
+            tracing::info!(
+                files = swept.files,
+                bytes = swept.bytes,
+                "removed partial blob writes left by a crash"
+            );
+        }
         let ingestor = Ingestor::new(
             store.clone(),
             index.clone(),

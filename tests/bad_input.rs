@@ -359,22 +359,52 @@ fn an_oversized_upload_is_refused_with_413() {
     );
 }
 
-/// Sends a request's head and `body_part`, then closes the socket.
+/// Opens a connection and sends the head of an upload whose body is `length` bytes.
+fn upload_head(server: &TestServer, length: u64) -> std::io::Result<TcpStream> {
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let head = format!(
+        "POST /legacy/ HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {UPLOAD_TOKEN}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes())?;
+    Ok(stream)
+}
+
 /// Opens a connection and sends an upload's head and the first `sent` bytes of `body`,
 /// whose full length the head declares.
 fn start_upload(server: &TestServer, body: &[u8], sent: usize) -> TcpStream {
-    let address = server.url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let head = format!(
-        "POST /legacy/ HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {UPLOAD_TOKEN}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
+    let mut stream = upload_head(server, body.len() as u64).unwrap();
     stream.write_all(&body[..sent]).unwrap();
     stream
+}
+
+/// Uploads the file at `path` as `filename` from another thread, streaming it from disk
+/// (a body too large to hold twice in memory), and returns the raw answer: an error if the
+/// server dies mid-upload.
+fn upload_from_disk(
+    server: &TestServer,
+    filename: &str,
+    path: &Path,
+) -> std::thread::JoinHandle<std::io::Result<String>> {
+    let shell = form(filename, b"", &[]);
+    let tail_length = format!("\r\n--{BOUNDARY}--\r\n").len();
+    let (head, tail) = shell.split_at(shell.len() - tail_length);
+    let (head, tail) = (head.to_vec(), tail.to_vec());
+    let file_length = std::fs::metadata(path).unwrap().len();
+    let length = head.len() as u64 + file_length + tail.len() as u64;
+    let mut stream = upload_head(server, length).unwrap();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        // A large body is hashed twice and copied into the store before the answer.
+        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        stream.write_all(&head)?;
+        std::io::copy(&mut std::fs::File::open(path)?, &mut stream)?;
+        stream.write_all(&tail)?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer)?;
+        Ok(String::from_utf8_lossy(&answer).into_owned())
+    })
 }
 
 /// Sends part of an upload, then closes the socket.
@@ -413,13 +443,15 @@ fn a_crash_mid_upload_leaves_nothing_visible_after_restart() {
     let body = form(&large.filename(), &wheel_bytes(dir.path(), &large), &[]);
     let before = server.snapshot();
     let stream = start_upload(&server, &body, body.len() * 3 / 4);
-    std::thread::sleep(Duration::from_millis(300));
-    let spooled = std::fs::read_dir(server.data_dir.join("spool"))
-        .unwrap()
-        .count();
-    assert_eq!(
-        spooled, 1,
-        "the upload should be spooling when the server dies"
+    common::poll_until(
+        Duration::from_secs(10),
+        "the upload to be spooling when the server dies",
+        || {
+            std::fs::read_dir(server.data_dir.join("spool"))
+                .unwrap()
+                .count()
+                == 1
+        },
     );
     let server = server.restart();
     assert_eq!(
@@ -751,5 +783,197 @@ fn a_long_hostile_name_gets_a_short_answer() {
         &wheel_bytes(dir.path(), &renamed),
         400,
         "but the filename is for `renamed`",
+    );
+}
+
+/// The staging files a `file://` store writes a blob into (`<sha256>#<n>` next to it), as
+/// paths relative to the store.
+fn partial_blobs(server: &TestServer) -> Vec<String> {
+    server
+        .blobs()
+        .into_iter()
+        .filter(|blob| blob.contains('#'))
+        .collect()
+}
+
+/// Every committed blob's bytes hash to its name.
+fn assert_blobs_intact(server: &TestServer) {
+    for blob in server.blobs() {
+        let bytes = std::fs::read(server.data_dir.join("blobs").join(&blob)).unwrap();
+        assert!(
+            blob.ends_with(&common::sha256_hex(&bytes)),
+            "{blob} does not hold its content"
+        );
+    }
+}
+
+#[test]
+fn crashes_mid_blob_write_leave_no_partial_blob_after_restart() {
+    // Tried: SIGKILL while the blob of a large upload is being written, three times over.
+    // Kept: the held files and their blobs; nothing of the killed writes after a start.
+    let (mut server, dir) = seeded_server(&base_config("", ""));
+    let mut large = WheelSpec::new("huge", "1.0", "py3-none-any");
+    large
+        .files
+        .push(("huge/noise.bin".to_string(), noise(48 << 20)));
+    large.stored = true;
+    let (filename, wheel) = (large.filename(), large.write(dir.path()));
+    drop(large);
+    let digest = common::sha256_hex(&std::fs::read(&wheel).unwrap());
+    let before = server.snapshot();
+    for kill in 1..=3 {
+        let sender = upload_from_disk(&server, &filename, &wheel);
+        let writing = common::polled(Duration::from_secs(120), Duration::from_millis(1), || {
+            partial_blobs(&server)
+                .iter()
+                .any(|blob| blob.contains(&format!("{digest}#")))
+                .then_some(())
+        });
+        assert!(
+            writing.is_some(),
+            "kill {kill}: the blob write never started:\n{}",
+            server.log()
+        );
+        server.kill();
+        let _ = sender.join();
+        assert!(
+            !partial_blobs(&server).is_empty(),
+            "kill {kill} came after the blob was committed: nothing to clean"
+        );
+        server = server.restart();
+        assert_eq!(
+            partial_blobs(&server),
+            Vec::<String>::new(),
+            "start {kill} left partial blob writes behind"
+        );
+        assert!(
+            std::fs::read_dir(server.data_dir.join("spool"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "start {kill} left the killed upload's spool file behind"
+        );
+        assert_eq!(
+            server.snapshot(),
+            before,
+            "a crash mid-write must leave the store and index as they were"
+        );
+        assert_blobs_intact(&server);
+    }
+    assert!(
+        server
+            .log()
+            .contains("removed partial blob writes left by a crash")
+    );
+
+    // The same upload, not interrupted, is stored whole and served.
+    let answer = upload_from_disk(&server, &filename, &wheel)
+        .join()
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(
+        server.listed_filenames("/simple/huge/"),
+        [filename.as_str()]
+    );
+    assert_eq!(
+        common::sha256_hex(&server.listed_file("huge", &filename)),
+        digest
+    );
+    assert_eq!(partial_blobs(&server), Vec::<String>::new());
+}
+
+#[test]
+fn other_spellings_of_a_held_file_are_conflicts_naming_it() {
+    let (server, dir) = seeded_server(&base_config("", ""));
+    let held = write_sdist(dir.path(), "norm_pkg", "1.0", &[]);
+    let held_bytes = std::fs::read(&held).unwrap();
+    let response = post(
+        &server,
+        form("norm_pkg-1.0.tar.gz", &held_bytes, &[]),
+        Some(UPLOAD_TOKEN),
+    );
+    assert_eq!(response.status(), 200);
+
+    // Tried: the same sdist (project, version, kind) spelled otherwise, with other bytes.
+    // Kept: the file held, the only one the release lists.
+    for (name, version) in [("Norm.Pkg", "1.0"), ("norm_pkg", "1.0.0")] {
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        let top = format!("{name}-{version}");
+        let path = write_sdist(
+            &other,
+            name,
+            version,
+            &[(&format!("{top}/extra.txt"), b"other bytes")],
+        );
+        let filename = format!("{top}.tar.gz");
+        assert_eq!(path.file_name().unwrap().to_str(), Some(filename.as_str()));
+        assert_refused(
+            &server,
+            &filename,
+            &std::fs::read(&path).unwrap(),
+            409,
+            "is the same file as norm_pkg-1.0.tar.gz (equal normalized name, version, and tags or sdist kind), which already exists with different content",
+        );
+    }
+    assert_eq!(
+        server.listed_filenames("/simple/norm-pkg/"),
+        ["norm_pkg-1.0.tar.gz"]
+    );
+    assert_eq!(
+        server.listed_file("norm-pkg", "norm_pkg-1.0.tar.gz"),
+        held_bytes
+    );
+
+    // The same for a wheel: `2.0` and `2.0.0` are one version.
+    let wheel = WheelSpec::new("norm_pkg", "2.0", "py3-none-any");
+    let wheel_bytes_held = wheel_bytes(dir.path(), &wheel);
+    let response = post(
+        &server,
+        form(&wheel.filename(), &wheel_bytes_held, &[]),
+        Some(UPLOAD_TOKEN),
+    );
+    assert_eq!(response.status(), 200);
+    for spec in [
+        WheelSpec::new("norm_pkg", "2.0.0", "py3-none-any"),
+        WheelSpec::new("Norm.Pkg", "2.0", "py3-none-any"),
+    ] {
+        assert_refused(
+            &server,
+            &spec.filename(),
+            &wheel_bytes(dir.path(), &spec),
+            409,
+            "is the same file as norm_pkg-2.0-py3-none-any.whl",
+        );
+    }
+    // Another spelling of the held file with its very bytes is refused too, saying so.
+    assert_refused(
+        &server,
+        "Norm.Pkg-2.0-py3-none-any.whl",
+        &wheel_bytes_held,
+        409,
+        "which already exists with the same content",
+    );
+    // The same bytes under the same name stay a harmless retry.
+    let retry = post(
+        &server,
+        form(&wheel.filename(), &wheel_bytes_held, &[]),
+        Some(UPLOAD_TOKEN),
+    );
+    assert_eq!(retry.status(), 200);
+    assert!(
+        retry
+            .text()
+            .unwrap()
+            .contains("already stored with the same content")
+    );
+    assert_eq!(
+        server.listed_filenames("/simple/norm-pkg/"),
+        ["norm_pkg-1.0.tar.gz", "norm_pkg-2.0-py3-none-any.whl"]
+    );
+    assert_eq!(
+        server.listed_file("norm-pkg", "norm_pkg-2.0-py3-none-any.whl"),
+        wheel_bytes_held
     );
 }

@@ -309,18 +309,18 @@ fn a_build_interrupted_by_a_crash_is_requeued_and_completes_once(runtime: Runtim
     );
     let requested = request_build(&server, "slow-ext", "1.0");
     let id = requested["id"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while server.get_json_plain(&format!("/api/v1/builds/{id}"))["state"] != "running" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the build never started"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_secs(2));
+    // The crash must come while the build step's container runs (setup.py sleeps 6 s).
+    common::poll_until(
+        Duration::from_secs(60),
+        format!("a running container of build {id}"),
+        || !common::farm::running_containers(runtime, &server, &id).is_empty(),
+    );
     if runtime == Runtime::Docker {
-        let settings =
-            common::farm::docker_container_settings(&id).expect("the build container runs");
+        let settings = common::poll_for(
+            Duration::from_secs(10),
+            format!("docker's settings of build {id}'s container"),
+            || common::farm::docker_container_settings(&id),
+        );
         let config = &settings["HostConfig"];
         assert_eq!(config["ReadonlyRootfs"], true);
         assert_eq!(config["NetworkMode"], "none");

@@ -14,10 +14,11 @@ mod common;
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::farm::{
-    Runtime, TARGET, WORKER_TOKEN, c_extension_sdist, request_build, wait_for_build,
+    Runtime, TARGET, WORKER_TOKEN, c_extension_sdist, leftover_containers, request_build,
+    running_containers, wait_for_build,
 };
 use common::image::{build_runtime_image, docker};
 use common::server::TestServer;
@@ -146,24 +147,19 @@ impl Cluster {
     }
 
     fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let answered = self
-                .server
+        let healthy = common::polled(Duration::from_secs(30), common::POLL_INTERVAL, || {
+            self.server
                 .client()
                 .get(format!("{}/healthz", self.server.url))
                 .send()
-                .is_ok_and(|response| response.status() == 200);
-            if answered {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server container did not answer /healthz: {}",
-                self.server.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+                .is_ok_and(|response| response.status() == 200)
+                .then_some(())
+        });
+        assert!(
+            healthy.is_some(),
+            "the server container did not answer /healthz: {}",
+            self.server.log()
+        );
     }
 
     fn container(&self, worker: &str) -> String {
@@ -237,33 +233,23 @@ impl Cluster {
 
     /// Waits until some worker holds the build's lease and returns its name.
     fn lease_holder(&self, id: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let build = self.server.get_json_plain(&format!("/api/v1/builds/{id}"));
-            if let Some(worker) = build["lease"]["worker"].as_str() {
-                return worker.to_string();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no worker leased build {id}: {build}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        common::poll_for(
+            Duration::from_secs(120),
+            format!("a worker to lease build {id}"),
+            || {
+                let build = self.server.get_json_plain(&format!("/api/v1/builds/{id}"));
+                build["lease"]["worker"].as_str().map(str::to_string)
+            },
+        )
     }
 
-    /// Build containers of build `id` still present on the engine.
-    fn build_containers(id: &str) -> Vec<String> {
-        let output = docker(&[
-            "ps",
-            "--all",
-            "--quiet",
-            "--filter",
-            &format!("label=edelweiss.build={id}"),
-        ]);
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
+    /// Waits until a build container of build `id` runs on the host engine.
+    fn wait_for_build_container(&self, id: &str) {
+        common::poll_until(
+            Duration::from_secs(120),
+            format!("a running build container of build {id}"),
+            || !running_containers(Runtime::Docker, &self.server, id).is_empty(),
+        );
     }
 
     /// The one wheel the project's page lists, with its blob present exactly once.
@@ -354,18 +340,19 @@ fn wait_for_log(cluster: &Cluster, worker: &str, needle: &str, limit: Duration) 
 }
 
 fn wait_for_any_log(cluster: &Cluster, worker: &str, needles: &[&str], limit: Duration) -> String {
-    let deadline = Instant::now() + limit;
-    loop {
+    let found = common::polled(limit, Duration::from_millis(500), || {
         let log = cluster.worker_log(worker);
-        if needles.iter().any(|needle| log.contains(needle)) {
-            return log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{worker} never logged any of {needles:?}:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        needles
+            .iter()
+            .any(|needle| log.contains(needle))
+            .then_some(log)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "{worker} never logged any of {needles:?}:\n{}",
+            cluster.worker_log(worker)
+        )
+    })
 }
 
 #[test]
@@ -405,7 +392,8 @@ fn a_worker_container_killed_mid_build_loses_the_build_to_the_other_and_leaves_n
     cluster.start_worker("worker-a", WORKER_TOKEN);
     assert_eq!(cluster.lease_holder(&id), "worker-a");
     cluster.start_worker("worker-b", WORKER_TOKEN);
-    std::thread::sleep(Duration::from_secs(3));
+    // Killed mid-build: while its build container runs.
+    cluster.wait_for_build_container(&id);
     expect_success(
         docker(&["kill", &cluster.container("worker-a")]),
         "docker kill",
@@ -425,7 +413,7 @@ fn a_worker_container_killed_mid_build_loses_the_build_to_the_other_and_leaves_n
     // worker-a's build container outlived it on the host engine. Restarted on the same work
     // directory (the same instance), the worker removes what its crash left.
     assert!(
-        !Cluster::build_containers(&id).is_empty(),
+        !leftover_containers(Runtime::Docker, &cluster.server, &id).is_empty(),
         "the killed worker's build container should still exist"
     );
     expect_success(
@@ -438,7 +426,10 @@ fn a_worker_container_killed_mid_build_loses_the_build_to_the_other_and_leaves_n
         "removed build containers left by a crash",
         Duration::from_secs(60),
     );
-    assert_eq!(Cluster::build_containers(&id), Vec::<String>::new());
+    assert_eq!(
+        leftover_containers(Runtime::Docker, &cluster.server, &id),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -456,7 +447,8 @@ fn a_worker_cut_off_mid_build_has_its_late_result_refused_or_deduplicated_and_th
     cluster.start_worker("worker-b", WORKER_TOKEN);
     assert_eq!(cluster.lease_holder(&id), "worker-b");
     cluster.start_worker("worker-a", WORKER_TOKEN);
-    std::thread::sleep(Duration::from_secs(2));
+    // Cut off mid-build: while its build container runs.
+    cluster.wait_for_build_container(&id);
     expect_success(
         docker(&[
             "network",

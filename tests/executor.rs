@@ -206,12 +206,7 @@ fn reads_files_of_an_image_without_running_it() {
     for engine in [Engine::Docker, Engine::Podman] {
         let executor = ContainerCli::new(engine, "reader-test");
         let program = executor.name();
-        let answers = std::process::Command::new(program)
-            .arg("info")
-            .output()
-            .is_ok_and(|output| output.status.success());
-        if !answers {
-            eprintln!("skipped: no {program} engine answers here");
+        if !common::farm::engine_answers(program) {
             continue;
         }
         let image = format!("edelweiss-test-read:{}", std::process::id());
@@ -231,10 +226,6 @@ fn reads_files_of_an_image_without_running_it() {
     }
 }
 
-fn containers(program: &str) -> String {
-    let output = std::process::Command::new(program)
-        .args(["ps", "--all", "--quiet"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).into_owned()
+fn containers(program: &str) -> Vec<String> {
+    common::listed_lines(std::process::Command::new(program).args(["ps", "--all", "--quiet"]))
 }

@@ -93,17 +93,14 @@ fn wheels_only_hides_sdists_and_background_mode_answers_at_once() {
         listed.iter().all(|name| !name.ends_with(".tar.gz")),
         "{listed:?}"
     );
-    let id = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
+    let id = common::poll_for(
+        std::time::Duration::from_secs(30),
+        "the page request to queue a build",
+        || {
             let builds = server.get_json_plain("/api/v1/builds");
-            if let Some(id) = builds["builds"][0]["id"].as_str() {
-                break id.to_string();
-            }
-            assert!(std::time::Instant::now() < deadline, "no build was queued");
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    };
+            builds["builds"][0]["id"].as_str().map(str::to_string)
+        },
+    );
     let build = common::farm::wait_for_build(&server, &id, std::time::Duration::from_secs(300));
     assert_eq!(build["state"], "succeeded", "{}", build["log"]);
     let page = server.get_json(&format!("/t/{TARGET}/simple/later-ext/"));
@@ -139,11 +136,23 @@ fn the_plain_index_infers_the_target_from_pips_user_agent() {
             .send()
             .unwrap();
         assert_eq!(response.status(), 200);
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        let queued = server.get_json_plain("/api/v1/builds")["builds"]
-            .as_array()
-            .unwrap()
-            .len();
-        assert_eq!(queued, usize::from(agent == alpine), "after {agent}");
+        let queued = || {
+            server.get_json_plain("/api/v1/builds")["builds"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        if agent == alpine {
+            common::poll_until(
+                std::time::Duration::from_secs(30),
+                "the build pip on Alpine lacks a wheel for",
+                || queued() == 1,
+            );
+        } else {
+            // No state to wait for: nothing may be queued, so give a wrongly queued build
+            // (it would be queued in the background) a second to show.
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            assert_eq!(queued(), 0, "after {agent}");
+        }
     }
 }

@@ -127,18 +127,14 @@ fn the_prewarm_api_reports_progress_and_the_table() {
         .as_str()
         .unwrap()
         .to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    let progress = loop {
-        let progress = server.get_json_plain(&format!("/api/v1/prewarm/{id}"));
-        if progress["state"] != "running" {
-            break progress;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "prewarm still running: {progress}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    };
+    let progress = common::poll_for(
+        std::time::Duration::from_secs(300),
+        format!("prewarm {id} to finish"),
+        || {
+            let progress = server.get_json_plain(&format!("/api/v1/prewarm/{id}"));
+            (progress["state"] != "running").then_some(progress)
+        },
+    );
     assert_eq!(progress["state"], "succeeded", "{progress}");
     let rows = progress["rows"].as_array().unwrap();
     let source = |project: &str| {

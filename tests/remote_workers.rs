@@ -4,7 +4,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::dists::WheelSpec;
 use common::farm::{
@@ -58,6 +58,21 @@ impl Worker {
         }
     }
 
+    /// Whether a container runs in this worker's runc state.
+    fn runs_a_container(&self) -> bool {
+        let mut list = Command::new("runc");
+        list.arg("--root")
+            .arg(self.work.path().join("runc"))
+            .args(["list", "--format", "json"]);
+        let listing = common::listed_lines(&mut list).concat();
+        let containers: Option<Vec<serde_json::Value>> =
+            serde_json::from_str(&listing).expect("runc list JSON");
+        containers
+            .unwrap_or_default()
+            .iter()
+            .any(|container| container["status"] == "running")
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -104,20 +119,24 @@ fn a_worker_killed_mid_build_loses_its_lease_and_another_completes_the_build_onc
         .as_str()
         .unwrap()
         .to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let holder = loop {
-        let build = server.get_json_plain(&format!("/api/v1/builds/{id}"));
-        if let Some(worker) = build["lease"]["worker"].as_str() {
-            break worker.to_string();
-        }
-        assert!(Instant::now() < deadline, "no worker leased the build");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    std::thread::sleep(Duration::from_secs(2));
+    let holder = common::poll_for(
+        Duration::from_secs(60),
+        format!("a worker to lease build {id}"),
+        || {
+            let build = server.get_json_plain(&format!("/api/v1/builds/{id}"));
+            build["lease"]["worker"].as_str().map(str::to_string)
+        },
+    );
     let holder_index = workers
         .iter()
         .position(|worker| worker.name == holder)
         .unwrap();
+    // Killed mid-build: while its build container runs (setup.py sleeps 8 s).
+    common::poll_until(
+        Duration::from_secs(60),
+        format!("{holder}'s build container to run"),
+        || workers[holder_index].runs_a_container(),
+    );
     workers[holder_index].kill();
     let build = wait_for_build(&server, &id, Duration::from_secs(300));
     assert_eq!(build["state"], "succeeded", "{}", build["log"]);

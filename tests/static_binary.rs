@@ -78,16 +78,16 @@ fn the_runtime_image_builds_from_the_static_binary_and_answers_its_health_check(
         .trim()
         .to_string();
     let address = port_line.lines().next().unwrap_or_default().to_string();
-    let mut healthy = false;
-    for _ in 0..50 {
-        if let Ok(response) = reqwest::blocking::get(format!("http://{address}/healthz")) {
-            healthy = response.status() == 200;
-            if healthy {
-                break;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let healthy = common::polled(
+        std::time::Duration::from_secs(10),
+        common::POLL_INTERVAL,
+        || {
+            reqwest::blocking::get(format!("http://{address}/healthz"))
+                .is_ok_and(|response| response.status() == 200)
+                .then_some(())
+        },
+    )
+    .is_some();
     let probe = docker(&["exec", &name, "/edelweiss", "healthcheck"]);
     let inspect = docker(&[
         "inspect",

@@ -80,15 +80,16 @@ impl Pipeline {
             .await
         {
             Ok(ingested) => Ok(BuiltWheel {
-                filename: filename.to_string(),
+                filename: ingested.record.filename,
                 sha256: ingested.record.sha256,
             }),
-            // A filename is never reused: a rebuild (a new builder, a new recipe) that makes
-            // other bytes keeps serving the wheel already published under that name.
-            Err(IngestError::Index(IndexError::Conflict { existing, .. })) => {
-                tracing::info!(filename, %existing, "a wheel of this name is already served; keeping it");
+            // A file is never replaced: a rebuild (a new builder, a new recipe) that makes
+            // other bytes, or the same wheel spelled otherwise, keeps serving the wheel
+            // already published for that name, version and tags.
+            Err(IngestError::Index(IndexError::Conflict { held, existing, .. })) => {
+                tracing::info!(filename, %held, %existing, "this wheel is already served; keeping it");
                 Ok(BuiltWheel {
-                    filename: filename.to_string(),
+                    filename: held,
                     sha256: existing,
                 })
             }

@@ -7,7 +7,9 @@ use bytes::Bytes;
 
 use super::archive::{ArchiveError, ArchiveLimits, inspect};
 use super::spool::SpooledFile;
-use crate::metadata::{FileKind, FileOrigin, FileRecord, IndexError, IndexStore, InsertOutcome};
+use crate::metadata::{
+    FileKind, FileOrigin, FileRecord, IndexError, IndexStore, InsertOutcome, check_held,
+};
 use crate::pypi::{DistFilename, FilenameError, Sha256Digest, excerpt};
 use crate::storage::{BlobStore, StorageError};
 
@@ -85,18 +87,14 @@ impl Ingestor {
                 actual: spooled.sha256,
             });
         }
-        if let Some(existing) = self.index.file(parsed.name(), filename)? {
-            if existing.sha256 == spooled.sha256 {
-                return Ok(IngestOutcome {
-                    record: existing,
-                    outcome: InsertOutcome::AlreadyPresent,
-                });
-            }
-            return Err(IndexError::Conflict {
-                filename: filename.to_string(),
-                existing: existing.sha256,
-            }
-            .into());
+        // Checked again when the record is inserted; this early check spares the archive
+        // inspection and the blob write.
+        if let Some(held) = self.index.same_file(&parsed)? {
+            let outcome = check_held(&held, filename, spooled.sha256)?;
+            return Ok(IngestOutcome {
+                record: held,
+                outcome,
+            });
         }
         let inspected = {
             let (path, parsed, limits) = (spooled.path.to_path_buf(), parsed.clone(), self.limits);
@@ -135,7 +133,7 @@ impl Ingestor {
         };
         let outcome = self
             .index
-            .insert_file(&record, &inspected.metadata.display_name)?;
+            .insert_file(&parsed, &record, &inspected.metadata.display_name)?;
         Ok(IngestOutcome { record, outcome })
     }
 }

@@ -8,16 +8,18 @@ pub use mirror_records::{CachedPage, MirrorRecords, UpstreamFile};
 pub use records::{FileKind, FileOrigin, FileRecord, ProjectRecord};
 pub use sled_store::SledIndex;
 
-use crate::pypi::{PackageName, Sha256Digest};
+use crate::pypi::{DistFilename, PackageName, Sha256Digest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error(
-        "{filename} already exists with different content (sha256 {existing}); a filename is never reused"
-    )]
+    /// `filename` is the same file (`DistIdentity`) as `held`, which holds other bytes or
+    /// is spelled differently.
+    #[error("{}", conflict_message(filename, held, existing, *same_content))]
     Conflict {
         filename: String,
+        held: String,
         existing: Sha256Digest,
+        same_content: bool,
     },
     #[error("no file {filename} in project {project}")]
     FileNotFound { project: String, filename: String },
@@ -38,6 +40,45 @@ pub enum IndexError {
     },
 }
 
+fn conflict_message(
+    filename: &str,
+    held: &str,
+    existing: &Sha256Digest,
+    same_content: bool,
+) -> String {
+    if filename == held {
+        return format!(
+            "{filename} already exists with different content (sha256 {existing}); a filename is never reused"
+        );
+    }
+    let content = match same_content {
+        true => "with the same content",
+        false => "with different content",
+    };
+    format!(
+        "{filename} is the same file as {held} (equal normalized name, version, and tags or sdist kind), which already exists {content} (sha256 {existing}); a release holds one file of each"
+    )
+}
+
+/// The rule for a new file whose identity is already held: the same bytes under the same
+/// filename are already present (an upload retried); anything else is a conflict naming
+/// the file held.
+pub fn check_held(
+    held: &FileRecord,
+    filename: &str,
+    sha256: Sha256Digest,
+) -> Result<InsertOutcome, IndexError> {
+    if held.filename == filename && held.sha256 == sha256 {
+        return Ok(InsertOutcome::AlreadyPresent);
+    }
+    Err(IndexError::Conflict {
+        filename: filename.to_string(),
+        held: held.filename.clone(),
+        existing: held.sha256,
+        same_content: held.sha256 == sha256,
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertOutcome {
     Inserted,
@@ -51,15 +92,21 @@ pub trait IndexStore: Send + Sync {
     fn project(&self, name: &PackageName) -> Result<Option<ProjectRecord>, IndexError>;
     fn files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError>;
     fn file(&self, name: &PackageName, filename: &str) -> Result<Option<FileRecord>, IndexError>;
+    /// The file held that is the same distribution as `filename` (`DistIdentity`: name,
+    /// version, tags or sdist kind), whatever its spelling.
+    fn same_file(&self, filename: &DistFilename) -> Result<Option<FileRecord>, IndexError>;
     /// The record a `/files/<digest>/<filename>` URL names, if any.
     fn file_by_digest(
         &self,
         digest: Sha256Digest,
         filename: &str,
     ) -> Result<Option<FileRecord>, IndexError>;
-    /// Records a file whose blob is already complete in the store. Atomic across trees.
+    /// Records a file whose blob is already complete in the store, unless the same file
+    /// is held (`check_held` decides). Atomic across trees; `filename` is the record's,
+    /// parsed.
     fn insert_file(
         &self,
+        filename: &DistFilename,
         record: &FileRecord,
         display_name: &str,
     ) -> Result<InsertOutcome, IndexError>;

@@ -2,20 +2,29 @@
 //!
 //! Trees: `projects` (normalized name → `ProjectRecord`), `files` (`name \0 filename` →
 //! `FileRecord`), `digests` (`sha256 \0 filename` → `name \0 filename`), `meta` (format).
+//!
+//! A release holds one file per `DistIdentity`, which no key spells: the check scans the
+//! project's files, so inserts are serialized by a lock (a sled transaction cannot scan).
+//! One process holds the database, so that lock covers every writer, and databases written
+//! before the rule need no new tree or migration.
 
 use std::path::Path;
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{FileOrigin, FileRecord, IndexError, IndexStore, InsertOutcome, ProjectRecord};
-use crate::pypi::{PackageName, Sha256Digest};
+use super::{
+    FileOrigin, FileRecord, IndexError, IndexStore, InsertOutcome, ProjectRecord, check_held,
+};
+use crate::pypi::{DistFilename, PackageName, Sha256Digest};
 
 pub struct SledIndex {
     db: sled::Db,
     projects: sled::Tree,
     files: sled::Tree,
     digests: sled::Tree,
+    /// Held from the same-file check to the end of the insert's transaction.
+    inserts: std::sync::Mutex<()>,
 }
 
 fn file_key(project: &str, filename: &str) -> Vec<u8> {
@@ -65,6 +74,7 @@ impl SledIndex {
             projects: db.open_tree("projects")?,
             files: db.open_tree("files")?,
             digests: db.open_tree("digests")?,
+            inserts: std::sync::Mutex::new(()),
             db,
         })
     }
@@ -120,6 +130,22 @@ impl IndexStore for SledIndex {
             .transpose()
     }
 
+    fn same_file(&self, filename: &DistFilename) -> Result<Option<FileRecord>, IndexError> {
+        if let Some(record) = self.file(filename.name(), filename.as_str())? {
+            return Ok(Some(record));
+        }
+        let identity = filename.identity();
+        // A held filename that no longer parses (a stricter parser than the one that stored
+        // it) is still guarded by its own key, which the lookup above checks.
+        let same = |record: &FileRecord| {
+            record
+                .filename
+                .parse::<DistFilename>()
+                .is_ok_and(|held| held.identity() == identity)
+        };
+        Ok(self.files(filename.name())?.into_iter().find(same))
+    }
+
     fn file_by_digest(
         &self,
         digest: Sha256Digest,
@@ -136,9 +162,19 @@ impl IndexStore for SledIndex {
 
     fn insert_file(
         &self,
+        filename: &DistFilename,
         record: &FileRecord,
         display_name: &str,
     ) -> Result<InsertOutcome, IndexError> {
+        debug_assert_eq!(filename.as_str(), record.filename);
+        // A poisoned lock guards nothing but the ordering of inserts: keep going.
+        let _serialized = self
+            .inserts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(held) = self.same_file(filename)? {
+            return check_held(&held, &record.filename, record.sha256);
+        }
         let key = file_key(&record.project, &record.filename);
         let uploaded = record.origin == FileOrigin::Uploaded;
         let project = ProjectRecord {
@@ -151,13 +187,8 @@ impl IndexStore for SledIndex {
                 if let Some(existing) = files.get(&key)? {
                     let existing: FileRecord =
                         decode(&key, &existing).map_err(ConflictableTransactionError::Abort)?;
-                    if existing.sha256 == record.sha256 {
-                        return Ok(InsertOutcome::AlreadyPresent);
-                    }
-                    return Err(ConflictableTransactionError::Abort(IndexError::Conflict {
-                        filename: record.filename.clone(),
-                        existing: existing.sha256,
-                    }));
+                    return check_held(&existing, &record.filename, record.sha256)
+                        .map_err(ConflictableTransactionError::Abort);
                 }
                 let known = projects.get(record.project.as_bytes())?;
                 let known: Option<ProjectRecord> = known
@@ -242,22 +273,24 @@ mod tests {
         }
     }
 
+    fn insert(index: &SledIndex, record: &FileRecord) -> Result<InsertOutcome, IndexError> {
+        let filename: DistFilename = record.filename.parse().unwrap();
+        index.insert_file(&filename, record, "Demo")
+    }
+
     #[test]
     fn inserts_once_and_refuses_different_bytes_under_a_taken_name() {
         let dir = tempfile::tempdir().unwrap();
         let index = SledIndex::open(dir.path()).unwrap();
         let first = record("demo-1.0-py3-none-any.whl", b"one");
+        assert_eq!(insert(&index, &first).unwrap(), InsertOutcome::Inserted);
         assert_eq!(
-            index.insert_file(&first, "Demo").unwrap(),
-            InsertOutcome::Inserted
-        );
-        assert_eq!(
-            index.insert_file(&first, "Demo").unwrap(),
+            insert(&index, &first).unwrap(),
             InsertOutcome::AlreadyPresent
         );
         let other = record("demo-1.0-py3-none-any.whl", b"two");
         assert!(matches!(
-            index.insert_file(&other, "Demo"),
+            insert(&index, &other),
             Err(IndexError::Conflict { .. })
         ));
         let name = parse_package_name("demo").unwrap();
@@ -267,6 +300,44 @@ mod tests {
             Some(first)
         );
         assert_eq!(index.projects().unwrap()[0].display_name, "Demo");
+    }
+
+    #[test]
+    fn another_spelling_of_a_held_file_is_a_conflict_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SledIndex::open(dir.path()).unwrap();
+        let held = record("demo-1.0-py3-none-any.whl", b"one");
+        insert(&index, &held).unwrap();
+        for (filename, content) in [
+            ("Demo-1.0.0-py3-none-any.whl", &b"two"[..]),
+            ("DEMO-1.0-py3-none-any.whl", &b"one"[..]),
+        ] {
+            let error = insert(&index, &record(filename, content)).unwrap_err();
+            let IndexError::Conflict {
+                held: ref held_name,
+                existing,
+                same_content,
+                ..
+            } = error
+            else {
+                panic!("{filename}: {error}");
+            };
+            assert_eq!(held_name, "demo-1.0-py3-none-any.whl");
+            assert_eq!(existing, held.sha256);
+            assert_eq!(same_content, content == b"one");
+            assert!(
+                error
+                    .to_string()
+                    .contains("is the same file as demo-1.0-py3-none-any.whl")
+            );
+        }
+        let other_tags = record("demo-1.0-py2.py3-none-any.whl", b"three");
+        assert_eq!(
+            insert(&index, &other_tags).unwrap(),
+            InsertOutcome::Inserted
+        );
+        let name = parse_package_name("demo").unwrap();
+        assert_eq!(index.files(&name).unwrap(), vec![other_tags, held]);
     }
 
     #[test]

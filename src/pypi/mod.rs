@@ -4,6 +4,7 @@
 mod digest;
 mod excerpt;
 mod filename;
+mod identity;
 mod metadata;
 mod name;
 pub mod simple;
@@ -16,6 +17,7 @@ mod wheel_info;
 pub use digest::{DigestError, Sha256Digest};
 pub use excerpt::{EXCERPT_CHARS, Excerpt, excerpt, excerpt_to};
 pub use filename::{DistFilename, FilenameError, SdistExtension, SdistFilename, WheelFilename};
+pub use identity::DistIdentity;
 pub use metadata::{CoreMetadata, MetadataError};
 pub use name::{InvalidProjectName, PackageName, parse_package_name};
 pub use pep440_rs::Version;

@@ -4,6 +4,7 @@
 use std::ops::Range;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -18,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::key::StorageKey;
+use super::staging::{SweptStaging, sweep_staging};
 use crate::pypi::Sha256Digest;
 
 const READ_CHUNK: usize = 256 * 1024;
@@ -62,6 +64,8 @@ pub struct BlobRead {
 #[derive(Clone)]
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
+    /// The directory of a `file://` store, where a crash can leave staging files.
+    local_root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -91,7 +95,7 @@ impl BlobStore {
             reason,
         };
         let parsed = url::Url::parse(url).map_err(|error| invalid(error.to_string()))?;
-        let inner: Arc<dyn ObjectStore> = match parsed.scheme() {
+        match parsed.scheme() {
             "file" => {
                 let dir = parsed
                     .to_file_path()
@@ -100,23 +104,40 @@ impl BlobStore {
                     path: dir.clone(),
                     source,
                 })?;
-                Arc::new(
-                    LocalFileSystem::new_with_prefix(&dir)
-                        .map(|store| store.with_fsync(true))
-                        .map_err(|error| invalid(error.to_string()))?,
-                )
+                let store = LocalFileSystem::new_with_prefix(&dir)
+                    .map(|store| store.with_fsync(true))
+                    .map_err(|error| invalid(error.to_string()))?;
+                Ok(Self {
+                    inner: Arc::new(store),
+                    local_root: Some(dir),
+                })
             }
             "s3" => {
                 let store = AmazonS3Builder::from_env().with_url(url).build();
-                Arc::new(store.map_err(|error| invalid(error.to_string()))?)
+                Ok(Self::from_object_store(Arc::new(
+                    store.map_err(|error| invalid(error.to_string()))?,
+                )))
             }
-            other => return Err(invalid(format!("scheme `{other}` (use file:// or s3://)"))),
-        };
-        Ok(Self { inner })
+            other => Err(invalid(format!("scheme `{other}` (use file:// or s3://)"))),
+        }
     }
 
     pub fn from_object_store(inner: Arc<dyn ObjectStore>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            local_root: None,
+        }
+    }
+
+    /// Removes what writes killed mid-way left in a `file://` store: staging files last
+    /// modified before `cutoff` (see `staging`). Committed blobs are never touched. An S3
+    /// store keeps nothing half-written visible; its unfinished multipart uploads are the
+    /// bucket's lifecycle rules' to expire.
+    pub fn sweep_partial_writes(&self, cutoff: SystemTime) -> Result<SweptStaging, StorageError> {
+        match &self.local_root {
+            Some(root) => sweep_staging(root, cutoff),
+            None => Ok(SweptStaging::default()),
+        }
     }
 
     pub async fn contains(&self, digest: Sha256Digest) -> Result<bool, StorageError> {

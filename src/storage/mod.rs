@@ -3,6 +3,8 @@
 
 mod blob_store;
 mod key;
+mod staging;
 
 pub use blob_store::{BlobRead, BlobStore, PutOutcome, StorageError};
 pub use key::StorageKey;
+pub use staging::SweptStaging;

@@ -16,6 +16,8 @@ pub struct WheelSpec<'a> {
     pub metadata_name: Option<&'a str>,
     /// Extra `(path, bytes)` entries, e.g. a fake extension module.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Entries stored, not deflated: large incompressible wheels are written fast.
+    pub stored: bool,
 }
 
 impl<'a> WheelSpec<'a> {
@@ -28,6 +30,7 @@ impl<'a> WheelSpec<'a> {
             requires_dist: &[],
             metadata_name: None,
             files: Vec::new(),
+            stored: false,
         }
     }
 
@@ -83,16 +86,24 @@ impl<'a> WheelSpec<'a> {
         record.push_str(&format!("{dist_info}/RECORD,,\n"));
         entries.push((format!("{dist_info}/RECORD"), record.into_bytes()));
         let path = dir.join(self.filename());
-        write_zip(&path, &entries);
+        let method = match self.stored {
+            true => zip::CompressionMethod::Stored,
+            false => zip::CompressionMethod::Deflated,
+        };
+        write_zip_with(&path, &entries, method);
         path
     }
 }
 
 pub fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
+    write_zip_with(path, entries, zip::CompressionMethod::Deflated);
+}
+
+fn write_zip_with(path: &Path, entries: &[(String, Vec<u8>)], method: zip::CompressionMethod) {
     let file = std::fs::File::create(path).expect("create zip");
     let mut zip = zip::ZipWriter::new(file);
     let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_method(method)
         .large_file(
             entries
                 .iter()

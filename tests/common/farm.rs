@@ -1,7 +1,7 @@
 //! A build-farm server over the musl test root, and the sdists the farm tests build.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::UPLOAD_TOKEN;
 use super::dists::write_project_sdist;
@@ -35,22 +35,10 @@ impl Runtime {
         }
     }
 
-    /// False, after saying so in one line, where no docker engine answers.
+    /// False, after saying so in one line, where no such engine answers (see
+    /// `engine_answers`).
     pub fn available(self) -> bool {
-        if self == Self::Runc {
-            return true;
-        }
-        let answers = std::process::Command::new(self.name())
-            .args(["info"])
-            .output()
-            .is_ok_and(|output| output.status.success());
-        if !answers {
-            eprintln!(
-                "skipped: no {} engine answers here; its executor matrix needs one",
-                self.name()
-            );
-        }
-        answers
+        self == Self::Runc || engine_answers(self.name())
     }
 
     /// Builder and runtime as this executor names them.
@@ -82,6 +70,30 @@ impl Runtime {
             ),
         }
     }
+}
+
+/// Whether the `program` engine (docker, podman) answers `info`. Where none does, its tests
+/// say so in one line and pass; under `CI=true` they fail instead, so that a green CI run
+/// always means the engine's path ran.
+pub fn engine_answers(program: &str) -> bool {
+    let output = std::process::Command::new(program).arg("info").output();
+    if output.as_ref().is_ok_and(|output| output.status.success()) {
+        return true;
+    }
+    let why = match &output {
+        Ok(output) => super::text(output),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        !in_ci(),
+        "CI=true, but no {program} engine answers here, so its tests cannot run: {why}"
+    );
+    eprintln!("skipped: no {program} engine answers here; its tests need one");
+    false
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
 }
 
 /// `workers/musl-root/import-image`, once per engine, root and process.
@@ -187,20 +199,18 @@ pub fn build_to_end(
 
 /// Polls `/api/v1/builds/<id>` until the build finishes.
 pub fn wait_for_build(server: &TestServer, id: &str, limit: Duration) -> serde_json::Value {
-    let started = Instant::now();
-    loop {
-        let build = server.get_json_plain(&format!("/api/v1/builds/{id}"));
-        if matches!(build["state"].as_str(), Some("succeeded" | "failed")) {
-            return build;
-        }
-        assert!(
-            started.elapsed() < limit,
+    let mut last = serde_json::Value::Null;
+    let finished = super::polled(limit, Duration::from_millis(500), || {
+        last = server.get_json_plain(&format!("/api/v1/builds/{id}"));
+        matches!(last["state"].as_str(), Some("succeeded" | "failed")).then(|| last.clone())
+    });
+    finished.unwrap_or_else(|| {
+        panic!(
             "build {id} still {} after {limit:?}:\n{}",
-            build["state"],
+            last["state"],
             server.log()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        )
+    })
 }
 
 pub fn containers_started(server: &TestServer) -> u64 {
@@ -324,49 +334,68 @@ pub fn pypi_musllinux_wheel(requirement: &str) -> PathBuf {
 
 /// Containers of build `id` that still exist (running or not).
 pub fn leftover_containers(runtime: Runtime, server: &TestServer, id: &str) -> Vec<String> {
-    let output = match runtime {
-        Runtime::Docker | Runtime::Podman => std::process::Command::new(runtime.name())
-            .args([
-                "ps",
-                "--all",
+    build_containers(runtime, server, id, true)
+}
+
+/// Containers of build `id` that run now.
+pub fn running_containers(runtime: Runtime, server: &TestServer, id: &str) -> Vec<String> {
+    build_containers(runtime, server, id, false)
+}
+
+fn build_containers(runtime: Runtime, server: &TestServer, id: &str, all: bool) -> Vec<String> {
+    match runtime {
+        Runtime::Docker | Runtime::Podman => {
+            let mut command = std::process::Command::new(runtime.name());
+            command.arg("ps");
+            if all {
+                command.arg("--all");
+            }
+            command.args([
                 "--quiet",
                 "--filter",
                 &format!("label=edelweiss.build={id}"),
-            ])
-            .output(),
-        Runtime::Runc => std::process::Command::new("runc")
-            .arg("--root")
-            .arg(server.data_dir.join("runc"))
-            .args(["list", "--quiet"])
-            .output(),
+            ]);
+            super::listed_lines(&mut command)
+        }
+        Runtime::Runc => {
+            let mut command = std::process::Command::new("runc");
+            command
+                .arg("--root")
+                .arg(server.data_dir.join("runc"))
+                .args(["list", "--format", "json"]);
+            let listing = super::listed_lines(&mut command).concat();
+            let containers: Option<Vec<serde_json::Value>> = serde_json::from_str(&listing)
+                .unwrap_or_else(|error| panic!("runc list printed {listing:?}: {error}"));
+            containers
+                .unwrap_or_default()
+                .iter()
+                .filter(|container| all || container["status"] == "running")
+                .filter_map(|container| container["id"].as_str())
+                .filter(|name| name.contains(id))
+                .map(str::to_string)
+                .collect()
+        }
     }
-    .expect("list containers");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| !line.is_empty() && (runtime != Runtime::Runc || line.contains(id)))
-        .map(str::to_string)
-        .collect()
 }
 
 /// How docker runs a build container, read while it runs: the hardening flags and labels.
 pub fn docker_container_settings(id: &str) -> Option<serde_json::Value> {
-    let listed = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "--quiet",
-            "--filter",
-            &format!("label=edelweiss.build={id}"),
-        ])
-        .output()
-        .ok()?;
-    let container = String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .next()?
-        .to_string();
-    let inspected = std::process::Command::new("docker")
-        .args(["inspect", &container])
-        .output()
-        .ok()?;
-    let mut all: serde_json::Value = serde_json::from_slice(&inspected.stdout).ok()?;
+    let container = running_docker_container(id)?;
+    let mut inspect = std::process::Command::new("docker");
+    inspect.args(["inspect", &container]);
+    let inspected = super::assert_success(&mut inspect);
+    let mut all: serde_json::Value =
+        serde_json::from_slice(&inspected.stdout).expect("docker inspect JSON");
     Some(all[0].take())
+}
+
+fn running_docker_container(id: &str) -> Option<String> {
+    let mut command = std::process::Command::new("docker");
+    command.args([
+        "ps",
+        "--quiet",
+        "--filter",
+        &format!("label=edelweiss.build={id}"),
+    ]);
+    super::listed_lines(&mut command).into_iter().next()
 }

@@ -13,6 +13,7 @@ pub mod upstream;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 pub const UPLOAD_TOKEN: &str = "test-upload-token-0123456789";
 
@@ -77,6 +78,17 @@ pub fn assert_success(command: &mut Command) -> Output {
         text(&output)
     );
     output
+}
+
+/// The non-empty lines a listing command (`docker ps`, `runc list`) prints. Its failure
+/// fails the test: an engine that does not answer must not read as "nothing listed".
+pub fn listed_lines(command: &mut Command) -> Vec<String> {
+    let output = assert_success(command);
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -146,4 +158,41 @@ pub fn elf_needed(library: &[u8]) -> Vec<String> {
                 .map(|rest| rest.trim_end_matches(']').to_string())
         })
         .collect()
+}
+
+/// How often a test asks whether the state it waits for has come.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Asks `probe` every `interval` until it answers, for at most `within`: `None` once that
+/// has passed. Tests wait for a state this way, never for a guessed time.
+pub fn polled<T>(
+    within: Duration,
+    interval: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(answer) = probe() {
+            return Some(answer);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+/// Waits until `probe` answers, failing the test with `what` after `within`.
+pub fn poll_for<T>(
+    within: Duration,
+    what: impl std::fmt::Display,
+    probe: impl FnMut() -> Option<T>,
+) -> T {
+    polled(within, POLL_INTERVAL, probe)
+        .unwrap_or_else(|| panic!("waited {within:?} for {what}, in vain"))
+}
+
+/// Waits until `ready` holds, failing the test with `what` after `within`.
+pub fn poll_until(within: Duration, what: impl std::fmt::Display, mut ready: impl FnMut() -> bool) {
+    poll_for(within, what, || ready().then_some(()))
 }
