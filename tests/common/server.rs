@@ -137,6 +137,14 @@ impl TestServer {
         }
     }
 
+    /// The server's process id, when it runs as a child of the test.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.process {
+            Process::Child(child) => Some(child.id()),
+            Process::Container(_) => None,
+        }
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         match &mut self.process {
