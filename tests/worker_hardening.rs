@@ -1,18 +1,21 @@
-//! The remote-worker protocol against hostile peers: a lease belongs to the token that took
-//! it, worker routes serve only that lease's inputs and stream them, and a worker's words
-//! reach the log escaped.
+//! The remote-worker protocol against hostile peers. On the server: a lease belongs to the
+//! token that took it, worker routes serve only that lease's inputs and stream them, and a
+//! worker's words reach the log escaped. On the worker: a hostile server cannot make it
+//! write or delete anything outside its work directory.
 
 mod common;
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Barrier};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
 
 use common::UPLOAD_TOKEN;
 use common::dists::{WheelSpec, noise, write_sdist};
 use common::farm::{TARGET, build_config, request_build};
-use common::server::{TestServer, base_config};
+use common::server::{TestServer, base_config, binary};
 use common::sha256_hex;
 
 const TOKEN_A: &str = "worker-token-a-0123456789";
@@ -380,4 +383,255 @@ fn a_workers_failure_message_cannot_forge_log_lines() {
     }
     assert!(!log.contains('\x1b'), "the log carries an escape sequence");
     assert!(!log.contains('\r'), "the log carries a carriage return");
+}
+
+// ---- The worker against a hostile server ----------------------------------------------
+
+/// What the fake server was asked.
+#[derive(Default)]
+struct Seen {
+    leases: usize,
+    /// (path, body) of every result.
+    results: Vec<(String, String)>,
+}
+
+/// A worker API that hands out `offers` in order, then nothing; serves `blobs` to any GET
+/// that ends in a known digest or in `/sdist`; and records results.
+struct HostileServer {
+    url: String,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl HostileServer {
+    fn start(offers: Vec<serde_json::Value>, sdist: Vec<u8>, wheel: Vec<u8>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let state = (Arc::new(Mutex::new(offers)), seen.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = Self::answer(stream, &state.0, &state.1, &sdist, &wheel);
+            }
+        });
+        Self { url, seen }
+    }
+
+    fn answer(
+        stream: TcpStream,
+        offers: &Mutex<Vec<serde_json::Value>>,
+        seen: &Mutex<Seen>,
+        sdist: &[u8],
+        wheel: &[u8],
+    ) -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line)?;
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header)?;
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let (status, response): (&str, Vec<u8>) = match method {
+            "POST" if path.ends_with("/lease") => {
+                seen.lock().unwrap().leases += 1;
+                let mut offers = offers.lock().unwrap();
+                if offers.is_empty() {
+                    ("204 No Content", Vec::new())
+                } else {
+                    ("200 OK", offers.remove(0).to_string().into_bytes())
+                }
+            }
+            "POST" if path.ends_with("/result") => {
+                let text = String::from_utf8_lossy(&body).into_owned();
+                seen.lock().unwrap().results.push((path.to_string(), text));
+                ("200 OK", b"{}".to_vec())
+            }
+            "POST" => ("200 OK", Vec::new()),
+            "GET" if path.ends_with("/sdist") || path.ends_with(&sha256_hex(sdist)) => {
+                ("200 OK", sdist.to_vec())
+            }
+            "GET" if path.ends_with(&sha256_hex(wheel)) => ("200 OK", wheel.to_vec()),
+            _ => ("404 Not Found", Vec::new()),
+        };
+        let mut stream = stream;
+        write!(
+            stream,
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            response.len()
+        )?;
+        stream.write_all(&response)?;
+        stream.flush()
+    }
+}
+
+/// An assignment the worker would build on `root`: each hostile one differs in one value.
+fn assignment(id: &str, root: &Path, sdist: &[u8], wheel: &[u8]) -> serde_json::Value {
+    let root = root.display().to_string();
+    serde_json::json!({
+        "build": {
+            "id": id, "key": "k", "project": "canary-ext", "version": "1.0", "target": TARGET,
+            "sdist_filename": "canary_ext-1.0.tar.gz", "sdist_sha256": sha256_hex(sdist),
+            "builder": format!("rootfs:{}", sha256_hex(ROOT_ID)), "state": "running",
+            "lease": null, "attempts": 1, "failure": null, "wheel": null,
+            "queued_at": "2026-12-01T00:00:00Z", "started_at": null, "finished_at": null,
+            "log_sha256": null
+        },
+        "recipe": {"apk": [], "env": {}, "import_check": "", "build_requires": [], "version_must_match": ""},
+        "wheelhouse": [{"filename": "helper_wheel-1.0-py3-none-any.whl", "sha256": sha256_hex(wheel)}],
+        "builder": root, "runtime": root, "lease_seconds": 30
+    })
+}
+
+struct KilledOnDrop(Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_hostile_server_cannot_make_a_worker_touch_paths_outside_its_work_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path();
+    let root = fake_root(outside);
+    let work = outside.join("work");
+    // Canaries beside the work directory: a build id that is a path would delete them.
+    for canary in ["canary", "absolute-canary"] {
+        std::fs::create_dir_all(outside.join(canary)).unwrap();
+        std::fs::write(outside.join(canary).join("keep"), b"kept").unwrap();
+    }
+    let (sdist, wheel) = (b"sdist bytes".to_vec(), b"wheel bytes".to_vec());
+    let with = |id: &str, change: &dyn Fn(&mut serde_json::Value)| {
+        let mut offer = assignment(id, &root, &sdist, &wheel);
+        change(&mut offer);
+        offer
+    };
+    let same = |_: &mut serde_json::Value| {};
+    let escaped = |name: &str| outside.join(name).display().to_string();
+    let offers = vec![
+        // work/builds/../../canary is the canary.
+        with("../../canary", &same),
+        with(&escaped("absolute-canary"), &same),
+        with("b\u{1b}[31m\n2026-12-01T00:00:00Z INFO forged\0", &same),
+        with("b00000000000000a1", &|offer| {
+            offer["build"]["sdist_filename"] = escaped("escaped-sdist.tar.gz").into();
+        }),
+        with("b00000000000000a2", &|offer| {
+            offer["wheelhouse"][0]["filename"] = "../../../../escaped-wheel.whl".into();
+        }),
+        with("b00000000000000a3", &|offer| {
+            offer["wheelhouse"][0]["filename"] = escaped("absolute-wheel.whl").into();
+        }),
+        with("b00000000000000a4", &|offer| {
+            offer["wheelhouse"][0]["sha256"] = "../../not-a-digest".into();
+        }),
+    ];
+    let hostile_offers = offers.len();
+    let server = HostileServer::start(offers, sdist.clone(), wheel.clone());
+    std::fs::create_dir_all(&work).unwrap();
+    let log_path = outside.join("worker.log");
+    let mut worker = KilledOnDrop(
+        Command::new(binary())
+            .args(["worker", "--server", &server.url, "--token", TOKEN_A])
+            .args([
+                "--executor",
+                "runc",
+                "--target",
+                TARGET,
+                "--name",
+                "hostile-test",
+            ])
+            .args(["--poll-seconds", "1", "--work"])
+            .arg(&work)
+            .env("EDELWEISS_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("start edelweiss worker"),
+    );
+
+    // The worker has seen every offer once it asks again after the last.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.seen.lock().unwrap().leases <= hostile_offers {
+        assert!(
+            Instant::now() < deadline,
+            "the worker stopped asking for work:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        worker.0.try_wait().unwrap().is_none(),
+        "the worker exited on a hostile assignment"
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+
+    for canary in ["canary", "absolute-canary"] {
+        assert_eq!(
+            std::fs::read(outside.join(canary).join("keep"))
+                .ok()
+                .as_deref(),
+            Some(&b"kept"[..]),
+            "a build id deleted {canary} outside the work directory:\n{log}"
+        );
+    }
+    for name in [
+        "escaped-sdist.tar.gz",
+        "escaped-wheel.whl",
+        "absolute-wheel.whl",
+    ] {
+        assert!(
+            !outside.join(name).exists(),
+            "a server-sent filename wrote {name} outside the work directory:\n{log}"
+        );
+    }
+    // Each refusal is one line; the three with a sound id are reported so the server can
+    // retry them elsewhere, the others cannot be named to the server at all.
+    assert_eq!(log.matches("refused a lease: ").count(), 3, "{log}");
+    let results = &server.seen.lock().unwrap().results;
+    let mut reported: Vec<&str> = results
+        .iter()
+        .map(|(path, body)| {
+            assert!(body.contains("infrastructure"), "{path}: {body}");
+            path.as_str()
+        })
+        .collect();
+    reported.sort();
+    assert_eq!(
+        reported,
+        [
+            "/api/v1/workers/builds/b00000000000000a1/result",
+            "/api/v1/workers/builds/b00000000000000a2/result",
+            "/api/v1/workers/builds/b00000000000000a3/result",
+            "/api/v1/workers/builds/b00000000000000a4/result",
+        ]
+    );
+    assert!(
+        log.contains("refused the lease of build b00000000000000a1: the sdist filename"),
+        "{log}"
+    );
+    for line in log.lines() {
+        assert!(
+            !line.starts_with("2026-12-01T00:00:00Z"),
+            "a forged line: {line:?}"
+        );
+    }
+    assert!(
+        !log.contains('\x1b'),
+        "the worker log carries an escape sequence"
+    );
 }

@@ -1,6 +1,7 @@
 //! The build farm: build keys, recipes, the queue with its leases, the pipeline that runs
 //! a build in containers, and the service that ties them to the index and the mirror.
 
+mod assignment_check;
 mod id;
 mod key;
 mod on_demand;
