@@ -1,7 +1,7 @@
 //! API tokens: kept in a `Secret` that never prints, and checked in constant time.
 
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use subtle::{Choice, ConditionallySelectable as _, ConstantTimeEq};
 
@@ -153,6 +153,59 @@ pub fn token_from_header(header: &str) -> Option<String> {
         return Some(password.to_string());
     }
     None
+}
+
+/// A stable, non-secret name for the token a request carried: 16 hex digits of a sha256 of
+/// the token (domain-separated, so it equals no other digest kept of it). A remote worker's
+/// lease belongs to it; it never reveals the token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CredentialId(String);
+
+const CREDENTIAL_HEX_DIGITS: usize = 16;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{input}` is not a credential id: expected {CREDENTIAL_HEX_DIGITS} lowercase hex digits")]
+pub struct CredentialIdError {
+    input: String,
+}
+
+impl TryFrom<String> for CredentialId {
+    type Error = CredentialIdError;
+
+    fn try_from(input: String) -> Result<Self, Self::Error> {
+        let hex = |b: u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
+        if input.len() == CREDENTIAL_HEX_DIGITS && input.bytes().all(hex) {
+            Ok(Self(input))
+        } else {
+            Err(CredentialIdError { input })
+        }
+    }
+}
+
+impl From<CredentialId> for String {
+    fn from(id: CredentialId) -> Self {
+        id.0
+    }
+}
+
+impl std::fmt::Display for CredentialId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The identity of the token in an `Authorization` header; `None` without a token. Say
+/// nothing about whether the token is valid: call `Tokens::check` first.
+pub fn credential_id(header: Option<&str>) -> Option<CredentialId> {
+    let token = header.and_then(token_from_header)?;
+    let digest = Sha256::new()
+        .chain_update(b"edelweiss credential\0")
+        .chain_update(token.as_bytes())
+        .finalize();
+    Some(CredentialId(
+        hex::encode(digest)[..CREDENTIAL_HEX_DIGITS].to_string(),
+    ))
 }
 
 impl Tokens {
@@ -369,6 +422,25 @@ mod tests {
         assert_eq!(list.tokens[1].secret().expose(), "named-token-0123456789");
         assert!(format!("{:?}", list.tokens).contains("redacted"));
         assert!(!format!("{:?}", list.tokens).contains("named-token"));
+    }
+
+    #[test]
+    fn credential_ids_are_stable_per_token_and_reveal_nothing() {
+        let bearer = credential_id(Some("Bearer k-token-0123456789abcdef")).unwrap();
+        let basic = credential_id(Some(&basic("__token__", "k-token-0123456789abcdef"))).unwrap();
+        let other = credential_id(Some("Bearer j-token-0123456789abcdef")).unwrap();
+        assert_eq!(
+            bearer, basic,
+            "the same token by either scheme is one credential"
+        );
+        assert_ne!(bearer, other);
+        assert_eq!(bearer.to_string().len(), 16);
+        assert!(!bearer.to_string().contains("token"));
+        assert_eq!(credential_id(None), None);
+        let round_trip: CredentialId =
+            serde_json::from_value(serde_json::to_value(&bearer).unwrap()).unwrap();
+        assert_eq!(round_trip, bearer);
+        assert!(serde_json::from_str::<CredentialId>("\"../../etc\"").is_err());
     }
 
     #[test]

@@ -103,6 +103,8 @@ impl ResponseError for ApiError {
             Self::Mirror(MirrorError::Storage(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Build(BuildError::Queue(QueueError::NotLeased { .. }))
             | Self::Queue(QueueError::NotLeased { .. }) => StatusCode::CONFLICT,
+            Self::Build(BuildError::Queue(QueueError::OtherCredential { .. }))
+            | Self::Queue(QueueError::OtherCredential { .. }) => StatusCode::FORBIDDEN,
             Self::Build(BuildError::Queue(QueueError::NotFound { .. }))
             | Self::Queue(QueueError::NotFound { .. }) => StatusCode::NOT_FOUND,
             Self::Build(BuildError::UnknownTarget { .. }) => StatusCode::BAD_REQUEST,

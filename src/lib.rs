@@ -9,6 +9,7 @@
 //! - [`index`]: page models and their HTML/JSON renderings, merged with upstream pages.
 //! - [`mirror`]: the pull-through cache of upstream indexes.
 //! - [`routes`]: the HTTP API; [`error`] maps every error to a response.
+//! - [`untrusted`]: outside text made safe for a log line or a page.
 //! - [`app`], [`config`], [`auth`], [`metrics`], [`cli`], [`commands`]: wiring.
 
 pub mod app;
@@ -32,3 +33,4 @@ pub mod routes;
 pub mod services;
 pub mod status;
 pub mod storage;
+pub mod untrusted;

@@ -2,6 +2,7 @@ use clap::Parser as _;
 use edelweiss::cli::{Cli, Command};
 use edelweiss::commands;
 use edelweiss::config::Settings;
+use std::io::IsTerminal as _;
 use tracing_subscriber::EnvFilter;
 
 /// One-shot commands end quietly when their output is closed (`edelweiss build … | head -1`),
@@ -26,6 +27,8 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_env("EDELWEISS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a terminal: a log file or journal gets plain lines.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let settings = || {
         Settings::load(

@@ -1,7 +1,9 @@
 //! The build farm: build keys, recipes, the queue with its leases, the pipeline that runs
 //! a build in containers, and the service that ties them to the index and the mirror.
 
+mod assignment_check;
 mod diagnose;
+mod id;
 mod key;
 mod on_demand;
 mod pipeline;
@@ -15,12 +17,15 @@ mod steps;
 mod symbols;
 
 pub use diagnose::{Diagnosis, first_error};
+pub use id::{BuildId, BuildIdError};
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
 pub use on_demand::{MissingWheel, missing_wheels};
 pub use pipeline::{Pipeline, PipelineResult};
 pub use queue::{BuildQueue, QueueError, Requested};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
-pub use records::{BuildRecord, BuildState, BuiltWheel, Failure, FailureKind};
+pub use records::{
+    BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, Holding, Lease, LeaseHolder,
+};
 pub use remote_worker::{RemoteWorker, WorkerError};
 pub use runtime_exports::RuntimeExports;
 pub use service::{

@@ -6,9 +6,12 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::records::{
-    BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, Lease, timestamp, unix_now,
+    BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, Holding, Lease, LeaseHolder,
+    timestamp, unix_now,
 };
+use crate::auth::CredentialId;
 use crate::metadata::IndexError;
+use crate::pypi::Sha256Digest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requested {
@@ -28,6 +31,8 @@ pub enum QueueError {
     NotLeased { id: String, worker: String },
     #[error("no build {id}")]
     NotFound { id: String },
+    #[error("build {id} is leased with another credential; nothing changed")]
+    OtherCredential { id: String },
 }
 
 impl From<sled::Error> for QueueError {
@@ -110,10 +115,10 @@ impl BuildQueue {
         Ok(outcome)
     }
 
-    /// Takes the oldest queued build whose target is in `targets` for `worker`.
+    /// Takes the oldest queued build whose target is in `targets` for `holder`.
     pub fn lease(
         &self,
-        worker: &str,
+        holder: &LeaseHolder,
         targets: &[String],
         lease_seconds: u64,
     ) -> Result<Option<BuildRecord>, QueueError> {
@@ -134,8 +139,10 @@ impl BuildQueue {
                 };
                 record.state = BuildState::Running;
                 record.lease = Some(Lease {
-                    worker: worker.to_string(),
+                    worker: holder.worker.clone(),
                     expires_at: unix_now() + lease_seconds,
+                    credential: holder.credential.clone(),
+                    wheelhouse: Vec::new(),
                 });
                 record.attempts += 1;
                 record.started_at = Some(timestamp());
@@ -153,19 +160,15 @@ impl BuildQueue {
     fn update_leased<T>(
         &self,
         id: &str,
-        worker: &str,
+        holder: &LeaseHolder,
         change: impl Fn(&mut BuildRecord) -> T,
     ) -> Result<T, QueueError> {
         let result = self.builds.transaction(|builds| {
             let Some(mut record) = tx_get(builds, id.as_bytes())? else {
                 return Ok(Err(QueueError::NotFound { id: id.to_string() }));
             };
-            let holds = record.is_leased_by(worker);
-            if !holds {
-                return Ok(Err(QueueError::NotLeased {
-                    id: id.to_string(),
-                    worker: worker.to_string(),
-                }));
+            if let Err(error) = Self::check_holder(&record, holder) {
+                return Ok(Err(error));
             }
             let value = change(&mut record);
             builds.insert(id.as_bytes(), encode(&record))?;
@@ -176,8 +179,27 @@ impl BuildQueue {
         Ok(value)
     }
 
-    pub fn heartbeat(&self, id: &str, worker: &str, lease_seconds: u64) -> Result<(), QueueError> {
-        self.update_leased(id, worker, |record| {
+    /// Refuses `holder` unless it holds `record`'s lease.
+    pub fn check_holder(record: &BuildRecord, holder: &LeaseHolder) -> Result<(), QueueError> {
+        match record.holding(holder) {
+            Holding::Holds => Ok(()),
+            Holding::NotLeased => Err(QueueError::NotLeased {
+                id: record.id.clone(),
+                worker: holder.worker.clone(),
+            }),
+            Holding::OtherCredential => Err(QueueError::OtherCredential {
+                id: record.id.clone(),
+            }),
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        id: &str,
+        holder: &LeaseHolder,
+        lease_seconds: u64,
+    ) -> Result<(), QueueError> {
+        self.update_leased(id, holder, |record| {
             if let Some(lease) = record.lease.as_mut() {
                 lease.expires_at = unix_now() + lease_seconds;
             }
@@ -189,11 +211,11 @@ impl BuildQueue {
     pub fn finish(
         &self,
         id: &str,
-        worker: &str,
+        holder: &LeaseHolder,
         outcome: Result<BuiltWheel, Failure>,
         log_sha256: Option<crate::pypi::Sha256Digest>,
     ) -> Result<BuildRecord, QueueError> {
-        let record = self.update_leased(id, worker, |record| {
+        let record = self.update_leased(id, holder, |record| {
             record.lease = None;
             record.finished_at = Some(timestamp());
             record.log_sha256 = log_sha256;
@@ -211,6 +233,37 @@ impl BuildQueue {
             record.clone()
         })?;
         Ok(record)
+    }
+
+    /// Records the wheelhouse blobs the holder of a fresh lease may fetch.
+    pub fn grant_wheelhouse(
+        &self,
+        id: &str,
+        holder: &LeaseHolder,
+        wheelhouse: &[Sha256Digest],
+    ) -> Result<BuildRecord, QueueError> {
+        self.update_leased(id, holder, |record| {
+            if let Some(lease) = record.lease.as_mut() {
+                lease.wheelhouse = wheelhouse.to_vec();
+            }
+            record.clone()
+        })
+    }
+
+    /// Whether `digest` is an input of a build running under a lease taken with
+    /// `credential`: the only blobs a remote worker may fetch.
+    pub fn lets_fetch(
+        &self,
+        credential: &CredentialId,
+        digest: Sha256Digest,
+    ) -> Result<bool, QueueError> {
+        for entry in self.builds.iter() {
+            let (key, value) = entry?;
+            if decode(&key, &value)?.lets_fetch(credential, digest) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Puts a running build back in the queue (an infrastructure failure to retry, or a
@@ -285,13 +338,13 @@ impl BuildQueue {
     pub fn give_up(
         &self,
         id: &str,
-        worker: &str,
+        holder: &LeaseHolder,
         message: String,
         log_sha256: Option<crate::pypi::Sha256Digest>,
     ) -> Result<BuildRecord, QueueError> {
         self.finish(
             id,
-            worker,
+            holder,
             Err(Failure {
                 kind: FailureKind::Infrastructure,
                 message,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::CredentialId;
 use crate::pypi::Sha256Digest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,11 +35,56 @@ pub struct BuiltWheel {
     pub sha256: Sha256Digest,
 }
 
+/// A worker's hold on a running build. Records written before `credential` and `wheelhouse`
+/// existed read as leases of in-process workers, which a restart re-queues.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     pub worker: String,
     /// Unix seconds.
     pub expires_at: u64,
+    /// The token a remote worker took the lease with; none for in-process workers. Only
+    /// requests carrying it may renew the lease, fetch the build's inputs or report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialId>,
+    /// The wheelhouse blobs the holder may fetch, besides the sdist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wheelhouse: Vec<Sha256Digest>,
+}
+
+/// Who asks about a lease: a worker's name (escaped and bounded: it is logged and shown)
+/// and, for a remote worker, the credential its request carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub worker: String,
+    pub credential: Option<CredentialId>,
+}
+
+impl LeaseHolder {
+    /// An in-process worker.
+    pub fn local(worker: &str) -> Self {
+        Self {
+            worker: worker.to_string(),
+            credential: None,
+        }
+    }
+
+    /// A remote worker by the name it sends, with the credential of its request.
+    pub fn remote(worker: &str, credential: CredentialId) -> Self {
+        Self {
+            worker: crate::untrusted::sanitize(worker, crate::untrusted::NAME_CHARS),
+            credential: Some(credential),
+        }
+    }
+}
+
+/// Whether a lease answers to a holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    Holds,
+    /// The build is not running, or another worker of the same credential holds it.
+    NotLeased,
+    /// Another credential holds the build.
+    OtherCredential,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,13 +115,33 @@ impl BuildRecord {
         matches!(self.state, BuildState::Succeeded | BuildState::Failed)
     }
 
-    /// Whether `worker` holds this running build's lease.
-    pub fn is_leased_by(&self, worker: &str) -> bool {
-        self.state == BuildState::Running
-            && self
-                .lease
-                .as_ref()
-                .is_some_and(|lease| lease.worker == worker)
+    /// Whether `holder` holds this running build's lease.
+    pub fn holding(&self, holder: &LeaseHolder) -> Holding {
+        let lease = match &self.lease {
+            Some(lease) if self.state == BuildState::Running => lease,
+            _ => return Holding::NotLeased,
+        };
+        if lease.credential != holder.credential {
+            Holding::OtherCredential
+        } else if lease.worker != holder.worker {
+            Holding::NotLeased
+        } else {
+            Holding::Holds
+        }
+    }
+
+    /// Whether `digest` is an input of this build (its sdist or a wheelhouse wheel) that a
+    /// remote worker holding it with `credential` may fetch.
+    pub fn lets_fetch(&self, credential: &CredentialId, digest: Sha256Digest) -> bool {
+        let Some(lease) = self
+            .lease
+            .as_ref()
+            .filter(|_| self.state == BuildState::Running)
+        else {
+            return false;
+        };
+        lease.credential.as_ref() == Some(credential)
+            && (self.sdist_sha256 == digest || lease.wheelhouse.contains(&digest))
     }
 
     /// A result that answers every later request for the same key.

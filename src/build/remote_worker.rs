@@ -1,6 +1,7 @@
 //! `edelweiss worker`: takes builds from a server over HTTP, runs the container steps with
 //! its own executor, and reports results. A lease is renewed while the build runs; a worker
-//! that dies loses it and the server hands the build to another.
+//! that dies loses it and the server hands the build to another. Nothing the server sends
+//! becomes a path before `CheckedAssignment` has parsed it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,10 +10,13 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use url::Url;
 
+use super::assignment_check::{AssignmentError, CheckedAssignment};
+use super::id::BuildId;
 use super::service::Assignment;
 use super::steps::{ContainerSteps, TargetBuilders, infrastructure};
 use crate::auth::Secret;
 use crate::pypi::{Sha256Digest, Target};
+use crate::untrusted::{MESSAGE_CHARS, sanitize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -112,12 +116,16 @@ impl RemoteWorker {
             status if status.is_success() => Ok(response),
             status => {
                 let body = response.text().await.unwrap_or_default();
-                Err(self.server_error(format!("{status}: {}", body.trim())))
+                Err(self.server_error(format!(
+                    "{status}: {}",
+                    sanitize(body.trim(), MESSAGE_CHARS)
+                )))
             }
         }
     }
 
-    async fn lease(&self) -> Result<Option<Assignment>, WorkerError> {
+    /// The server's offer as JSON, parsed by `CheckedAssignment` before any use.
+    async fn lease(&self) -> Result<Option<serde_json::Value>, WorkerError> {
         let targets: Vec<String> = self.targets.iter().map(ToString::to_string).collect();
         let body = serde_json::json!({ "worker": self.name, "targets": targets });
         let response = self
@@ -139,7 +147,7 @@ impl RemoteWorker {
             .map_err(|error| self.server_error(error))
     }
 
-    fn heartbeat(&self, id: &str, lease_seconds: u64) -> tokio::task::JoinHandle<()> {
+    fn heartbeat(&self, id: &BuildId, lease_seconds: u64) -> tokio::task::JoinHandle<()> {
         let (client, url, token, worker) = (
             self.client.clone(),
             self.url(&format!("api/v1/workers/builds/{id}/heartbeat")),
@@ -195,36 +203,61 @@ impl RemoteWorker {
         (Sha256Digest::of(&bytes) == expected).then_some(bytes)
     }
 
-    /// Takes one build if there is one; false when the server had nothing.
+    /// Takes one build if there is one; false when the server had nothing, or offered a
+    /// lease this worker refused.
     pub async fn take_one(&self) -> Result<bool, WorkerError> {
-        let Some(assignment) = self.lease().await? else {
+        let Some(offer) = self.lease().await? else {
             return Ok(false);
         };
-        let build = &assignment.build;
-        tracing::info!(build = %build.id, project = %build.project, version = %build.version, "leased a build");
-        let heartbeat = self.heartbeat(&build.id, assignment.lease_seconds);
-        let work = self.work_root.join(&build.id);
-        let result = self.run(&assignment, &work).await;
+        let leased = match CheckedAssignment::parse(offer) {
+            Ok(leased) => leased,
+            Err(refusal) => {
+                self.refuse(refusal).await?;
+                return Ok(false);
+            }
+        };
+        tracing::info!(build = %leased.id, project = %leased.project, version = %leased.version, sdist = %leased.sdist, "leased a build");
+        let heartbeat = self.heartbeat(&leased.id, leased.assignment.lease_seconds);
+        let work = self.work_root.join(leased.id.as_str());
+        let result = self.run(&leased, &work).await;
         heartbeat.abort();
-        let reported = self.report(&assignment, result).await;
+        let reported = match Report::from_steps(result) {
+            Ok(report) => self.report(&leased.id, report).await,
+            Err(error) => Err(error.into()),
+        };
         let _ = std::fs::remove_dir_all(&work);
         reported.map(|()| true)
     }
 
+    /// Ends a lease whose assignment did not parse, in one log line; the server hears of
+    /// it as an infrastructure failure when the build id at least was sound.
+    async fn refuse(&self, refusal: AssignmentError) -> Result<(), WorkerError> {
+        tracing::error!("{refusal}; nothing was fetched or written");
+        let AssignmentError::Inputs { id, .. } = &refusal else {
+            return Ok(());
+        };
+        let report = Report {
+            log: format!("===== edelweiss worker {}: {refusal}\n", self.name).into_bytes(),
+            outcome: ReportedOutcome::Failed {
+                kind: "infrastructure",
+                message: format!("worker {}: {refusal}", self.name),
+            },
+        };
+        self.report(id, report).await
+    }
+
     async fn run(
         &self,
-        assignment: &Assignment,
+        leased: &CheckedAssignment,
         work: &std::path::Path,
     ) -> super::steps::StepsResult {
+        let assignment = &leased.assignment;
         let build = &assignment.build;
         let failed = |message: String| super::steps::StepsResult {
             outcome: Err(infrastructure(message)),
             log: Vec::new(),
         };
-        let Ok(target) = build.target.parse::<Target>() else {
-            return failed(format!("unknown target {}", build.target));
-        };
-        let builders = self.builders_for(assignment, &target);
+        let builders = self.builders_for(assignment, &leased.target);
         match self
             .steps
             .executor
@@ -240,7 +273,7 @@ impl RemoteWorker {
             }
             Err(error) => return failed(format!("worker {}: {error}", self.name)),
         }
-        let sdist_path = format!("api/v1/workers/builds/{}/sdist", build.id);
+        let sdist_path = format!("api/v1/workers/builds/{}/sdist", leased.id);
         let Some(sdist) = self.fetch_verified(&sdist_path, build.sdist_sha256).await else {
             return failed(format!(
                 "worker {} could not fetch the sdist intact",
@@ -248,15 +281,15 @@ impl RemoteWorker {
             ));
         };
         let mut wheelhouse = Vec::new();
-        for file in &assignment.wheelhouse {
-            let path = format!("api/v1/workers/blobs/{}", file.sha256);
-            let Some(bytes) = self.fetch_verified(&path, file.sha256).await else {
+        for (filename, sha256) in &leased.wheelhouse {
+            let path = format!("api/v1/workers/blobs/{sha256}");
+            let Some(bytes) = self.fetch_verified(&path, *sha256).await else {
                 return failed(format!(
-                    "worker {} could not fetch {} intact",
-                    self.name, file.filename
+                    "worker {} could not fetch {filename} intact",
+                    self.name
                 ));
             };
-            wheelhouse.push((file.filename.clone(), bytes));
+            wheelhouse.push((filename.to_string(), bytes));
         }
         let inputs = super::steps::BuildInputs {
             sdist: &sdist,
@@ -270,15 +303,9 @@ impl RemoteWorker {
     /// Sends a finished build's result. A result is worth keeping (a build can take half an
     /// hour), so a server that cannot be reached is asked again until `REPORT_PATIENCE` has
     /// passed; the server decides whether the result still counts (409: the lease went to
-    /// another worker, whose result is the one kept).
-    async fn report(
-        &self,
-        assignment: &Assignment,
-        result: super::steps::StepsResult,
-    ) -> Result<(), WorkerError> {
-        let build = &assignment.build;
-        let report = Report::from_steps(result)?;
-        let url = self.url(&format!("api/v1/workers/builds/{}/result", build.id));
+    /// another worker, whose result is the one kept; 403: to a worker with another token).
+    async fn report(&self, id: &BuildId, report: Report) -> Result<(), WorkerError> {
+        let url = self.url(&format!("api/v1/workers/builds/{id}/result"));
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_secs(1);
         let response = loop {
@@ -292,7 +319,7 @@ impl RemoteWorker {
             match sent {
                 Ok(response) => break response,
                 Err(error) if started.elapsed() < REPORT_PATIENCE => {
-                    tracing::warn!(build = %build.id, %error, "cannot reach the server; holding the result and trying again");
+                    tracing::warn!(build = %id, %error, "cannot reach the server; holding the result and trying again");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(15));
                 }
@@ -300,8 +327,8 @@ impl RemoteWorker {
             }
         };
         match response.status() {
-            StatusCode::CONFLICT => {
-                tracing::warn!(build = %build.id, "the server refused a late result: another worker has the build");
+            StatusCode::CONFLICT | StatusCode::FORBIDDEN => {
+                tracing::warn!(build = %id, status = %response.status(), "the server refused a late result: another worker has the build");
                 Ok(())
             }
             _ => {
@@ -311,9 +338,9 @@ impl RemoteWorker {
                     .get(super::service::Recorded::HEADER)
                     .is_some_and(|value| value == super::service::Recorded::Already.as_str());
                 if already {
-                    tracing::warn!(build = %build.id, "the server already had a wheel for this build (an earlier send of this result, or another worker's); nothing changed");
+                    tracing::warn!(build = %id, "the server already had a wheel for this build (an earlier send of this result, or another worker's); nothing changed");
                 } else {
-                    tracing::info!(build = %build.id, "result reported");
+                    tracing::info!(build = %id, "result reported");
                 }
                 Ok(())
             }

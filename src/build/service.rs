@@ -12,7 +12,9 @@ use super::key::{BuildKey, KeyInputs};
 use super::pipeline::Pipeline;
 use super::queue::{BuildQueue, QueueError, Requested};
 use super::recipe::{Recipe, RecipeBook};
-use super::records::{BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, timestamp};
+use super::records::{
+    BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, LeaseHolder, timestamp,
+};
 use super::steps::TargetBuilders;
 use crate::executor::ExecutorError;
 use crate::metadata::{FileKind, IndexError, IndexStore};
@@ -111,10 +113,6 @@ pub struct ServiceParts {
     pub mirror: Arc<Mirror>,
     pub lease_seconds: u64,
     pub max_attempts: u32,
-}
-
-fn new_build_id() -> String {
-    format!("b{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
 }
 
 impl BuildService {
@@ -419,7 +417,7 @@ impl BuildService {
             runtime: &runtime,
         });
         let candidate = BuildRecord {
-            id: new_build_id(),
+            id: super::id::BuildId::new().to_string(),
             key: key.to_string(),
             project: project.to_string(),
             version: version.to_string(),
@@ -470,15 +468,16 @@ impl BuildService {
 
     /// Takes one queued build and runs it; false when the queue had nothing for us.
     pub async fn work_once(&self, worker: &str) -> Result<bool, BuildError> {
+        let holder = LeaseHolder::local(worker);
         let Some(record) = self
             .queue
-            .lease(worker, &self.target_names(), self.lease_seconds)?
+            .lease(&holder, &self.target_names(), self.lease_seconds)?
         else {
             return Ok(false);
         };
         tracing::info!(build = %record.id, worker, attempt = record.attempts, "build started");
         self.changed.notify_waiters();
-        let result = self.run_leased(&record, worker).await;
+        let result = self.run_leased(&record, &holder).await;
         self.changed.notify_waiters();
         result.map(|()| true)
     }
@@ -509,19 +508,23 @@ impl BuildService {
         ))
     }
 
-    async fn run_leased(&self, record: &BuildRecord, worker: &str) -> Result<(), BuildError> {
+    async fn run_leased(
+        &self,
+        record: &BuildRecord,
+        holder: &LeaseHolder,
+    ) -> Result<(), BuildError> {
         let (builders, recipe) = self.plan(record)?;
         let heartbeat = {
-            let (queue, id, worker, lease_seconds) = (
+            let (queue, id, holder, lease_seconds) = (
                 self.queue.clone(),
                 record.id.clone(),
-                worker.to_string(),
+                holder.clone(),
                 self.lease_seconds,
             );
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_secs((lease_seconds / 3).max(1))).await;
-                    if let Err(error) = queue.heartbeat(&id, &worker, lease_seconds) {
+                    if let Err(error) = queue.heartbeat(&id, &holder, lease_seconds) {
                         tracing::warn!(build = %id, %error, "lost the build's lease");
                     }
                 }
@@ -543,19 +546,25 @@ impl BuildService {
             },
         };
         heartbeat.abort();
-        self.record_outcome(record, worker, result.outcome, &result.log)
+        self.record_outcome(record, holder, result.outcome, &result.log)
             .await
     }
 
     /// Records a leased build's outcome: an infrastructure failure within the attempt
-    /// budget goes back to the queue; anything else is final for this build.
+    /// budget goes back to the queue; anything else is final for this build. A failure's
+    /// message may carry a worker's words or a name a build made up: it is logged, stored
+    /// and shown escaped and bounded.
     async fn record_outcome(
         &self,
         record: &BuildRecord,
-        worker: &str,
+        holder: &LeaseHolder,
         outcome: Result<BuiltWheel, Failure>,
         log: &[u8],
     ) -> Result<(), BuildError> {
+        let outcome = outcome.map_err(|failure| Failure {
+            message: crate::untrusted::sanitize(&failure.message, crate::untrusted::MESSAGE_CHARS),
+            ..failure
+        });
         let log_sha256 = self.store_log(log).await;
         match outcome {
             Err(failure)
@@ -566,7 +575,7 @@ impl BuildService {
                 self.queue.requeue(&record.id)?;
             }
             outcome => {
-                let finished = self.queue.finish(&record.id, worker, outcome, log_sha256)?;
+                let finished = self.queue.finish(&record.id, holder, outcome, log_sha256)?;
                 match &finished.failure {
                     None => {
                         tracing::info!(build = %finished.id, wheel = ?finished.wheel.as_ref().map(|wheel| &wheel.filename), "build succeeded")
@@ -585,23 +594,25 @@ impl BuildService {
     /// recipe to run it with.
     pub async fn lease_remote(
         &self,
-        worker: &str,
+        holder: &LeaseHolder,
         targets: &[String],
     ) -> Result<Option<Assignment>, BuildError> {
-        let Some(build) = self.queue.lease(worker, targets, self.lease_seconds)? else {
+        let Some(build) = self.queue.lease(holder, targets, self.lease_seconds)? else {
             return Ok(None);
         };
-        tracing::info!(build = %build.id, worker, attempt = build.attempts, "build leased to a remote worker");
+        tracing::info!(build = %build.id, worker = holder.worker.as_str(), attempt = build.attempts, "build leased to a remote worker");
         self.changed.notify_waiters();
         let (builders, recipe) = self.plan(&build)?;
         let wheelhouse = match self.wheelhouse(&recipe, &builders.target).await {
             Ok(files) => files,
             Err(failure) => {
-                self.record_outcome(&build, worker, Err(failure), b"")
+                self.record_outcome(&build, holder, Err(failure), b"")
                     .await?;
                 return Ok(None);
             }
         };
+        let digests: Vec<Sha256Digest> = wheelhouse.iter().map(|file| file.sha256).collect();
+        let build = self.queue.grant_wheelhouse(&build.id, holder, &digests)?;
         Ok(Some(Assignment {
             builder: builders.builder_for(&recipe),
             runtime: builders.runtime,
@@ -612,17 +623,18 @@ impl BuildService {
         }))
     }
 
-    pub fn heartbeat_remote(&self, id: &str, worker: &str) -> Result<(), BuildError> {
-        Ok(self.queue.heartbeat(id, worker, self.lease_seconds)?)
+    pub fn heartbeat_remote(&self, id: &str, holder: &LeaseHolder) -> Result<(), BuildError> {
+        Ok(self.queue.heartbeat(id, holder, self.lease_seconds)?)
     }
 
-    /// A remote worker's result. Only the worker holding the lease is heard; a wheel of the
-    /// same name sent after one was recorded (a retry, or a worker that lost its lease and
-    /// finished anyway) is acknowledged as `Recorded::Already` and changes nothing.
+    /// A remote worker's result. Only the worker holding the lease, with the credential it
+    /// took the lease with, is heard; a wheel of the same name sent after one was recorded
+    /// (a retry, or a worker that lost its lease and finished anyway) is acknowledged as
+    /// `Recorded::Already` and changes nothing.
     pub async fn report_remote(
         &self,
         id: &str,
-        worker: &str,
+        holder: &LeaseHolder,
         report: RemoteReport,
     ) -> Result<(BuildRecord, Recorded), BuildError> {
         let record = self
@@ -633,14 +645,7 @@ impl BuildService {
         if record.state == BuildState::Succeeded && same_wheel {
             return Ok((record, Recorded::Already));
         }
-        let holds = record.is_leased_by(worker);
-        if !holds {
-            return Err(QueueError::NotLeased {
-                id: id.to_string(),
-                worker: worker.to_string(),
-            }
-            .into());
-        }
+        BuildQueue::check_holder(&record, holder)?;
         let target: Target = record.target.parse().map_err(|_| Self::unknown(&record))?;
         let outcome = match report.outcome {
             Ok((path, filename)) => match super::steps::check_wheel(&filename, &record, &target) {
@@ -649,7 +654,7 @@ impl BuildService {
             },
             Err(failure) => Err(failure),
         };
-        self.record_outcome(&record, worker, outcome, &report.log)
+        self.record_outcome(&record, holder, outcome, &report.log)
             .await?;
         Ok((self.queue.get(id)?.unwrap_or(record), Recorded::Now))
     }

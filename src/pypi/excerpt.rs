@@ -18,6 +18,15 @@ pub fn excerpt_to(input: &str, max_chars: usize) -> Excerpt<'_> {
     Excerpt { input, max_chars }
 }
 
+/// Line separators and the bidirectional and zero-width format characters that make a line
+/// read as something it is not.
+fn reorders_text(character: char) -> bool {
+    matches!(
+        character,
+        '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+    )
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Excerpt<'a> {
     input: &'a str,
@@ -29,6 +38,7 @@ impl fmt::Display for Excerpt<'_> {
         for character in self.input.chars().take(self.max_chars) {
             match character {
                 '"' | '\'' => fmt::Write::write_char(formatter, character)?,
+                other if reorders_text(other) => write!(formatter, "{}", other.escape_unicode())?,
                 other => write!(formatter, "{}", other.escape_debug())?,
             }
         }
@@ -68,6 +78,10 @@ mod tests {
         assert_eq!(
             excerpt("a\nb\r\0\u{1b}[31m\\").to_string(),
             "a\\nb\\r\\0\\u{1b}[31m\\\\"
+        );
+        assert_eq!(
+            excerpt("safe\u{202e}txt.exe\u{2028}").to_string(),
+            "safe\\u{202e}txt.exe\\u{2028}"
         );
         let worst = excerpt(&"\u{1}".repeat(10_000)).to_string();
         assert!(!worst.contains('\n') && worst.len() < 1_000, "{worst}");

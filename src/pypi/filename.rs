@@ -219,6 +219,12 @@ impl fmt::Display for WheelFilename {
     }
 }
 
+impl fmt::Display for SdistFilename {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+
 impl fmt::Display for DistFilename {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

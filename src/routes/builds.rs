@@ -22,6 +22,10 @@ pub struct BuildRequest {
 
 fn view(record: &BuildRecord, log: Option<String>) -> serde_json::Value {
     let mut value = serde_json::to_value(record).unwrap_or_default();
+    // Which token holds a lease is the server's business, not a reader's.
+    if let Some(lease) = value["lease"].as_object_mut() {
+        lease.remove("credential");
+    }
     value["log_url"] = serde_json::json!(format!("/api/v1/builds/{}", record.id));
     if let Some(log) = log {
         value["log"] = serde_json::json!(log);

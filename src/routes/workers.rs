@@ -1,7 +1,10 @@
 //! `/api/v1/workers/…`: how remote `edelweiss worker`s take builds. Worker tokens reach only
-//! these routes: lease, heartbeat, fetch the leased sdist, report the result.
+//! these routes: lease, heartbeat, fetch the leased build's inputs, report the result. A
+//! lease belongs to the credential (token) that took it: only requests carrying it renew
+//! the lease, fetch the build's sdist and wheelhouse blobs (streamed), or report.
 
 use actix_multipart::Multipart;
+use actix_web::body::SizedStream;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -10,9 +13,10 @@ use super::audit;
 use super::body::{self, JSON_LIMIT};
 use super::form::{self, FormShape, MAX_FIELD_BYTES};
 use crate::app::AppState;
-use crate::auth::{Access, Caller};
-use crate::build::{BuildRecord, Failure, FailureKind, Recorded, RemoteReport};
+use crate::auth::{Access, AuthError, Caller, CredentialId, credential_id};
+use crate::build::{BuildRecord, Failure, FailureKind, LeaseHolder, Recorded, RemoteReport};
 use crate::error::ApiError;
+use crate::pypi::Sha256Digest;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,19 +36,29 @@ const MAX_LOG_BYTES: usize = 16 << 20;
 /// A failure's summary; one naming every unresolved symbol of a large wheel runs long.
 const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
+/// Who made an authorized worker request, and the credential a lease is held by.
+fn worker_credential(
+    request: &HttpRequest,
+    state: &AppState,
+) -> Result<(Caller, CredentialId), ApiError> {
+    let caller = super::authorize(request, state, Access::Work)?;
+    let header = request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok());
+    Ok((caller, credential_id(header).ok_or(AuthError::Missing)?))
+}
+
 pub async fn lease(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    super::authorize(&request, &state, Access::Work)?;
+    let (_, credential) = worker_credential(&request, &state)?;
     let body: LeaseRequest =
         body::json(&request, payload, JSON_LIMIT, state.request_timeout).await?;
-    match state
-        .builds
-        .lease_remote(&body.worker, &body.targets)
-        .await?
-    {
+    let holder = LeaseHolder::remote(&body.worker, credential);
+    match state.builds.lease_remote(&holder, &body.targets).await? {
         Some(assignment) => Ok(HttpResponse::Ok().json(assignment)),
         None => Ok(HttpResponse::NoContent().finish()),
     }
@@ -56,43 +70,54 @@ pub async fn heartbeat(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    super::authorize(&request, &state, Access::Work)?;
+    let (_, credential) = worker_credential(&request, &state)?;
     let body: WorkerName = body::json(&request, payload, JSON_LIMIT, state.request_timeout).await?;
-    state.builds.heartbeat_remote(&path, &body.worker)?;
+    let holder = LeaseHolder::remote(&body.worker, credential);
+    state.builds.heartbeat_remote(&path, &holder)?;
     Ok(HttpResponse::Ok().finish())
 }
 
+/// A blob streamed from the store, never read whole into memory.
+async fn stream_blob(state: &AppState, digest: Sha256Digest) -> Result<HttpResponse, ApiError> {
+    let read = state.store.get(digest, None).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .body(SizedStream::new(read.total_size, read.body)))
+}
+
+/// The sdist of a build leased with the request's credential; any other build is not found.
 pub async fn sdist(
     request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    super::authorize(&request, &state, Access::Work)?;
-    let record = state
-        .builds
-        .queue()
-        .get(&path)?
-        .ok_or_else(|| ApiError::NotFound(format!("no build {path}")))?;
-    let bytes = state.store.get_bytes(record.sdist_sha256).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .body(bytes))
+    let (_, credential) = worker_credential(&request, &state)?;
+    let not_leased = || ApiError::NotFound(format!("no build {path} leased with this token"));
+    let record = state.builds.queue().get(&path)?.ok_or_else(not_leased)?;
+    if !record.lets_fetch(&credential, record.sdist_sha256) {
+        return Err(not_leased());
+    }
+    stream_blob(&state, record.sdist_sha256).await
 }
 
-/// A blob a leased build needs (its wheelhouse), by digest.
+/// A wheelhouse blob (or the sdist) of a build leased with the request's credential, by
+/// digest; any other blob, an upload's included, is not found.
 pub async fn blob(
     request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    super::authorize(&request, &state, Access::Work)?;
-    let digest: crate::pypi::Sha256Digest = path
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("no blob {path}")))?;
-    let bytes = state.store.get_bytes(digest).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .body(bytes))
+    let (_, credential) = worker_credential(&request, &state)?;
+    let not_leased = || {
+        ApiError::NotFound(format!(
+            "no blob {path} among the inputs of a build leased with this token"
+        ))
+    };
+    let digest: Sha256Digest = path.parse().map_err(|_| not_leased())?;
+    if !state.builds.queue().lets_fetch(&credential, digest)? {
+        return Err(not_leased());
+    }
+    stream_blob(&state, digest).await
 }
 
 /// The result form: `worker`, `outcome` (`succeeded`, `package` or `infrastructure`),
@@ -114,10 +139,11 @@ pub async fn result(
     payload: Multipart,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = super::authorize(&request, &state, Access::Work)?;
+    let (caller, credential) = worker_credential(&request, &state)?;
     let mut form = form::read(payload, &RESULT_FORM, &state).await?;
     let (wheel, log) = (form.file.take(), form.take("log"));
     let field = |name: &str| form.text(name);
+    let holder = LeaseHolder::remote(&field("worker"), credential);
     let outcome = match field("outcome").as_str() {
         "succeeded" => {
             let (filename, spooled) = wheel.ok_or_else(|| {
@@ -136,10 +162,7 @@ pub async fn result(
                 outcome: Ok((spool_path, filename)),
                 log,
             };
-            let (record, recorded) = state
-                .builds
-                .report_remote(&path, &field("worker"), report)
-                .await?;
+            let (record, recorded) = state.builds.report_remote(&path, &holder, report).await?;
             drop(spooled);
             audit_result(&request, &caller, &record, &field("worker"), recorded);
             return Ok(result_response(record, recorded));
@@ -160,7 +183,7 @@ pub async fn result(
     };
     let (record, recorded) = state
         .builds
-        .report_remote(&path, &field("worker"), RemoteReport { outcome, log })
+        .report_remote(&path, &holder, RemoteReport { outcome, log })
         .await?;
     audit_result(&request, &caller, &record, &field("worker"), recorded);
     Ok(result_response(record, recorded))
