@@ -1,6 +1,9 @@
 //! The build farm: build keys, recipes, the queue with its leases, the pipeline that runs
 //! a build in containers, and the service that ties them to the index and the mirror.
 
+mod build_system;
+mod fetcher;
+mod index_wheels;
 mod key;
 mod on_demand;
 mod pipeline;
@@ -8,18 +11,21 @@ mod queue;
 mod recipe;
 mod records;
 mod remote_worker;
+mod resolve;
 mod runtime_exports;
 mod service;
 mod steps;
 mod symbols;
 
+pub use build_system::{BuildSystem, BuildSystemError};
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
 pub use on_demand::{MissingWheel, missing_wheels};
 pub use pipeline::{Pipeline, PipelineResult};
 pub use queue::{BuildQueue, QueueError, Requested};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
-pub use records::{BuildRecord, BuildState, BuiltWheel, Failure, FailureKind};
+pub use records::{BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, FailureKind};
 pub use remote_worker::{RemoteWorker, WorkerError};
+pub use resolve::{Pinned, ResolveError};
 pub use runtime_exports::RuntimeExports;
 pub use service::{
     Assignment, BuildError, BuildService, Recorded, RemoteReport, ServiceParts, WheelhouseFile,

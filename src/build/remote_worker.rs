@@ -261,6 +261,7 @@ impl RemoteWorker {
         let inputs = super::steps::BuildInputs {
             sdist: &sdist,
             wheelhouse: &wheelhouse,
+            fetcher: None,
         };
         self.steps
             .run(build, &builders, &assignment.recipe, work, &inputs)

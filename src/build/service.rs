@@ -8,11 +8,17 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::{Mutex, Notify};
 
+use super::build_system::BuildSystem;
+use super::fetcher::IndexFetcher;
+use super::index_wheels::IndexWheels;
 use super::key::{BuildKey, KeyInputs};
 use super::pipeline::Pipeline;
 use super::queue::{BuildQueue, QueueError, Requested};
 use super::recipe::{Recipe, RecipeBook};
-use super::records::{BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, timestamp};
+use super::records::{
+    BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, FailureKind, timestamp,
+};
+use super::resolve::{ResolveError, Resolver};
 use super::steps::TargetBuilders;
 use crate::executor::ExecutorError;
 use crate::metadata::{FileKind, IndexError, IndexStore};
@@ -32,6 +38,8 @@ pub enum BuildError {
         target: String,
         source: ExecutorError,
     },
+    #[error("cannot resolve the build requirements of {sdist} now: {reason}")]
+    Resolve { sdist: String, reason: String },
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -42,7 +50,11 @@ pub enum BuildError {
     Storage(#[from] StorageError),
 }
 
-/// A wheel of a recipe's pinned build requirements, held in the blob store.
+/// How long a resolution of an sdist's build requirements answers later requests: on-demand
+/// page views request the same builds again and again.
+const RESOLUTION_TTL: Duration = Duration::from_secs(300);
+
+/// A wheel of a build's requirements, held in the blob store.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WheelhouseFile {
     pub filename: String,
@@ -100,6 +112,9 @@ pub struct BuildService {
     changed: Notify,
     lease_seconds: u64,
     max_attempts: u32,
+    resolve_build_requirements: bool,
+    /// Recent resolutions by sdist digest, target and recipe.
+    resolutions: Mutex<HashMap<String, (tokio::time::Instant, BuildRequirements)>>,
 }
 
 pub struct ServiceParts {
@@ -111,6 +126,9 @@ pub struct ServiceParts {
     pub mirror: Arc<Mirror>,
     pub lease_seconds: u64,
     pub max_attempts: u32,
+    /// Resolve each sdist's `[build-system]` through the index and build with isolation
+    /// (false: the recipe's pins on top of the builder's own packages).
+    pub resolve_build_requirements: bool,
 }
 
 fn new_build_id() -> String {
@@ -130,6 +148,8 @@ impl BuildService {
             changed: Notify::new(),
             lease_seconds: parts.lease_seconds,
             max_attempts: parts.max_attempts,
+            resolve_build_requirements: parts.resolve_build_requirements,
+            resolutions: Mutex::default(),
         }
     }
 
@@ -293,36 +313,116 @@ impl BuildService {
         Ok((filename, digest))
     }
 
-    /// Stores (through the mirror, when not held here) the file `filename` with `digest`.
-    async fn ensure_stored(&self, filename: &str, digest: Sha256Digest) -> Result<(), BuildError> {
-        if self.pipeline.store.contains(digest).await? {
-            return Ok(());
+    fn index_wheels(&self, target: &Target) -> IndexWheels {
+        IndexWheels {
+            index: self.index.clone(),
+            mirror: self.mirror.clone(),
+            store: self.pipeline.store.clone(),
+            target: target.clone(),
         }
-        let unavailable = || BuildError::NoSdist {
-            project: filename.to_string(),
-            version: String::new(),
-        };
-        if let MirroredFile::Streaming { mut body, .. } = self
-            .mirror
-            .open_file(digest, filename)
-            .await?
-            .ok_or_else(unavailable)?
-        {
-            while let Some(chunk) = body.next().await {
-                chunk.map_err(|error| {
-                    BuildError::Mirror(MirrorError::Storage(StorageError::Io {
-                        path: filename.into(),
-                        source: error,
-                    }))
-                })?;
+    }
+
+    /// The sdist's `[build-system] requires` (or the default) and the recipe's pins,
+    /// resolved for `target` through this index. A package's fault (an unreadable
+    /// pyproject.toml, a requirement no wheel satisfies) is kept as `refused`, so the build
+    /// fails with it; a failing index is an error for the caller.
+    async fn build_requirements(
+        &self,
+        sdist: &(String, Sha256Digest),
+        target: &Target,
+        recipe: &Recipe,
+    ) -> Result<BuildRequirements, BuildError> {
+        let cache_key = format!("{}\0{target}\0{}", sdist.1, recipe.canonical_json());
+        if let Some((at, resolved)) = self.resolutions.lock().await.get(&cache_key) {
+            if at.elapsed() < RESOLUTION_TTL {
+                return Ok(resolved.clone());
             }
         }
-        Ok(())
+        let bytes = self.pipeline.store.get_bytes(sdist.1).await?;
+        let refused = |requested: Vec<String>, reason: String| BuildRequirements {
+            requested,
+            pinned: Vec::new(),
+            refused: Some(reason),
+        };
+        let system = match BuildSystem::of_sdist(&sdist.0, &bytes) {
+            Ok(system) => system,
+            Err(error) => return Ok(refused(Vec::new(), error.to_string())),
+        };
+        let origin = if system.declared {
+            "pyproject.toml"
+        } else {
+            "the default build system"
+        };
+        let mut asked: Vec<(String, String)> = system
+            .requires
+            .iter()
+            .map(|requirement| (requirement.clone(), origin.to_string()))
+            .collect();
+        asked.extend(
+            recipe
+                .build_requires
+                .iter()
+                .map(|pin| (pin.clone(), "the recipe".to_string())),
+        );
+        let requested = asked
+            .iter()
+            .map(|(requirement, _)| requirement.clone())
+            .collect();
+        let wheels = self.index_wheels(target);
+        let resolved = match Resolver::new(&wheels, target, &recipe.build_requires) {
+            Ok(resolver) => resolver.resolve(&asked, &[]).await,
+            Err(error) => Err(error),
+        };
+        let requirements = match resolved {
+            Ok(pinned) => BuildRequirements {
+                requested,
+                pinned,
+                refused: None,
+            },
+            Err(ResolveError::Source(reason)) => {
+                return Err(BuildError::Resolve {
+                    sdist: sdist.0.clone(),
+                    reason,
+                });
+            }
+            Err(error) => refused(requested, error.to_string()),
+        };
+        self.resolutions.lock().await.insert(
+            cache_key,
+            (tokio::time::Instant::now(), requirements.clone()),
+        );
+        Ok(requirements)
+    }
+
+    /// The wheels a leased build's container gets: its resolved build requirements, or
+    /// (resolution off) the recipe's pins.
+    pub async fn wheelhouse(
+        &self,
+        record: &BuildRecord,
+        recipe: &Recipe,
+        target: &Target,
+    ) -> Result<Vec<WheelhouseFile>, Failure> {
+        let Some(requirements) = &record.build_requirements else {
+            return self.recipe_wheelhouse(recipe, target).await;
+        };
+        if let Some(reason) = &requirements.refused {
+            return Err(Failure {
+                kind: FailureKind::Package,
+                message: format!("build requirements: {reason}"),
+            });
+        }
+        let wheels = self.index_wheels(target);
+        let mut files = Vec::new();
+        for pin in &requirements.pinned {
+            super::fetcher::load(&wheels, pin).await?;
+            files.push(pin.file());
+        }
+        Ok(files)
     }
 
     /// The recipe's pinned build requirements (`name==version`) as wheels that install on
     /// `target`, from this index (held here, or mirrored and so cached).
-    pub async fn wheelhouse(
+    async fn recipe_wheelhouse(
         &self,
         recipe: &Recipe,
         target: &Target,
@@ -338,42 +438,27 @@ impl BuildService {
                 .ok_or_else(|| missing("pin it as name==version"))?;
             let project = crate::pypi::parse_package_name(name.trim())
                 .map_err(|_| missing("not a project name"))?;
-            let mut candidates: Vec<(String, String)> = self
-                .index
-                .files(&project)
-                .map_err(|error| missing(&error.to_string()))?
+            let version: Version = version
+                .trim()
+                .parse()
+                .map_err(|_| missing("not a PEP 440 version"))?;
+            let wheels = self.index_wheels(target);
+            let candidates = wheels.list(&project).await.map_err(|error| Failure {
+                kind: FailureKind::Infrastructure,
+                message: error.to_string(),
+            })?;
+            let pin = candidates
                 .into_iter()
-                .map(|file| (file.filename, file.sha256.to_hex()))
-                .collect();
-            if self.mirror.is_enabled() {
-                if let Ok(Some(page)) = self.mirror.project_page(&project).await {
-                    candidates.extend(page.detail.files.iter().filter_map(|file| {
-                        Some((file.filename.clone(), file.sha256()?.to_string()))
-                    }));
-                }
-            }
-            let (filename, digest) = candidates
-                .into_iter()
-                .find_map(|(filename, hex)| match filename.parse::<DistFilename>() {
-                    Ok(DistFilename::Wheel(wheel))
-                        if wheel.version.to_string() == version.trim()
-                            && target.accepts(&wheel) =>
-                    {
-                        Some((filename, hex.parse().ok()?))
-                    }
-                    _ => None,
+                .find(|candidate| candidate.version == version)
+                .map(|candidate| super::resolve::Pinned {
+                    project: project.to_string(),
+                    version: version.to_string(),
+                    filename: candidate.filename,
+                    sha256: candidate.sha256,
                 })
                 .ok_or_else(|| missing(&format!("no wheel for {target} on this index")))?;
-            self.ensure_stored(&filename, digest)
-                .await
-                .map_err(|error| Failure {
-                    kind: FailureKind::Infrastructure,
-                    message: error.to_string(),
-                })?;
-            files.push(WheelhouseFile {
-                filename,
-                sha256: digest,
-            });
+            super::fetcher::load(&wheels, &pin).await?;
+            files.push(pin.file());
         }
         Ok(files)
     }
@@ -410,6 +495,10 @@ impl BuildService {
         let builders = self.builders(target)?;
         let recipe = self.recipes.for_release(project, version);
         let (builder, runtime) = self.identities(builders, recipe).await?;
+        let build_requirements = match self.resolve_build_requirements {
+            true => Some(self.build_requirements(&sdist, target, recipe).await?),
+            false => None,
+        };
         let recipe = recipe.canonical_json();
         let key = BuildKey::compute(&KeyInputs {
             sdist_sha256: sdist.1,
@@ -417,6 +506,10 @@ impl BuildService {
             recipe: &recipe,
             builder: &builder,
             runtime: &runtime,
+            build_requirements: &build_requirements
+                .as_ref()
+                .map(BuildRequirements::canonical_json)
+                .unwrap_or_default(),
         });
         let candidate = BuildRecord {
             id: new_build_id(),
@@ -436,6 +529,7 @@ impl BuildService {
             started_at: None,
             finished_at: None,
             log_sha256: None,
+            build_requirements,
         };
         let (record, requested) = self.queue.request(candidate)?;
         if requested == Requested::Queued {
@@ -527,14 +621,18 @@ impl BuildService {
                 }
             })
         };
-        let wheelhouse = match self.wheelhouse(&recipe, &builders.target).await {
+        let wheelhouse = match self.wheelhouse(record, &recipe, &builders.target).await {
             Ok(files) => self.wheelhouse_bytes(&files).await,
             Err(failure) => Err(failure),
+        };
+        let fetcher = IndexFetcher {
+            wheels: self.index_wheels(&builders.target),
+            recipe_pins: recipe.build_requires.clone(),
         };
         let result = match wheelhouse {
             Ok(wheelhouse) => {
                 self.pipeline
-                    .run(record, &builders, &recipe, &wheelhouse)
+                    .run(record, &builders, &recipe, &wheelhouse, Some(&fetcher))
                     .await
             }
             Err(failure) => super::pipeline::PipelineResult {
@@ -594,7 +692,7 @@ impl BuildService {
         tracing::info!(build = %build.id, worker, attempt = build.attempts, "build leased to a remote worker");
         self.changed.notify_waiters();
         let (builders, recipe) = self.plan(&build)?;
-        let wheelhouse = match self.wheelhouse(&recipe, &builders.target).await {
+        let wheelhouse = match self.wheelhouse(&build, &recipe, &builders.target).await {
             Ok(files) => files,
             Err(failure) => {
                 self.record_outcome(&build, worker, Err(failure), b"")
