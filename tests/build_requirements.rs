@@ -26,6 +26,20 @@ struct Farm {
 /// A farm mirroring an upstream that holds `sdists` and the wheels `wheels` (`name==version`)
 /// and nothing else: a build requirement missing from this list cannot be installed.
 fn farm(runtime: Runtime, sdists: &[(&str, &str)], extra: &[PathBuf], wheels: &[&str]) -> Farm {
+    farm_with(runtime, sdists, extra, wheels, |builder, runtime_image| {
+        common::server::base_config("", "")
+            + &resolving_build_config(runtime.name(), builder, runtime_image, 600)
+    })
+}
+
+/// `farm` with the server's config made by `config` from the builder and the runtime.
+fn farm_with(
+    runtime: Runtime,
+    sdists: &[(&str, &str)],
+    extra: &[PathBuf],
+    wheels: &[&str],
+    config: impl FnOnce(&str, &str) -> String,
+) -> Farm {
     let work = tempfile::tempdir().unwrap();
     let tree = UpstreamTree::new(&work.path().join("tree"));
     let mut projects: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
@@ -52,9 +66,8 @@ fn farm(runtime: Runtime, sdists: &[(&str, &str)], extra: &[PathBuf], wheels: &[
     }
     let upstream = UpstreamServer::start(&tree, "json");
     let (builder, runtime_image) = runtime.builders();
-    let config = common::server::base_config("", "")
-        + &resolving_build_config(runtime.name(), &builder, &runtime_image, 600);
-    let server = TestServer::mirroring(&[&upstream.simple_url()], &config);
+    let server =
+        TestServer::mirroring(&[&upstream.simple_url()], &config(&builder, &runtime_image));
     Farm {
         server,
         upstream,
@@ -199,26 +212,47 @@ fn a_wheel_whose_import_needs_a_dependency_passes_its_smoke_test(runtime: Runtim
     );
 }
 
-/// An in-tree backend (backend-path) that asks for flit_core through
-/// `get_requires_for_build_wheel` and imports it while building: the requires step's answer
-/// was resolved, fetched and given to the isolated build.
-fn what_the_backend_adds_is_fetched_before_the_build(runtime: Runtime) {
-    let dir = tempfile::tempdir().unwrap();
+/// An sdist with an in-tree backend (backend-path) that asks for flit_core through
+/// `get_requires_for_build_wheel` and imports it while building, and a module that imports
+/// flit_core at run time.
+fn dynamic_backend_sdist(dir: &std::path::Path) -> PathBuf {
     let backend = "from setuptools import build_meta as _setuptools\nfrom setuptools.build_meta import *\n\n\ndef get_requires_for_build_wheel(config_settings=None):\n    return _setuptools.get_requires_for_build_wheel(config_settings) + ['flit_core>=3.2']\n\n\ndef build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n    import flit_core\n    return _setuptools.build_wheel(wheel_directory, config_settings, metadata_directory)\n";
-    let sdist = common::dists::write_project_sdist(
-        dir.path(),
+    common::dists::write_project_sdist(
+        dir,
         "dyn-backend",
         "1.0",
-        "from setuptools import setup\nsetup(name='dyn-backend', version='1.0', py_modules=['dyn_backend'])\n",
+        "from setuptools import setup\nsetup(name='dyn-backend', version='1.0', py_modules=['dyn_backend'], install_requires=['flit_core>=3.2'])\n",
         &[
             (
                 "pyproject.toml",
                 "[build-system]\nrequires = ['setuptools>=61']\nbuild-backend = 'backend'\nbackend-path = ['_build']\n",
             ),
             ("_build/backend.py", backend),
-            ("dyn_backend.py", "VALUE = 1\n"),
+            ("dyn_backend.py", "import flit_core\nVALUE = 1\n"),
         ],
+    )
+}
+
+/// The requires step's answer was resolved, fetched and given to the isolated build, and
+/// the wheel's own dependency to its smoke test.
+fn assert_dynamic_backend_built(build: &serde_json::Value) {
+    assert_eq!(pinned(build), ["setuptools-75.1.0-py3-none-any.whl"]);
+    let log = build["log"].as_str().unwrap();
+    assert!(
+        log.contains("added flit_core-3.9.0-py3-none-any.whl"),
+        "what the backend asked for was not fetched:\n{log}"
     );
+    assert!(
+        log.contains(
+            "runtime dependencies for the smoke test:\n  flit_core-3.9.0-py3-none-any.whl"
+        ),
+        "the runtime dependency was not fetched:\n{log}"
+    );
+}
+
+fn what_the_backend_adds_is_fetched_before_the_build(runtime: Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let sdist = dynamic_backend_sdist(dir.path());
     let farm = farm(
         runtime,
         &[],
@@ -231,12 +265,58 @@ fn what_the_backend_adds_is_fetched_before_the_build(runtime: Runtime) {
         "1.0",
         "dyn_backend-1.0-py3-none-any.whl",
     );
-    assert_eq!(pinned(&build), ["setuptools-75.1.0-py3-none-any.whl"]);
-    let log = build["log"].as_str().unwrap();
-    assert!(
-        log.contains("added flit_core-3.9.0-py3-none-any.whl"),
-        "{log}"
+    assert_dynamic_backend_built(&build);
+}
+
+/// A remote worker resolves what the backend adds and the runtime dependencies through the
+/// server's index the same way.
+fn a_remote_worker_resolves_through_the_servers_index(runtime: Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let sdist = dynamic_backend_sdist(dir.path());
+    let farm = farm_with(
+        runtime,
+        &[],
+        &[sdist],
+        &["setuptools==75.1.0", "flit-core==3.9.0"],
+        |builder, runtime_image| {
+            common::farm::remote_workers_config(runtime.name(), builder, runtime_image).replace(
+                "resolve_build_requirements = false",
+                "resolve_build_requirements = true",
+            )
+        },
     );
+    let work = tempfile::tempdir().unwrap();
+    let mut worker = std::process::Command::new(common::server::binary())
+        .args([
+            "worker",
+            "--server",
+            &farm.server.url,
+            "--token",
+            common::farm::WORKER_TOKEN,
+        ])
+        .args([
+            "--executor",
+            runtime.name(),
+            "--target",
+            common::farm::TARGET,
+        ])
+        .args(["--name", "remote-1", "--poll-seconds", "1", "--work"])
+        .arg(work.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(work.path().join("worker.log")).unwrap())
+        .spawn()
+        .expect("start edelweiss worker");
+    let build = build_to_end(&farm.server, "dyn-backend", "1.0", LIMIT);
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(
+        build["state"],
+        "succeeded",
+        "{}\nworker log:\n{}",
+        build["log"],
+        std::fs::read_to_string(work.path().join("worker.log")).unwrap_or_default()
+    );
+    assert_dynamic_backend_built(&build);
 }
 
 /// A build requirement the index cannot satisfy fails the build as the package's, naming
@@ -287,6 +367,7 @@ mod runc {
         a_setuptools_scm_versioned_sdist_gets_its_version,
         a_wheel_whose_import_needs_a_dependency_passes_its_smoke_test,
         what_the_backend_adds_is_fetched_before_the_build,
+        a_remote_worker_resolves_through_the_servers_index,
         an_unsatisfiable_build_requirement_fails_naming_it,
     );
 }

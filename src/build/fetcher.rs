@@ -3,7 +3,8 @@
 
 use super::index_wheels::{IndexWheels, store_through_mirror};
 use super::records::{Failure, FailureKind};
-use super::resolve::{BoxFuture, Pinned, Resolver};
+use super::resolve::{BoxFuture, Pinned, Resolver, WheelSource};
+use crate::pypi::Target;
 
 /// What a resolution during a build is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,14 +27,20 @@ pub trait RequirementFetcher: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<(Pinned, bytes::Bytes)>, Failure>>;
 }
 
-/// The server's fetcher: its own index and mirror.
-pub struct IndexFetcher {
-    pub wheels: IndexWheels,
+/// A wheel source that can also hand over a pinned wheel's bytes, verified.
+pub trait WheelLoader: WheelSource {
+    fn target(&self) -> &Target;
+    fn load<'a>(&'a self, pin: &'a Pinned) -> BoxFuture<'a, Result<bytes::Bytes, Failure>>;
+}
+
+/// Resolves through `wheels` (the server's own index, or a remote worker's view of it).
+pub struct Fetcher<S> {
+    pub wheels: S,
     /// The recipe's pinned build requirements.
     pub recipe_pins: Vec<String>,
 }
 
-impl IndexFetcher {
+impl<S: WheelLoader> Fetcher<S> {
     async fn resolve_and_load(
         &self,
         purpose: Purpose,
@@ -47,7 +54,7 @@ impl IndexFetcher {
             ),
             Purpose::Runtime => ("the wheel's runtime dependencies", &[][..]),
         };
-        let resolver = Resolver::new(&self.wheels, &self.wheels.target, overrides)
+        let resolver = Resolver::new(&self.wheels, self.wheels.target(), overrides)
             .map_err(|error| error.into_failure(what))?;
         let pinned = resolver
             .resolve(&requirements, &fixed)
@@ -55,7 +62,7 @@ impl IndexFetcher {
             .map_err(|error| error.into_failure(what))?;
         let mut loaded = Vec::new();
         for pin in pinned.into_iter().filter(|pin| !fixed.contains(pin)) {
-            loaded.push(load(&self.wheels, &pin).await.map(|bytes| (pin, bytes))?);
+            loaded.push(self.wheels.load(&pin).await.map(|bytes| (pin, bytes))?);
         }
         Ok(loaded)
     }
@@ -83,7 +90,17 @@ pub async fn load(wheels: &IndexWheels, pin: &Pinned) -> Result<bytes::Bytes, Fa
         .map_err(|error| infrastructure(error.to_string()))
 }
 
-impl RequirementFetcher for IndexFetcher {
+impl WheelLoader for IndexWheels {
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn load<'a>(&'a self, pin: &'a Pinned) -> BoxFuture<'a, Result<bytes::Bytes, Failure>> {
+        Box::pin(load(self, pin))
+    }
+}
+
+impl<S: WheelLoader> RequirementFetcher for Fetcher<S> {
     fn fetch<'a>(
         &'a self,
         purpose: Purpose,

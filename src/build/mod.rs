@@ -10,6 +10,7 @@ mod pipeline;
 mod queue;
 mod recipe;
 mod records;
+mod remote_wheels;
 mod remote_worker;
 mod resolve;
 mod runtime_exports;

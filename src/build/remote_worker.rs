@@ -258,10 +258,19 @@ impl RemoteWorker {
             };
             wheelhouse.push((file.filename.clone(), bytes));
         }
+        let fetcher = super::fetcher::Fetcher {
+            wheels: super::remote_wheels::RemoteWheels::new(
+                self.client.clone(),
+                self.server.clone(),
+                self.token.clone(),
+                target.clone(),
+            ),
+            recipe_pins: assignment.recipe.build_requires.clone(),
+        };
         let inputs = super::steps::BuildInputs {
             sdist: &sdist,
             wheelhouse: &wheelhouse,
-            fetcher: None,
+            fetcher: Some(&fetcher),
         };
         self.steps
             .run(build, &builders, &assignment.recipe, work, &inputs)

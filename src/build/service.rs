@@ -9,7 +9,7 @@ use futures::StreamExt;
 use tokio::sync::{Mutex, Notify};
 
 use super::build_system::BuildSystem;
-use super::fetcher::IndexFetcher;
+use super::fetcher::Fetcher;
 use super::index_wheels::IndexWheels;
 use super::key::{BuildKey, KeyInputs};
 use super::pipeline::Pipeline;
@@ -625,7 +625,7 @@ impl BuildService {
             Ok(files) => self.wheelhouse_bytes(&files).await,
             Err(failure) => Err(failure),
         };
-        let fetcher = IndexFetcher {
+        let fetcher = Fetcher {
             wheels: self.index_wheels(&builders.target),
             recipe_pins: recipe.build_requires.clone(),
         };
