@@ -3,7 +3,7 @@
 
 use super::index_wheels::{IndexWheels, store_through_mirror};
 use super::records::{Failure, FailureKind};
-use super::resolve::{BoxFuture, Pinned, Resolver, WheelSource};
+use super::resolve::{BoxFuture, Pinned, ResolveError, Resolver, WheelSource};
 use crate::pypi::Target;
 
 /// What a resolution during a build is for.
@@ -56,10 +56,18 @@ impl<S: WheelLoader> Fetcher<S> {
         };
         let resolver = Resolver::new(&self.wheels, self.wheels.target(), overrides)
             .map_err(|error| error.into_failure(what))?;
-        let pinned = resolver
-            .resolve(&requirements, &fixed)
-            .await
-            .map_err(|error| error.into_failure(what))?;
+        let pinned =
+            resolver
+                .resolve(&requirements, &fixed)
+                .await
+                .map_err(|error| match error {
+                    // Not on the index yet (it may need a build of its own): not final.
+                    ResolveError::NoWheel { .. } => Failure {
+                        kind: FailureKind::Infrastructure,
+                        message: format!("{what}: {error}"),
+                    },
+                    error => error.into_failure(what),
+                })?;
         let mut loaded = Vec::new();
         for pin in pinned.into_iter().filter(|pin| !fixed.contains(pin)) {
             loaded.push(self.wheels.load(&pin).await.map(|bytes| (pin, bytes))?);

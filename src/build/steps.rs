@@ -82,8 +82,16 @@ const MAX_REQUIRES_JSON_BYTES: u64 = 64 * 1024;
 /// The requirements the requires step wrote, bounded and parsed.
 fn read_backend_requires(path: &Path) -> Result<Vec<String>, Failure> {
     use std::io::Read as _;
-    let file = std::fs::File::open(path)
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // The container wrote it: a symlink out of the work directory or a FIFO is refused.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
         .map_err(|error| package(format!("the requires step wrote no requires.json: {error}")))?;
+    if !file.metadata().is_ok_and(|metadata| metadata.is_file()) {
+        return Err(package("requires.json is not a regular file"));
+    }
     let mut text = String::new();
     file.take(MAX_REQUIRES_JSON_BYTES + 1)
         .read_to_string(&mut text)
@@ -361,9 +369,11 @@ impl ContainerSteps {
         let started = std::time::Instant::now();
         let spec = self.spec(record, step, work);
         self.run_step(spec, "requires step").await?;
-        let path = work.join("output/requires.json");
-        let requires = read_backend_requires(&path)?;
-        let _ = std::fs::remove_file(&path);
+        let requires = read_backend_requires(&work.join("output/requires.json"));
+        // The build step starts from an empty output, whatever the requires step left.
+        empty_directory(&work.join("output"))
+            .map_err(|error| infrastructure(format!("cannot empty the output: {error}")))?;
+        let requires = requires?;
         let asked = requires
             .iter()
             .map(|requirement| (requirement.clone(), "the backend".to_string()))
@@ -459,6 +469,19 @@ impl ContainerSteps {
     }
 }
 
+/// Removes what is inside `dir` without following symlinks.
+fn empty_directory(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if std::fs::symlink_metadata(&path)?.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Host-side notes on a build (what was resolved), shown in its log after the requires step.
 fn append_note(work: &Path, note: &str) {
     use std::io::Write as _;
@@ -537,4 +560,55 @@ pub fn default_import_check(wheel: &Path) -> Result<String, String> {
         .map(|module| format!("import {module}"))
         .collect::<Vec<_>>()
         .join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the requires step leaves is the container's: only a small regular file holding
+    /// a list of PEP 508 requirements is taken, anything else fails the build by name.
+    #[test]
+    fn the_requires_answer_is_read_bounded_and_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requires.json");
+        std::fs::write(&path, r#"["cmake>=3.15", "ninja; sys_platform != 'win32'"]"#).unwrap();
+        assert_eq!(
+            read_backend_requires(&path).unwrap(),
+            ["cmake>=3.15", "ninja; sys_platform != 'win32'"]
+        );
+        let refused = |content: &[u8]| {
+            std::fs::write(&path, content).unwrap();
+            read_backend_requires(&path).unwrap_err()
+        };
+        assert!(refused(b"{\"a\": 1}").message.contains("not a list of strings"));
+        assert!(refused(br#"["not a requirement ("]"#).message.contains("asked for"));
+        let many = serde_json::to_vec(&vec!["a"; MAX_BACKEND_REQUIRES + 1]).unwrap();
+        assert!(refused(&many).message.contains("at most"));
+        let huge = vec![b' '; MAX_REQUIRES_JSON_BYTES as usize + 1];
+        assert!(refused(&huge).message.contains("larger"));
+
+        std::fs::remove_file(&path).unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, r#"["from-the-host"]"#).unwrap();
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        let failure = read_backend_requires(&path).unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Package);
+        assert!(!failure.message.contains("from-the-host"), "{}", failure.message);
+    }
+
+    #[test]
+    fn emptying_the_output_does_not_follow_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("kept"), b"x").unwrap();
+        let output = dir.path().join("output");
+        std::fs::create_dir_all(output.join("nested")).unwrap();
+        std::fs::write(output.join("stray.whl"), b"x").unwrap();
+        std::os::unix::fs::symlink(&outside, output.join("link")).unwrap();
+        empty_directory(&output).unwrap();
+        assert_eq!(std::fs::read_dir(&output).unwrap().count(), 0);
+        assert!(outside.join("kept").exists());
+    }
 }
