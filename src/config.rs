@@ -303,6 +303,7 @@ const ENVIRONMENT: &[(&str, &[&str], EnvKind)] = &[
     ("EDELWEISS_BUILD_WORKERS", &["build", "workers"], EnvKind::Number),
     ("EDELWEISS_BUILD_EXECUTOR", &["build", "executor"], EnvKind::Text),
     ("EDELWEISS_RECIPES", &["build", "recipes"], EnvKind::Text),
+    ("EDELWEISS_RESOLVE_BUILD_REQUIREMENTS", &["build", "resolve_build_requirements"], EnvKind::Flag),
     ("EDELWEISS_ON_MISS", &["on_demand", "on_miss"], EnvKind::Text),
     ("EDELWEISS_WHEELS_ONLY", &["on_demand", "wheels_only"], EnvKind::Flag),
 ];

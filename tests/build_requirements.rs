@@ -79,13 +79,20 @@ fn farm_with(
 fn builds(farm: &Farm, project: &str, version: &str, wheel: &str) -> serde_json::Value {
     let build = build_to_end(&farm.server, project, version, LIMIT);
     assert_eq!(
-        build["state"],
-        "succeeded",
+        build["state"], "succeeded",
         "{}\nbuild requirements: {}",
-        build["log"],
-        build["build_requirements"]
+        build["log"], build["build_requirements"]
     );
     assert_eq!(build["wheel"]["filename"], wheel, "{build}");
+    // What the extra container run costs, for the record (`--nocapture`).
+    if let Some(line) = build["log"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .find(|line| line.starts_with("requires step: "))
+    {
+        eprintln!("{project} {version}: {line}");
+    }
     assert!(
         build["log"].as_str().unwrap().contains("smoke test passed"),
         "{}",

@@ -572,7 +572,11 @@ mod tests {
     fn the_requires_answer_is_read_bounded_and_parsed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("requires.json");
-        std::fs::write(&path, r#"["cmake>=3.15", "ninja; sys_platform != 'win32'"]"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"["cmake>=3.15", "ninja; sys_platform != 'win32'"]"#,
+        )
+        .unwrap();
         assert_eq!(
             read_backend_requires(&path).unwrap(),
             ["cmake>=3.15", "ninja; sys_platform != 'win32'"]
@@ -581,8 +585,16 @@ mod tests {
             std::fs::write(&path, content).unwrap();
             read_backend_requires(&path).unwrap_err()
         };
-        assert!(refused(b"{\"a\": 1}").message.contains("not a list of strings"));
-        assert!(refused(br#"["not a requirement ("]"#).message.contains("asked for"));
+        assert!(
+            refused(b"{\"a\": 1}")
+                .message
+                .contains("not a list of strings")
+        );
+        assert!(
+            refused(br#"["not a requirement ("]"#)
+                .message
+                .contains("asked for")
+        );
         let many = serde_json::to_vec(&vec!["a"; MAX_BACKEND_REQUIRES + 1]).unwrap();
         assert!(refused(&many).message.contains("at most"));
         let huge = vec![b' '; MAX_REQUIRES_JSON_BYTES as usize + 1];
@@ -594,7 +606,11 @@ mod tests {
         std::os::unix::fs::symlink(&secret, &path).unwrap();
         let failure = read_backend_requires(&path).unwrap_err();
         assert_eq!(failure.kind, FailureKind::Package);
-        assert!(!failure.message.contains("from-the-host"), "{}", failure.message);
+        assert!(
+            !failure.message.contains("from-the-host"),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]
