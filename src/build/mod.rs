@@ -12,6 +12,7 @@ mod recipe;
 mod records;
 mod remote_wheels;
 mod remote_worker;
+mod requirements;
 mod resolve;
 mod runtime_exports;
 mod service;

@@ -8,9 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::{Mutex, Notify};
 
-use super::build_system::BuildSystem;
 use super::fetcher::Fetcher;
-use super::index_wheels::IndexWheels;
 use super::key::{BuildKey, KeyInputs};
 use super::pipeline::Pipeline;
 use super::queue::{BuildQueue, QueueError, Requested};
@@ -18,7 +16,7 @@ use super::recipe::{Recipe, RecipeBook};
 use super::records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, FailureKind, timestamp,
 };
-use super::resolve::{ResolveError, Resolver};
+use super::requirements::Requirements;
 use super::steps::TargetBuilders;
 use crate::executor::ExecutorError;
 use crate::metadata::{FileKind, IndexError, IndexStore};
@@ -49,10 +47,6 @@ pub enum BuildError {
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
-
-/// How long a resolution of an sdist's build requirements answers later requests: on-demand
-/// page views request the same builds again and again.
-const RESOLUTION_TTL: Duration = Duration::from_secs(300);
 
 /// A wheel of a build's requirements, held in the blob store.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -113,8 +107,7 @@ pub struct BuildService {
     lease_seconds: u64,
     max_attempts: u32,
     resolve_build_requirements: bool,
-    /// Recent resolutions by sdist digest, target and recipe.
-    resolutions: Mutex<HashMap<String, (tokio::time::Instant, BuildRequirements)>>,
+    requirements: Requirements,
 }
 
 pub struct ServiceParts {
@@ -137,6 +130,11 @@ fn new_build_id() -> String {
 
 impl BuildService {
     pub fn new(parts: ServiceParts) -> Self {
+        let requirements = Requirements::new(
+            parts.index.clone(),
+            parts.mirror.clone(),
+            parts.pipeline.store.clone(),
+        );
         Self {
             queue: parts.queue,
             pipeline: parts.pipeline,
@@ -149,7 +147,7 @@ impl BuildService {
             lease_seconds: parts.lease_seconds,
             max_attempts: parts.max_attempts,
             resolve_build_requirements: parts.resolve_build_requirements,
-            resolutions: Mutex::default(),
+            requirements,
         }
     }
 
@@ -313,156 +311,6 @@ impl BuildService {
         Ok((filename, digest))
     }
 
-    fn index_wheels(&self, target: &Target) -> IndexWheels {
-        IndexWheels {
-            index: self.index.clone(),
-            mirror: self.mirror.clone(),
-            store: self.pipeline.store.clone(),
-            target: target.clone(),
-        }
-    }
-
-    /// The sdist's `[build-system] requires` (or the default) and the recipe's pins,
-    /// resolved for `target` through this index. A package's fault (an unreadable
-    /// pyproject.toml, a requirement no wheel satisfies) is kept as `refused`, so the build
-    /// fails with it; a failing index is an error for the caller.
-    async fn build_requirements(
-        &self,
-        sdist: &(String, Sha256Digest),
-        target: &Target,
-        recipe: &Recipe,
-    ) -> Result<BuildRequirements, BuildError> {
-        let cache_key = format!("{}\0{target}\0{}", sdist.1, recipe.canonical_json());
-        if let Some((at, resolved)) = self.resolutions.lock().await.get(&cache_key) {
-            if at.elapsed() < RESOLUTION_TTL {
-                return Ok(resolved.clone());
-            }
-        }
-        let bytes = self.pipeline.store.get_bytes(sdist.1).await?;
-        let refused = |requested: Vec<String>, reason: String| BuildRequirements {
-            requested,
-            pinned: Vec::new(),
-            refused: Some(reason),
-        };
-        let system = match BuildSystem::of_sdist(&sdist.0, &bytes) {
-            Ok(system) => system,
-            Err(error) => return Ok(refused(Vec::new(), error.to_string())),
-        };
-        let origin = if system.declared {
-            "pyproject.toml"
-        } else {
-            "the default build system"
-        };
-        let mut asked: Vec<(String, String)> = system
-            .requires
-            .iter()
-            .map(|requirement| (requirement.clone(), origin.to_string()))
-            .collect();
-        asked.extend(
-            recipe
-                .build_requires
-                .iter()
-                .map(|pin| (pin.clone(), "the recipe".to_string())),
-        );
-        let requested = asked
-            .iter()
-            .map(|(requirement, _)| requirement.clone())
-            .collect();
-        let wheels = self.index_wheels(target);
-        let resolved = match Resolver::new(&wheels, target, &recipe.build_requires) {
-            Ok(resolver) => resolver.resolve(&asked, &[]).await,
-            Err(error) => Err(error),
-        };
-        let requirements = match resolved {
-            Ok(pinned) => BuildRequirements {
-                requested,
-                pinned,
-                refused: None,
-            },
-            Err(ResolveError::Source(reason)) => {
-                return Err(BuildError::Resolve {
-                    sdist: sdist.0.clone(),
-                    reason,
-                });
-            }
-            Err(error) => refused(requested, error.to_string()),
-        };
-        self.resolutions.lock().await.insert(
-            cache_key,
-            (tokio::time::Instant::now(), requirements.clone()),
-        );
-        Ok(requirements)
-    }
-
-    /// The wheels a leased build's container gets: its resolved build requirements, or
-    /// (resolution off) the recipe's pins.
-    pub async fn wheelhouse(
-        &self,
-        record: &BuildRecord,
-        recipe: &Recipe,
-        target: &Target,
-    ) -> Result<Vec<WheelhouseFile>, Failure> {
-        let Some(requirements) = &record.build_requirements else {
-            return self.recipe_wheelhouse(recipe, target).await;
-        };
-        if let Some(reason) = &requirements.refused {
-            return Err(Failure {
-                kind: FailureKind::Package,
-                message: format!("build requirements: {reason}"),
-            });
-        }
-        let wheels = self.index_wheels(target);
-        let mut files = Vec::new();
-        for pin in &requirements.pinned {
-            super::fetcher::load(&wheels, pin).await?;
-            files.push(pin.file());
-        }
-        Ok(files)
-    }
-
-    /// The recipe's pinned build requirements (`name==version`) as wheels that install on
-    /// `target`, from this index (held here, or mirrored and so cached).
-    async fn recipe_wheelhouse(
-        &self,
-        recipe: &Recipe,
-        target: &Target,
-    ) -> Result<Vec<WheelhouseFile>, Failure> {
-        let mut files = Vec::new();
-        for requirement in &recipe.build_requires {
-            let missing = |why: &str| Failure {
-                kind: FailureKind::Package,
-                message: format!("build requirement `{requirement}`: {why}"),
-            };
-            let (name, version) = requirement
-                .split_once("==")
-                .ok_or_else(|| missing("pin it as name==version"))?;
-            let project = crate::pypi::parse_package_name(name.trim())
-                .map_err(|_| missing("not a project name"))?;
-            let version: Version = version
-                .trim()
-                .parse()
-                .map_err(|_| missing("not a PEP 440 version"))?;
-            let wheels = self.index_wheels(target);
-            let candidates = wheels.list(&project).await.map_err(|error| Failure {
-                kind: FailureKind::Infrastructure,
-                message: error.to_string(),
-            })?;
-            let pin = candidates
-                .into_iter()
-                .find(|candidate| candidate.version == version)
-                .map(|candidate| super::resolve::Pinned {
-                    project: project.to_string(),
-                    version: version.to_string(),
-                    filename: candidate.filename,
-                    sha256: candidate.sha256,
-                })
-                .ok_or_else(|| missing(&format!("no wheel for {target} on this index")))?;
-            super::fetcher::load(&wheels, &pin).await?;
-            files.push(pin.file());
-        }
-        Ok(files)
-    }
-
     async fn wheelhouse_bytes(
         &self,
         files: &[WheelhouseFile],
@@ -496,7 +344,7 @@ impl BuildService {
         let recipe = self.recipes.for_release(project, version);
         let (builder, runtime) = self.identities(builders, recipe).await?;
         let build_requirements = match self.resolve_build_requirements {
-            true => Some(self.build_requirements(&sdist, target, recipe).await?),
+            true => Some(self.requirements.for_sdist(&sdist, target, recipe).await?),
             false => None,
         };
         let recipe = recipe.canonical_json();
@@ -621,12 +469,16 @@ impl BuildService {
                 }
             })
         };
-        let wheelhouse = match self.wheelhouse(record, &recipe, &builders.target).await {
+        let wheelhouse = match self
+            .requirements
+            .wheelhouse(record, &recipe, &builders.target)
+            .await
+        {
             Ok(files) => self.wheelhouse_bytes(&files).await,
             Err(failure) => Err(failure),
         };
         let fetcher = Fetcher {
-            wheels: self.index_wheels(&builders.target),
+            wheels: self.requirements.index_wheels(&builders.target),
             recipe_pins: recipe.build_requires.clone(),
         };
         let result = match wheelhouse {
@@ -692,7 +544,11 @@ impl BuildService {
         tracing::info!(build = %build.id, worker, attempt = build.attempts, "build leased to a remote worker");
         self.changed.notify_waiters();
         let (builders, recipe) = self.plan(&build)?;
-        let wheelhouse = match self.wheelhouse(&build, &recipe, &builders.target).await {
+        let wheelhouse = match self
+            .requirements
+            .wheelhouse(&build, &recipe, &builders.target)
+            .await
+        {
             Ok(files) => files,
             Err(failure) => {
                 self.record_outcome(&build, worker, Err(failure), b"")
