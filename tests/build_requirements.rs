@@ -23,6 +23,18 @@ struct Farm {
     _work: tempfile::TempDir,
 }
 
+/// `farm` with wheel files besides the `name==version` ones, published under their project.
+fn farm_with_files(
+    runtime: Runtime,
+    sdists: &[PathBuf],
+    files: &[PathBuf],
+    wheels: &[&str],
+) -> Farm {
+    let mut extra = sdists.to_vec();
+    extra.extend_from_slice(files);
+    farm(runtime, &[], &extra, wheels)
+}
+
 /// A farm mirroring an upstream that holds `sdists` and the wheels `wheels` (`name==version`)
 /// and nothing else: a build requirement missing from this list cannot be installed.
 fn farm(runtime: Runtime, sdists: &[(&str, &str)], extra: &[PathBuf], wheels: &[&str]) -> Farm {
@@ -51,7 +63,7 @@ fn farm_with(
     }
     for sdist in extra {
         let name = sdist.file_name().unwrap().to_str().unwrap();
-        let project = name.rsplit_once('-').unwrap().0.replace('_', "-");
+        let project = name.split('-').next().unwrap().replace('_', "-");
         projects.entry(project).or_default().push(sdist.clone());
     }
     for requirement in wheels {
@@ -337,6 +349,55 @@ fn a_remote_worker_resolves_through_the_servers_index(runtime: Runtime) {
     assert_dynamic_backend_built(&build);
 }
 
+/// scikit-build-core asks through `get_requires_for_build_wheel` for cmake (and ninja) when
+/// the builder has none: their musllinux wheels from the index, a C extension built by
+/// cmake in the offline builder.
+fn scikit_build_core_gets_cmake_from_the_index(runtime: Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "#define PY_SSIZE_T_CLEAN\n#include <Python.h>\nstatic PyObject *add(PyObject *self, PyObject *args) {\n    long a, b;\n    if (!PyArg_ParseTuple(args, \"ll\", &a, &b)) return NULL;\n    return PyLong_FromLong(a + b);\n}\nstatic PyMethodDef methods[] = {{\"add\", add, METH_VARARGS, \"Add.\"}, {NULL, NULL, 0, NULL}};\nstatic struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"skb_ext\", NULL, -1, methods};\nPyMODINIT_FUNC PyInit_skb_ext(void) { return PyModule_Create(&module); }\n";
+    let sdist = common::dists::write_project_sdist(
+        dir.path(),
+        "skb-ext",
+        "1.0",
+        "raise SystemExit('scikit-build-core builds this project')\n",
+        &[
+            (
+                "pyproject.toml",
+                "[build-system]\nrequires = ['scikit-build-core>=0.10']\nbuild-backend = 'scikit_build_core.build'\n[project]\nname = 'skb-ext'\nversion = '1.0'\nrequires-python = '>=3.9'\n",
+            ),
+            (
+                "CMakeLists.txt",
+                "cmake_minimum_required(VERSION 3.15)\nproject(${SKBUILD_PROJECT_NAME} LANGUAGES C)\nfind_package(Python COMPONENTS Interpreter Development.Module REQUIRED)\nPython_add_library(skb_ext MODULE skb_ext.c WITH_SOABI)\ninstall(TARGETS skb_ext DESTINATION .)\n",
+            ),
+            ("skb_ext.c", source),
+        ],
+    );
+    let farm = farm_with_files(
+        runtime,
+        &[sdist],
+        &[
+            common::farm::pypi_file("cmake", "cmake-3.30.5-py3-none-musllinux_1_1_x86_64.whl"),
+            common::farm::pypi_file(
+                "ninja",
+                "ninja-1.11.1.1-py2.py3-none-musllinux_1_1_x86_64.whl",
+            ),
+        ],
+        &[
+            "scikit-build-core==0.10.7",
+            "packaging==24.1",
+            "pathspec==0.12.1",
+        ],
+    );
+    let build = builds(
+        &farm,
+        "skb-ext",
+        "1.0",
+        "skb_ext-1.0-cp313-cp313-musllinux_1_2_x86_64.whl",
+    );
+    let log = build["log"].as_str().unwrap();
+    assert!(log.contains("added cmake-3.30.5"), "{log}");
+}
+
 /// A build requirement the index cannot satisfy fails the build as the package's, naming
 /// it, before any build container starts; nothing is stored for the project.
 fn an_unsatisfiable_build_requirement_fails_naming_it(runtime: Runtime) {
@@ -388,4 +449,11 @@ mod runc {
         a_remote_worker_resolves_through_the_servers_index,
         an_unsatisfiable_build_requirement_fails_naming_it,
     );
+
+    /// cmake's wheel is 28 MB: fetched once per machine, and run with `--ignored`.
+    #[test]
+    #[ignore = "downloads cmake's 28 MB wheel once per machine; run with --ignored"]
+    fn scikit_build_core_gets_cmake_from_the_index() {
+        super::scikit_build_core_gets_cmake_from_the_index(super::Runtime::Runc)
+    }
 }
