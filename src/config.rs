@@ -139,6 +139,10 @@ pub struct BuildSettings {
     pub lease_seconds: u64,
     /// Attempts before an infrastructure failure is recorded instead of retried.
     pub max_attempts: u32,
+    /// Resolve each sdist's PEP 517/518 build requirements through this index and build
+    /// with isolation from them alone; false builds on the builder's own packages plus the
+    /// recipe's pins.
+    pub resolve_build_requirements: bool,
     pub targets: Vec<TargetSettings>,
 }
 
@@ -156,6 +160,7 @@ impl Default for BuildSettings {
             max_file_mb: 2048,
             lease_seconds: 120,
             max_attempts: 3,
+            resolve_build_requirements: true,
             targets: Vec::new(),
         }
     }
@@ -333,6 +338,7 @@ const ENVIRONMENT: &[(&str, &[&str], EnvKind)] = &[
     ("EDELWEISS_BUILD_WORKERS", &["build", "workers"], EnvKind::Number),
     ("EDELWEISS_BUILD_EXECUTOR", &["build", "executor"], EnvKind::Text),
     ("EDELWEISS_RECIPES", &["build", "recipes"], EnvKind::Text),
+    ("EDELWEISS_RESOLVE_BUILD_REQUIREMENTS", &["build", "resolve_build_requirements"], EnvKind::Flag),
     ("EDELWEISS_ON_MISS", &["on_demand", "on_miss"], EnvKind::Text),
     ("EDELWEISS_WHEELS_ONLY", &["on_demand", "wheels_only"], EnvKind::Flag),
 ];

@@ -111,7 +111,10 @@ impl ResponseError for ApiError {
             Self::Build(BuildError::NoSdist { .. }) => StatusCode::NOT_FOUND,
             Self::Build(BuildError::Mirror(MirrorError::Upstream(_))) => StatusCode::BAD_GATEWAY,
             Self::Build(
-                BuildError::Builder { .. } | BuildError::Storage(_) | BuildError::Mirror(_),
+                BuildError::Builder { .. }
+                | BuildError::Resolve { .. }
+                | BuildError::Storage(_)
+                | BuildError::Mirror(_),
             ) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Build(BuildError::Queue(_) | BuildError::Index(_)) | Self::Queue(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

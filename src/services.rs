@@ -180,6 +180,7 @@ impl Services {
             mirror: mirror.clone(),
             lease_seconds: build.lease_seconds,
             max_attempts: build.max_attempts,
+            resolve_build_requirements: build.resolve_build_requirements,
         }));
         Ok(Self {
             index,

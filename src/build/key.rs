@@ -9,12 +9,16 @@ use crate::pypi::{Sha256Digest, Target};
 
 /// Bump when what the steps do changes in a way their text does not show.
 /// 2: repaired wheels must pass the symbol check against the runtime (`symbols`).
-pub const CACHE_VERSION: u32 = 2;
+/// 3: build requirements resolved through the index and built with isolation; the smoke
+///    test installs the wheel's runtime dependencies.
+pub const CACHE_VERSION: u32 = 3;
 
 /// The in-container steps; their bytes enter every key, so editing them rebuilds.
 pub const BUILD_STEP: &str = include_str!("../../workers/steps/build.sh");
 pub const SMOKE_STEP: &str = include_str!("../../workers/steps/smoke.sh");
 pub const BUNDLE_DATA_STEP: &str = include_str!("../../workers/steps/bundle_data.py");
+pub const REQUIRES_STEP: &str = include_str!("../../workers/steps/requires.sh");
+pub const BUILD_REQUIRES_HOOK: &str = include_str!("../../workers/steps/build_requires.py");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BuildKey(Sha256Digest);
@@ -28,17 +32,24 @@ pub struct KeyInputs<'a> {
     pub builder: &'a str,
     /// The smoke-test image's identity.
     pub runtime: &'a str,
+    /// The resolved build requirements' canonical JSON (`BuildRequirements`); empty where
+    /// resolution is off.
+    pub build_requirements: &'a str,
 }
 
 impl BuildKey {
     /// sha256 over, in this order, each field length-prefixed (so two different input
     /// lists never encode alike):
     /// 1. `"edelweiss-build"` and `CACHE_VERSION`,
-    /// 2. the build, smoke and bundle-data step scripts,
+    /// 2. the build, smoke, bundle-data, requires step scripts and the build-requires hook,
     /// 3. the sdist's sha256,
     /// 4. the target (`cp313-musllinux_1_2_x86_64`),
     /// 5. the recipe's canonical JSON,
-    /// 6. the builder's identity, 7. the runtime (smoke test) image's identity.
+    /// 6. the builder's identity, 7. the runtime (smoke test) image's identity,
+    /// 8. the resolved build requirements: what was asked and each wheel's filename and
+    ///    sha256, so a new setuptools release on the index is a new build. (What the
+    ///    backend adds through `get_requires_for_build_wheel` is resolved during the build,
+    ///    from these and the sdist, and is listed in the log.)
     pub fn compute(inputs: &KeyInputs<'_>) -> Self {
         let mut hasher = Sha256::new();
         let mut field = |bytes: &[u8]| {
@@ -50,11 +61,14 @@ impl BuildKey {
         field(BUILD_STEP.as_bytes());
         field(SMOKE_STEP.as_bytes());
         field(BUNDLE_DATA_STEP.as_bytes());
+        field(REQUIRES_STEP.as_bytes());
+        field(BUILD_REQUIRES_HOOK.as_bytes());
         field(inputs.sdist_sha256.to_hex().as_bytes());
         field(inputs.target.to_string().as_bytes());
         field(inputs.recipe.as_bytes());
         field(inputs.builder.as_bytes());
         field(inputs.runtime.as_bytes());
+        field(inputs.build_requirements.as_bytes());
         Self(Sha256Digest::from_hasher(hasher))
     }
 
@@ -80,6 +94,7 @@ mod tests {
             recipe,
             builder: "rootfs:abc",
             runtime: "rootfs:abc",
+            build_requirements: "",
         }
     }
 
@@ -110,6 +125,9 @@ mod tests {
         variants.push(BuildKey::compute(&changed));
         let mut changed = inputs(&target, "{}");
         changed.runtime = "image:sha256:1";
+        variants.push(BuildKey::compute(&changed));
+        let mut changed = inputs(&target, "{}");
+        changed.build_requirements = "{\"pinned\":[]}";
         variants.push(BuildKey::compute(&changed));
         for variant in variants {
             assert_ne!(variant, base);

@@ -2,20 +2,27 @@
 //! a build in containers, and the service that ties them to the index and the mirror.
 
 mod assignment_check;
+mod build_system;
 mod diagnose;
+mod fetcher;
 mod id;
+mod index_wheels;
 mod key;
 mod on_demand;
 mod pipeline;
 mod queue;
 mod recipe;
 mod records;
+mod remote_wheels;
 mod remote_worker;
+mod requirements;
+mod resolve;
 mod runtime_exports;
 mod service;
 mod steps;
 mod symbols;
 
+pub use build_system::{BuildSystem, BuildSystemError};
 pub use diagnose::{Diagnosis, first_error};
 pub use id::{BuildId, BuildIdError};
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
@@ -24,9 +31,11 @@ pub use pipeline::{Pipeline, PipelineResult};
 pub use queue::{BuildQueue, QueueError, Requested};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
 pub use records::{
-    BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, Holding, Lease, LeaseHolder,
+    BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, FailureKind, Holding, Lease,
+    LeaseHolder,
 };
 pub use remote_worker::{RemoteWorker, WorkerError};
+pub use resolve::{Pinned, ResolveError};
 pub use runtime_exports::RuntimeExports;
 pub use service::{
     Assignment, BuildError, BuildService, Recorded, RemoteReport, ServiceParts, WheelhouseFile,

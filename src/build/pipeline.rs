@@ -30,6 +30,7 @@ impl Pipeline {
         builders: &TargetBuilders,
         recipe: &Recipe,
         wheelhouse: &[(String, bytes::Bytes)],
+        fetcher: Option<&dyn super::fetcher::RequirementFetcher>,
     ) -> PipelineResult {
         let sdist = match self.store.get_bytes(record.sdist_sha256).await {
             Ok(sdist) => sdist,
@@ -51,6 +52,7 @@ impl Pipeline {
                 &BuildInputs {
                     sdist: &sdist,
                     wheelhouse,
+                    fetcher,
                 },
             )
             .await;

@@ -42,8 +42,9 @@ pub struct Recipe {
     /// Python run in a fresh runtime container after installing the wheel; empty means
     /// "import every top-level module of the wheel".
     pub import_check: String,
-    /// Pinned build requirements (`name==version`) placed in the wheelhouse, beyond what
-    /// the builder has installed.
+    /// Pinned build requirements (`name==version`) placed in the wheelhouse: added to the
+    /// sdist's own resolved `[build-system] requires`, overriding any other version of their
+    /// projects (or, with resolution off, on top of what the builder has installed).
     pub build_requires: Vec<String>,
     /// A command in the builder whose output is the version of a system library that the
     /// version being built must equal or extend (`3.6.2`, or pygdal's `3.6.2.11`), for

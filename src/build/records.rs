@@ -108,6 +108,30 @@ pub struct BuildRecord {
     pub finished_at: Option<String>,
     /// The stored log blob (build and smoke steps).
     pub log_sha256: Option<Sha256Digest>,
+    /// The build requirements resolved when the build was requested; `None` where
+    /// resolution is off (the builder's own packages, without isolation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_requirements: Option<BuildRequirements>,
+}
+
+/// An sdist's build requirements (PEP 517/518) for one target, as resolved through this
+/// index: part of the build key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRequirements {
+    /// What was asked for: `[build-system] requires` (or its default) and the recipe's pins.
+    pub requested: Vec<String>,
+    /// The wheels taken, by project name.
+    pub pinned: Vec<super::resolve::Pinned>,
+    /// Why the requirements could not be resolved: the build fails with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+impl BuildRequirements {
+    /// The key's view: what was asked for and each wheel's name and digest (or the refusal).
+    pub fn canonical_json(&self) -> String {
+        serde_json::to_string(self).expect("strings and digests serialize")
+    }
 }
 
 impl BuildRecord {

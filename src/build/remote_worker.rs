@@ -291,9 +291,19 @@ impl RemoteWorker {
             };
             wheelhouse.push((filename.to_string(), bytes));
         }
+        let fetcher = super::fetcher::Fetcher {
+            wheels: super::remote_wheels::RemoteWheels::new(
+                self.client.clone(),
+                self.server.clone(),
+                self.token.clone(),
+                leased.target.clone(),
+            ),
+            recipe_pins: assignment.recipe.build_requires.clone(),
+        };
         let inputs = super::steps::BuildInputs {
             sdist: &sdist,
             wheelhouse: &wheelhouse,
+            fetcher: Some(&fetcher),
         };
         self.steps
             .run(build, &builders, &assignment.recipe, work, &inputs)

@@ -8,13 +8,16 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::{Mutex, Notify};
 
+use super::fetcher::Fetcher;
 use super::key::{BuildKey, KeyInputs};
 use super::pipeline::Pipeline;
 use super::queue::{BuildQueue, QueueError, Requested};
 use super::recipe::{Recipe, RecipeBook};
 use super::records::{
-    BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, LeaseHolder, timestamp,
+    BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, FailureKind, LeaseHolder,
+    timestamp,
 };
+use super::requirements::Requirements;
 use super::steps::TargetBuilders;
 use crate::executor::ExecutorError;
 use crate::metadata::{FileKind, IndexError, IndexStore};
@@ -34,6 +37,8 @@ pub enum BuildError {
         target: String,
         source: ExecutorError,
     },
+    #[error("cannot resolve the build requirements of {sdist} now: {reason}")]
+    Resolve { sdist: String, reason: String },
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -44,7 +49,7 @@ pub enum BuildError {
     Storage(#[from] StorageError),
 }
 
-/// A wheel of a recipe's pinned build requirements, held in the blob store.
+/// A wheel of a build's requirements, held in the blob store.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WheelhouseFile {
     pub filename: String,
@@ -102,6 +107,8 @@ pub struct BuildService {
     changed: Notify,
     lease_seconds: u64,
     max_attempts: u32,
+    resolve_build_requirements: bool,
+    requirements: Requirements,
 }
 
 pub struct ServiceParts {
@@ -113,10 +120,18 @@ pub struct ServiceParts {
     pub mirror: Arc<Mirror>,
     pub lease_seconds: u64,
     pub max_attempts: u32,
+    /// Resolve each sdist's `[build-system]` through the index and build with isolation
+    /// (false: the recipe's pins on top of the builder's own packages).
+    pub resolve_build_requirements: bool,
 }
 
 impl BuildService {
     pub fn new(parts: ServiceParts) -> Self {
+        let requirements = Requirements::new(
+            parts.index.clone(),
+            parts.mirror.clone(),
+            parts.pipeline.store.clone(),
+        );
         Self {
             queue: parts.queue,
             pipeline: parts.pipeline,
@@ -128,6 +143,8 @@ impl BuildService {
             changed: Notify::new(),
             lease_seconds: parts.lease_seconds,
             max_attempts: parts.max_attempts,
+            resolve_build_requirements: parts.resolve_build_requirements,
+            requirements,
         }
     }
 
@@ -291,91 +308,6 @@ impl BuildService {
         Ok((filename, digest))
     }
 
-    /// Stores (through the mirror, when not held here) the file `filename` with `digest`.
-    async fn ensure_stored(&self, filename: &str, digest: Sha256Digest) -> Result<(), BuildError> {
-        if self.pipeline.store.contains(digest).await? {
-            return Ok(());
-        }
-        let unavailable = || BuildError::NoSdist {
-            project: filename.to_string(),
-            version: String::new(),
-        };
-        if let MirroredFile::Streaming { mut body, .. } = self
-            .mirror
-            .open_file(digest, filename)
-            .await?
-            .ok_or_else(unavailable)?
-        {
-            while let Some(chunk) = body.next().await {
-                chunk.map_err(|error| {
-                    BuildError::Mirror(MirrorError::Storage(StorageError::Io {
-                        path: filename.into(),
-                        source: error,
-                    }))
-                })?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The recipe's pinned build requirements (`name==version`) as wheels that install on
-    /// `target`, from this index (held here, or mirrored and so cached).
-    pub async fn wheelhouse(
-        &self,
-        recipe: &Recipe,
-        target: &Target,
-    ) -> Result<Vec<WheelhouseFile>, Failure> {
-        let mut files = Vec::new();
-        for requirement in &recipe.build_requires {
-            let missing = |why: &str| Failure {
-                kind: FailureKind::Package,
-                message: format!("build requirement `{requirement}`: {why}"),
-            };
-            let (name, version) = requirement
-                .split_once("==")
-                .ok_or_else(|| missing("pin it as name==version"))?;
-            let project = crate::pypi::parse_package_name(name.trim())
-                .map_err(|_| missing("not a project name"))?;
-            let mut candidates: Vec<(String, String)> = self
-                .index
-                .files(&project)
-                .map_err(|error| missing(&error.to_string()))?
-                .into_iter()
-                .map(|file| (file.filename, file.sha256.to_hex()))
-                .collect();
-            if self.mirror.is_enabled() {
-                if let Ok(Some(page)) = self.mirror.project_page(&project).await {
-                    candidates.extend(page.detail.files.iter().filter_map(|file| {
-                        Some((file.filename.clone(), file.sha256()?.to_string()))
-                    }));
-                }
-            }
-            let (filename, digest) = candidates
-                .into_iter()
-                .find_map(|(filename, hex)| match filename.parse::<DistFilename>() {
-                    Ok(DistFilename::Wheel(wheel))
-                        if wheel.version.to_string() == version.trim()
-                            && target.accepts(&wheel) =>
-                    {
-                        Some((filename, hex.parse().ok()?))
-                    }
-                    _ => None,
-                })
-                .ok_or_else(|| missing(&format!("no wheel for {target} on this index")))?;
-            self.ensure_stored(&filename, digest)
-                .await
-                .map_err(|error| Failure {
-                    kind: FailureKind::Infrastructure,
-                    message: error.to_string(),
-                })?;
-            files.push(WheelhouseFile {
-                filename,
-                sha256: digest,
-            });
-        }
-        Ok(files)
-    }
-
     async fn wheelhouse_bytes(
         &self,
         files: &[WheelhouseFile],
@@ -408,6 +340,10 @@ impl BuildService {
         let builders = self.builders(target)?;
         let recipe = self.recipes.for_release(project, version);
         let (builder, runtime) = self.identities(builders, recipe).await?;
+        let build_requirements = match self.resolve_build_requirements {
+            true => Some(self.requirements.for_sdist(&sdist, target, recipe).await?),
+            false => None,
+        };
         let recipe = recipe.canonical_json();
         let key = BuildKey::compute(&KeyInputs {
             sdist_sha256: sdist.1,
@@ -415,6 +351,10 @@ impl BuildService {
             recipe: &recipe,
             builder: &builder,
             runtime: &runtime,
+            build_requirements: &build_requirements
+                .as_ref()
+                .map(BuildRequirements::canonical_json)
+                .unwrap_or_default(),
         });
         let candidate = BuildRecord {
             id: super::id::BuildId::new().to_string(),
@@ -434,6 +374,7 @@ impl BuildService {
             started_at: None,
             finished_at: None,
             log_sha256: None,
+            build_requirements,
         };
         let (record, requested) = self.queue.request(candidate)?;
         if requested == Requested::Queued {
@@ -530,14 +471,22 @@ impl BuildService {
                 }
             })
         };
-        let wheelhouse = match self.wheelhouse(&recipe, &builders.target).await {
+        let wheelhouse = match self
+            .requirements
+            .wheelhouse(record, &recipe, &builders.target)
+            .await
+        {
             Ok(files) => self.wheelhouse_bytes(&files).await,
             Err(failure) => Err(failure),
+        };
+        let fetcher = Fetcher {
+            wheels: self.requirements.index_wheels(&builders.target),
+            recipe_pins: recipe.build_requires.clone(),
         };
         let result = match wheelhouse {
             Ok(wheelhouse) => {
                 self.pipeline
-                    .run(record, &builders, &recipe, &wheelhouse)
+                    .run(record, &builders, &recipe, &wheelhouse, Some(&fetcher))
                     .await
             }
             Err(failure) => super::pipeline::PipelineResult {
@@ -603,7 +552,11 @@ impl BuildService {
         tracing::info!(build = %build.id, worker = holder.worker.as_str(), attempt = build.attempts, "build leased to a remote worker");
         self.changed.notify_waiters();
         let (builders, recipe) = self.plan(&build)?;
-        let wheelhouse = match self.wheelhouse(&recipe, &builders.target).await {
+        let wheelhouse = match self
+            .requirements
+            .wheelhouse(&build, &recipe, &builders.target)
+            .await
+        {
             Ok(files) => files,
             Err(failure) => {
                 self.record_outcome(&build, holder, Err(failure), b"")

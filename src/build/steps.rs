@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::diagnose::first_error;
-use super::key::{BUILD_STEP, BUNDLE_DATA_STEP, SMOKE_STEP};
+use super::fetcher::{Purpose, RequirementFetcher};
+use super::key::{BUILD_REQUIRES_HOOK, BUILD_STEP, BUNDLE_DATA_STEP, REQUIRES_STEP, SMOKE_STEP};
 use super::recipe::Recipe;
 use super::records::{BuildRecord, Failure, FailureKind};
 use super::runtime_exports::RuntimeExports;
@@ -76,11 +77,53 @@ fn mount(host: PathBuf, container: &str, read_only: bool) -> Mount {
     }
 }
 
-/// What goes into a build's container besides the steps: the sdist, and the wheels of the
-/// recipe's pinned build requirements (filename, bytes) for its offline wheelhouse.
+/// What goes into a build's container besides the steps: the sdist, and the wheels of its
+/// build requirements (filename, bytes) for its offline wheelhouse.
 pub struct BuildInputs<'a> {
     pub sdist: &'a [u8],
     pub wheelhouse: &'a [(String, bytes::Bytes)],
+    /// Resolves what the backend adds and the wheel's runtime dependencies; without one
+    /// (a remote worker) pip finds only the wheelhouse and the wheel is tested alone.
+    pub fetcher: Option<&'a dyn RequirementFetcher>,
+}
+
+/// The most a backend may add through `get_requires_for_build_wheel`.
+const MAX_BACKEND_REQUIRES: usize = 200;
+const MAX_REQUIRES_JSON_BYTES: u64 = 64 * 1024;
+
+/// The requirements the requires step wrote, bounded and parsed.
+fn read_backend_requires(path: &Path) -> Result<Vec<String>, Failure> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // The container wrote it: a symlink out of the work directory or a FIFO is refused.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|error| package(format!("the requires step wrote no requires.json: {error}")))?;
+    if !file.metadata().is_ok_and(|metadata| metadata.is_file()) {
+        return Err(package("requires.json is not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(MAX_REQUIRES_JSON_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|error| package(format!("requires.json: {error}")))?;
+    if text.len() as u64 > MAX_REQUIRES_JSON_BYTES {
+        return Err(package("requires.json is larger than 64 KiB"));
+    }
+    let requires: Vec<String> = serde_json::from_str(&text)
+        .map_err(|error| package(format!("requires.json is not a list of strings: {error}")))?;
+    if requires.len() > MAX_BACKEND_REQUIRES {
+        return Err(package(format!(
+            "the backend asked for {} requirements; at most {MAX_BACKEND_REQUIRES}",
+            requires.len()
+        )));
+    }
+    for requirement in &requires {
+        super::resolve::parse_requirement(requirement)
+            .map_err(|error| package(format!("the backend asked for {error}")))?;
+    }
+    Ok(requires)
 }
 
 pub struct ContainerSteps {
@@ -138,7 +181,13 @@ impl ContainerSteps {
         if work.exists() {
             std::fs::remove_dir_all(work)?;
         }
-        for dir in ["input", "output", "wheelhouse", "steps"] {
+        for dir in [
+            "input",
+            "output",
+            "wheelhouse",
+            "runtime-wheelhouse",
+            "steps",
+        ] {
             std::fs::create_dir_all(work.join(dir))?;
         }
         // The build runs as an unprivileged user: it may write its output and nothing else.
@@ -146,6 +195,8 @@ impl ContainerSteps {
         std::fs::write(work.join("steps/build.sh"), BUILD_STEP)?;
         std::fs::write(work.join("steps/smoke.sh"), SMOKE_STEP)?;
         std::fs::write(work.join("steps/bundle_data.py"), BUNDLE_DATA_STEP)?;
+        std::fs::write(work.join("steps/requires.sh"), REQUIRES_STEP)?;
+        std::fs::write(work.join("steps/build_requires.py"), BUILD_REQUIRES_HOOK)?;
         for (filename, bytes) in wheelhouse {
             std::fs::write(work.join("wheelhouse").join(filename), bytes)?;
         }
@@ -252,6 +303,19 @@ impl ContainerSteps {
             mount(work.join("output"), "/output", false),
         ];
         let builder = builders.builder_for(recipe);
+        if let Some(requirements) = &record.build_requirements {
+            env.push(("EDELWEISS_ISOLATED".into(), "1".into()));
+            if let Some(fetcher) = inputs.fetcher {
+                let step = Step {
+                    name: "requires",
+                    image: &builder,
+                    env: env.clone(),
+                    mounts: mounts.clone(),
+                };
+                self.backend_requirements(record, step, work, fetcher, &requirements.pinned)
+                    .await?;
+            }
+        }
         let build = self.spec(
             record,
             Step {
@@ -276,7 +340,7 @@ impl ContainerSteps {
             "" => default_import_check(&wheel.path).map_err(package)?,
             check => check.to_string(),
         };
-        let env = vec![
+        let mut env = vec![
             ("PATH".to_string(), PATH.to_string()),
             (
                 "EDELWEISS_WHEEL".into(),
@@ -284,10 +348,19 @@ impl ContainerSteps {
             ),
             ("EDELWEISS_IMPORT_CHECK".into(), import_check),
         ];
-        let mounts = vec![
+        let mut mounts = vec![
             mount(work.join("steps"), "/edelweiss", true),
             mount(work.join("output"), "/output", true),
         ];
+        if let Some(fetcher) = inputs.fetcher {
+            if self
+                .runtime_dependencies(record, &wheel, work, fetcher)
+                .await?
+            {
+                env.push(("EDELWEISS_RUNTIME_WHEELHOUSE".into(), "1".into()));
+                mounts.push(mount(work.join("runtime-wheelhouse"), "/wheelhouse", true));
+            }
+        }
         let smoke = self.spec(
             record,
             Step {
@@ -300,6 +373,82 @@ impl ContainerSteps {
         );
         self.run_step(smoke, "smoke test").await?;
         Ok(wheel)
+    }
+
+    /// The requires step, then what the backend asked for resolved (the recipe's pins
+    /// overriding) and added to the wheelhouse.
+    async fn backend_requirements(
+        &self,
+        record: &BuildRecord,
+        step: Step<'_>,
+        work: &Path,
+        fetcher: &dyn RequirementFetcher,
+        pinned: &[super::resolve::Pinned],
+    ) -> Result<(), Failure> {
+        let started = std::time::Instant::now();
+        let spec = self.spec(record, step, work);
+        self.run_step(spec, "requires step").await?;
+        let requires = read_backend_requires(&work.join("output/requires.json"));
+        // The build step starts from an empty output, whatever the requires step left.
+        empty_directory(&work.join("output"))
+            .map_err(|error| infrastructure(format!("cannot empty the output: {error}")))?;
+        let requires = requires?;
+        let asked = requires
+            .iter()
+            .map(|requirement| (requirement.clone(), "the backend".to_string()))
+            .collect();
+        let added = fetcher
+            .fetch(Purpose::Build, asked, pinned.to_vec())
+            .await?;
+        let mut notes = format!(
+            "requires step: {:.1}s; the backend asked for {requires:?}\n",
+            started.elapsed().as_secs_f64()
+        );
+        for (pin, bytes) in &added {
+            notes.push_str(&format!("added {} ({})\n", pin.filename, pin.sha256));
+            std::fs::write(work.join("wheelhouse").join(&pin.filename), bytes)
+                .map_err(|error| infrastructure(format!("cannot write the wheelhouse: {error}")))?;
+        }
+        append_note(work, &notes);
+        Ok(())
+    }
+
+    /// The built wheel's `Requires-Dist` resolved for the target into the smoke test's
+    /// wheelhouse; false when it has none.
+    async fn runtime_dependencies(
+        &self,
+        record: &BuildRecord,
+        wheel: &TestedWheel,
+        work: &Path,
+        fetcher: &dyn RequirementFetcher,
+    ) -> Result<bool, Failure> {
+        let bytes = std::fs::read(&wheel.path)
+            .map_err(|error| infrastructure(format!("cannot read the wheel: {error}")))?;
+        let filename = wheel.filename.to_string();
+        let requires = super::index_wheels::wheel_requires_dist(&filename, &bytes)
+            .map_err(|error| package(format!("the built wheel's metadata: {error}")))?;
+        let itself = super::resolve::Pinned {
+            project: record.project.clone(),
+            version: record.version.clone(),
+            filename: filename.clone(),
+            sha256: crate::pypi::Sha256Digest::of(&bytes),
+        };
+        let asked = requires
+            .into_iter()
+            .map(|requirement| (requirement, filename.clone()))
+            .collect();
+        let dependencies = fetcher.fetch(Purpose::Runtime, asked, vec![itself]).await?;
+        if dependencies.is_empty() {
+            return Ok(false);
+        }
+        let mut notes = String::from("runtime dependencies for the smoke test:\n");
+        for (pin, bytes) in &dependencies {
+            notes.push_str(&format!("  {}\n", pin.filename));
+            std::fs::write(work.join("runtime-wheelhouse").join(&pin.filename), bytes)
+                .map_err(|error| infrastructure(format!("cannot write the wheelhouse: {error}")))?;
+        }
+        append_note(work, &notes);
+        Ok(true)
     }
 
     /// Runs both steps in `work`, which the caller removes once it has taken the wheel.
@@ -315,7 +464,12 @@ impl ContainerSteps {
             .build_and_test(record, builders, recipe, work, inputs)
             .await;
         let mut log = Vec::new();
-        for (step, title) in [("build", "build step"), ("smoke", "smoke test")] {
+        for (step, title) in [
+            ("requires", "requires step"),
+            ("edelweiss", "edelweiss: requirements"),
+            ("build", "build step"),
+            ("smoke", "smoke test"),
+        ] {
             if let Ok(mut file) = std::fs::File::open(work.join(format!("{step}.log"))) {
                 log.extend_from_slice(format!("===== {title} =====\n").as_bytes());
                 let _ = file.read_to_end(&mut log);
@@ -331,6 +485,32 @@ impl ContainerSteps {
             );
         }
         StepsResult { outcome, log }
+    }
+}
+
+/// Removes what is inside `dir` without following symlinks.
+fn empty_directory(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if std::fs::symlink_metadata(&path)?.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Host-side notes on a build (what was resolved), shown in its log after the requires step.
+fn append_note(work: &Path, note: &str) {
+    use std::io::Write as _;
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(work.join("edelweiss.log"))
+        .and_then(|mut file| file.write_all(note.as_bytes()));
+    if let Err(error) = appended {
+        tracing::warn!(%error, "could not write a build note");
     }
 }
 
@@ -399,4 +579,71 @@ pub fn default_import_check(wheel: &Path) -> Result<String, String> {
         .map(|module| format!("import {module}"))
         .collect::<Vec<_>>()
         .join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the requires step leaves is the container's: only a small regular file holding
+    /// a list of PEP 508 requirements is taken, anything else fails the build by name.
+    #[test]
+    fn the_requires_answer_is_read_bounded_and_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requires.json");
+        std::fs::write(
+            &path,
+            r#"["cmake>=3.15", "ninja; sys_platform != 'win32'"]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            read_backend_requires(&path).unwrap(),
+            ["cmake>=3.15", "ninja; sys_platform != 'win32'"]
+        );
+        let refused = |content: &[u8]| {
+            std::fs::write(&path, content).unwrap();
+            read_backend_requires(&path).unwrap_err()
+        };
+        assert!(
+            refused(b"{\"a\": 1}")
+                .message
+                .contains("not a list of strings")
+        );
+        assert!(
+            refused(br#"["not a requirement ("]"#)
+                .message
+                .contains("asked for")
+        );
+        let many = serde_json::to_vec(&vec!["a"; MAX_BACKEND_REQUIRES + 1]).unwrap();
+        assert!(refused(&many).message.contains("at most"));
+        let huge = vec![b' '; MAX_REQUIRES_JSON_BYTES as usize + 1];
+        assert!(refused(&huge).message.contains("larger"));
+
+        std::fs::remove_file(&path).unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, r#"["from-the-host"]"#).unwrap();
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        let failure = read_backend_requires(&path).unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Package);
+        assert!(
+            !failure.message.contains("from-the-host"),
+            "{}",
+            failure.message
+        );
+    }
+
+    #[test]
+    fn emptying_the_output_does_not_follow_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("kept"), b"x").unwrap();
+        let output = dir.path().join("output");
+        std::fs::create_dir_all(output.join("nested")).unwrap();
+        std::fs::write(output.join("stray.whl"), b"x").unwrap();
+        std::os::unix::fs::symlink(&outside, output.join("link")).unwrap();
+        empty_directory(&output).unwrap();
+        assert_eq!(std::fs::read_dir(&output).unwrap().count(), 0);
+        assert!(outside.join("kept").exists());
+    }
 }

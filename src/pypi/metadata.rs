@@ -50,7 +50,9 @@ pub struct CoreMetadata {
 fn headers(text: &str) -> Result<Vec<(&str, String)>, MetadataError> {
     let mut pairs: Vec<(&str, String)> = Vec::new();
     for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+        // Only an empty line ends the headers: a line of spaces continues a folded value
+        // (the blank lines of a license text kept in `License:`).
+        if line.is_empty() {
             break;
         }
         if line.starts_with([' ', '\t']) {
@@ -130,6 +132,16 @@ impl FromStr for CoreMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// setuptools-scm 8.1.0's METADATA folds its license text, blank lines as lines of
+    /// spaces, before `Requires-Dist`: the requirements after it are still read.
+    #[test]
+    fn a_folded_value_with_blank_continuation_lines_does_not_end_the_headers() {
+        let text = "Metadata-Version: 2.1\nName: setuptools-scm\nVersion: 8.1.0\nLicense: Permission is hereby granted\n        \n        THE SOFTWARE IS PROVIDED\n        \nRequires-Python: >=3.8\nRequires-Dist: packaging >=20\n\nlong description\nRequires-Dist: not-a-header\n";
+        let metadata: CoreMetadata = text.parse().unwrap();
+        assert_eq!(metadata.requires_dist, ["packaging >=20"]);
+        assert_eq!(metadata.requires_python.as_deref(), Some(">=3.8"));
+    }
 
     const SAMPLE: &str = "Metadata-Version: 2.1\nName: Psycopg2\nVersion: 2.9.10\nSummary: psycopg2 - Python-PostgreSQL Database Adapter\nRequires-Python: >=3.8\nRequires-Dist: typing-extensions>=4.0; python_version < \"3.11\"\nRequires-Dist: idna\nLicense: LGPL with exceptions\n  or ZPL\n\nLong description: Name: not-a-header\n";
 

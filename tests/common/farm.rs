@@ -11,9 +11,24 @@ use super::server::{TestServer, base_config};
 pub const TARGET: &str = "cp313-musllinux_1_2_x86_64";
 
 /// The `[build]` section for `executor` with the musl root (runc) or its image (docker).
+/// Builds use the builder's own setuptools (these servers hold no build requirements);
+/// `resolving_build_config` is the default, resolving them through the index.
 pub fn build_config(executor: &str, builder: &str, runtime: &str, time_limit: u64) -> String {
     format!(
-        "[build]\nexecutor = \"{executor}\"\nworkers = 1\ntime_limit_seconds = {time_limit}\nmemory_mb = 1024\npids = 256\nscratch_mb = 256\nmax_file_mb = 256\nlease_seconds = 30\n[[build.targets]]\nname = \"{TARGET}\"\nbuilder = \"{builder}\"\nruntime = \"{runtime}\"\n"
+        "[build]\nexecutor = \"{executor}\"\nworkers = 1\ntime_limit_seconds = {time_limit}\nmemory_mb = 1024\npids = 256\nscratch_mb = 256\nmax_file_mb = 256\nlease_seconds = 30\nresolve_build_requirements = false\n[[build.targets]]\nname = \"{TARGET}\"\nbuilder = \"{builder}\"\nruntime = \"{runtime}\"\n"
+    )
+}
+
+/// `build_config` with build requirements resolved through the index (the default).
+pub fn resolving_build_config(
+    executor: &str,
+    builder: &str,
+    runtime: &str,
+    time_limit: u64,
+) -> String {
+    build_config(executor, builder, runtime, time_limit).replace(
+        "resolve_build_requirements = false",
+        "resolve_build_requirements = true",
     )
 }
 

@@ -1,9 +1,10 @@
 #!/bin/sh
 # The build step, inside the builder container (no network, read-only root).
-# Mounts: /input (the sdist, read-only), /wheelhouse (pinned build requirements, read-only),
+# Mounts: /input (the sdist, read-only), /wheelhouse (build requirements, read-only),
 # /output (where the repaired wheel goes), /scratch and /tmp (size-limited tmpfs).
 # Environment: EDELWEISS_SDIST, EDELWEISS_PROJECT, EDELWEISS_VERSION, EDELWEISS_PLATFORM,
-# EDELWEISS_VERSION_MUST_MATCH and EDELWEISS_BUNDLE_DATA (optional), and the recipe's env.
+# EDELWEISS_VERSION_MUST_MATCH, EDELWEISS_BUNDLE_DATA and EDELWEISS_ISOLATED (optional: 1 builds
+# with pip's build isolation from the wheelhouse alone), and the recipe's env.
 # A builder may carry /etc/edelweiss/build.env (its compilers, e.g. the test root's C++ layer).
 set -eu
 export HOME=/scratch/home TMPDIR=/scratch/tmp PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
@@ -29,14 +30,20 @@ if [ -n "${EDELWEISS_VERSION_MUST_MATCH:-}" ]; then
     fi
 fi
 
-if ls /wheelhouse/*.whl >/dev/null 2>&1; then
-    python3 -m pip install --no-index --find-links /wheelhouse --prefix /scratch/build-env /wheelhouse/*.whl
-    site=$(python3 -c 'import sysconfig; print(sysconfig.get_path("purelib", vars={"base": "/scratch/build-env", "platbase": "/scratch/build-env"}))')
-    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PATH="/scratch/build-env/bin:$PATH"
+if [ "${EDELWEISS_ISOLATED:-}" = 1 ]; then
+    # The wheelhouse holds the resolved build requirements and what the backend adds: pip
+    # builds in its isolated environment made from them alone.
+    python3 -m pip wheel --no-deps --no-index --find-links /wheelhouse \
+        --wheel-dir /scratch/dist "$EDELWEISS_SDIST"
+else
+    if ls /wheelhouse/*.whl >/dev/null 2>&1; then
+        python3 -m pip install --no-index --find-links /wheelhouse --prefix /scratch/build-env /wheelhouse/*.whl
+        site=$(python3 -c 'import sysconfig; print(sysconfig.get_path("purelib", vars={"base": "/scratch/build-env", "platbase": "/scratch/build-env"}))')
+        export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PATH="/scratch/build-env/bin:$PATH"
+    fi
+    python3 -m pip wheel --no-deps --no-build-isolation --no-index --find-links /wheelhouse \
+        --wheel-dir /scratch/dist "$EDELWEISS_SDIST"
 fi
-
-python3 -m pip wheel --no-deps --no-build-isolation --no-index --find-links /wheelhouse \
-    --wheel-dir /scratch/dist "$EDELWEISS_SDIST"
 
 for wheel in /scratch/dist/*.whl; do
     case "$wheel" in
