@@ -81,7 +81,7 @@ impl Application {
             }
         })?;
         let state = web::Data::new(AppState {
-            index: Index::new(services.index),
+            index: Index::new(services.index, services.pages),
             ingestor: services.ingestor,
             store: services.store,
             mirror: services.mirror,

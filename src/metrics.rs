@@ -117,6 +117,10 @@ impl Metrics {
         self.files_stored.store(count, Ordering::Relaxed);
     }
 
+    pub fn file_stored(&self) {
+        self.files_stored.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn upload_rejected(&self) {
         self.uploads_rejected.fetch_add(1, Ordering::Relaxed);
     }

@@ -13,7 +13,8 @@ use crate::build::{
 };
 use crate::config::{ConfigError, ExecutorKind, Settings};
 use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
-use crate::ingest::Ingestor;
+use crate::index::PageCache;
+use crate::ingest::{Ingestor, Published};
 use crate::metadata::{IndexError, SledIndex};
 use crate::metrics::Metrics;
 use crate::mirror::{Mirror, MirrorParts, UpstreamError};
@@ -47,6 +48,8 @@ pub enum StartupError {
 
 pub struct Services {
     pub index: Arc<SledIndex>,
+    /// Rendered pages, dropped by the ingestor when a file is stored.
+    pub pages: Arc<PageCache>,
     pub store: BlobStore,
     pub ingestor: Ingestor,
     pub mirror: Arc<Mirror>,
@@ -123,14 +126,19 @@ impl Services {
                 "removed partial blob writes left by a crash"
             );
         }
+        let metrics = Arc::new(Metrics::default());
+        metrics.set_files_stored(crate::metadata::IndexStore::file_count(index.as_ref())?);
+        let pages = Arc::new(PageCache::default());
         let ingestor = Ingestor::new(
             store.clone(),
             index.clone(),
             settings.archive_limits(),
             spool_dir.clone(),
+            Published {
+                pages: pages.clone(),
+                metrics: metrics.clone(),
+            },
         );
-        let metrics = Arc::new(Metrics::default());
-        metrics.set_files_stored(crate::metadata::IndexStore::file_count(index.as_ref())?);
         let mirror = Arc::new(Mirror::new(MirrorParts {
             upstreams: settings.active_upstreams().to_vec(),
             settings: settings.mirror.clone(),
@@ -184,6 +192,7 @@ impl Services {
         }));
         Ok(Self {
             index,
+            pages,
             store,
             ingestor,
             mirror,

@@ -271,6 +271,29 @@ fn a_wheel_needing_a_symbol_the_targets_musl_lacks_fails_and_stores_nothing(runt
     );
 }
 
+/// A built wheel goes through the same write path as an upload: the project's page, read
+/// (and so cached) before the build, lists the wheel right after it, and the files gauge
+/// counts it.
+#[test]
+fn a_built_wheel_is_on_the_cached_page_at_once() {
+    let server = farm_server(Runtime::Runc, 600);
+    let work = tempfile::tempdir().unwrap();
+    upload(&server, &c_extension_sdist(work.path(), "paged-ext", ""));
+    let page = "/simple/paged-ext/";
+    assert_eq!(server.listed_filenames(page), ["paged_ext-1.0.tar.gz"]);
+    assert_eq!(server.metric("edelweiss_files_stored"), 1);
+
+    let build = build_to_end(&server, "paged-ext", "1.0", Duration::from_secs(600));
+    assert_eq!(build["state"], "succeeded", "{}", build["log"]);
+    let wheel = build["wheel"]["filename"].as_str().unwrap();
+    let listed = server.listed_filenames(page);
+    assert!(
+        listed.iter().any(|filename| filename == wheel),
+        "{wheel} is not on {page}: {listed:?}"
+    );
+    assert_eq!(server.metric("edelweiss_files_stored"), 2);
+}
+
 /// A build failure carries its reason in one line: the compiler's first error and the
 /// Alpine package that would provide the missing header.
 #[test]

@@ -7,7 +7,7 @@ mod merge;
 mod negotiate;
 mod page;
 
-pub use cache::RenderedPage;
+pub use cache::{PageCache, RenderedPage};
 pub use html::escape;
 pub use merge::merged_detail;
 pub use negotiate::{Format, negotiate};
@@ -20,19 +20,16 @@ use bytes::Bytes;
 use crate::metadata::{IndexError, IndexStore};
 use crate::pypi::PackageName;
 use crate::pypi::simple::ProjectDetail;
-use cache::PageCache;
 
 pub struct Index {
     store: Arc<dyn IndexStore>,
-    cache: PageCache,
+    /// Shared with the `Ingestor`, which drops pages when it stores a file.
+    cache: Arc<PageCache>,
 }
 
 impl Index {
-    pub fn new(store: Arc<dyn IndexStore>) -> Self {
-        Self {
-            store,
-            cache: PageCache::default(),
-        }
+    pub fn new(store: Arc<dyn IndexStore>, cache: Arc<PageCache>) -> Self {
+        Self { store, cache }
     }
 
     pub fn store(&self) -> &Arc<dyn IndexStore> {

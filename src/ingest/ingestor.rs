@@ -7,9 +7,11 @@ use bytes::Bytes;
 
 use super::archive::{ArchiveError, ArchiveLimits, inspect};
 use super::spool::SpooledFile;
+use crate::index::PageCache;
 use crate::metadata::{
     FileKind, FileOrigin, FileRecord, IndexError, IndexStore, InsertOutcome, check_held,
 };
+use crate::metrics::Metrics;
 use crate::pypi::{DistFilename, FilenameError, Sha256Digest, excerpt};
 use crate::storage::{BlobStore, StorageError};
 
@@ -44,12 +46,29 @@ pub struct IngestOutcome {
     pub outcome: InsertOutcome,
 }
 
+/// What else a stored file changes: the cached pages and the files gauge. Every file,
+/// uploaded, added or built (in this process or by a remote worker), is stored through
+/// `Ingestor::ingest`, so this is the one place they follow a write.
+#[derive(Clone)]
+pub struct Published {
+    pub pages: Arc<PageCache>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Published {
+    fn file_stored(&self) {
+        self.pages.clear();
+        self.metrics.file_stored();
+    }
+}
+
 #[derive(Clone)]
 pub struct Ingestor {
     store: BlobStore,
     index: Arc<dyn IndexStore>,
     limits: ArchiveLimits,
     spool_dir: PathBuf,
+    published: Published,
 }
 
 impl Ingestor {
@@ -58,12 +77,14 @@ impl Ingestor {
         index: Arc<dyn IndexStore>,
         limits: ArchiveLimits,
         spool_dir: PathBuf,
+        published: Published,
     ) -> Self {
         Self {
             store,
             index,
             limits,
             spool_dir,
+            published,
         }
     }
 
@@ -134,6 +155,9 @@ impl Ingestor {
         let outcome = self
             .index
             .insert_file(&parsed, &record, &inspected.metadata.display_name)?;
+        if outcome == InsertOutcome::Inserted {
+            self.published.file_stored();
+        }
         Ok(IngestOutcome { record, outcome })
     }
 }

@@ -103,10 +103,6 @@ async fn handle_upload(
         .ingestor
         .ingest(spooled, &filename, declared, FileOrigin::Uploaded)
         .await?;
-    state.index.invalidate();
-    state
-        .metrics
-        .set_files_stored(state.index.store().file_count()?);
     let message = match outcome.outcome {
         InsertOutcome::Inserted => {
             format!("stored {filename} (sha256 {})\n", outcome.record.sha256)
