@@ -13,12 +13,17 @@ use crate::pypi::{DistFilename, PackageName};
 
 /// Longest file URL kept; PyPI's are under 200 bytes.
 const MAX_URL_BYTES: usize = 2048;
+/// Old distribution formats PyPI still lists.
+const LEGACY_EXTENSIONS: &[&str] = &[".egg", ".exe", ".msi", ".rpm", ".dmg", ".deb"];
 /// Dropped files logged one by one per page; the rest are counted in one line.
 const LOGGED_DROPS: usize = 10;
 
 /// Why an upstream file is left off the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
+    /// An egg, a Windows installer or another format pip never installs: PyPI still lists
+    /// them for old releases, so they are left off without a log line.
+    LegacyFormat,
     NotADistribution,
     OtherProject,
     NotAUrl,
@@ -29,6 +34,7 @@ pub enum Rejection {
 impl Rejection {
     fn reason(self) -> &'static str {
         match self {
+            Self::LegacyFormat => "a legacy distribution format pip does not install",
             Self::NotADistribution => "the filename is not a wheel or sdist filename",
             Self::OtherProject => "the filename names another project",
             Self::NotAUrl => "the URL is not an absolute URL (or is too long)",
@@ -48,7 +54,13 @@ pub fn rejection(
     hosts: &FileHosts,
 ) -> Option<Rejection> {
     let Ok(filename) = file.filename.parse::<DistFilename>() else {
-        return Some(Rejection::NotADistribution);
+        let legacy = LEGACY_EXTENSIONS
+            .iter()
+            .any(|extension| file.filename.ends_with(extension));
+        return Some(match legacy {
+            true => Rejection::LegacyFormat,
+            false => Rejection::NotADistribution,
+        });
     };
     if filename.name() != project {
         return Some(Rejection::OtherProject);
@@ -76,6 +88,9 @@ pub fn vet_page(
         let Some(rejection) = rejection(file, project, upstream, hosts) else {
             return true;
         };
+        if rejection == Rejection::LegacyFormat {
+            return false;
+        }
         dropped += 1;
         if dropped <= LOGGED_DROPS {
             log_drop(file, rejection, project, upstream);
@@ -171,6 +186,10 @@ mod tests {
             (
                 file("other-1.0.tar.gz", &format!("{own}other-1.0.tar.gz")),
                 Some(Rejection::OtherProject),
+            ),
+            (
+                file("demo-1.0-py2.7.egg", &format!("{own}demo-1.0-py2.7.egg")),
+                Some(Rejection::LegacyFormat),
             ),
             (
                 file("demo-1.0.tar.gz", "javascript:alert(1)"),
