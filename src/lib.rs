@@ -2,15 +2,20 @@
 //!
 //! Map (see `docs/ARCHITECTURE.md` for the request path and invariants):
 //! - [`pypi`]: packaging types with no I/O (names, versions, tags, filenames, metadata,
-//!   simple-API documents).
+//!   simple-API documents, the bounded excerpt every message quotes input through).
 //! - [`storage`]: content-addressed blobs over `object_store`.
 //! - [`metadata`]: the index's records in sled.
-//! - [`ingest`]: spool, validate and commit an uploaded or local file.
+//! - [`ingest`]: spool, validate and commit an uploaded, added or built file.
 //! - [`index`]: page models and their HTML/JSON renderings, merged with upstream pages.
-//! - [`mirror`]: the pull-through cache of upstream indexes.
-//! - [`routes`]: the HTTP API; [`error`] maps every error to a response.
-//! - [`untrusted`]: outside text made safe for a log line or a page.
-//! - [`app`], [`config`], [`auth`], [`metrics`], [`cli`], [`commands`]: wiring.
+//! - [`mirror`]: the pull-through cache of upstream indexes; [`catalog`]: what a page lists.
+//! - [`build`]: the build farm (keys, recipes, queue and leases, container steps, build
+//!   requirements, remote workers); [`executor`]: runc, docker and podman.
+//! - [`prewarm`]: requirements files resolved wheels-only, and what lacks a wheel built.
+//! - [`routes`]: the HTTP API; [`error`] maps every error to a response; [`status`]: the
+//!   status page's model.
+//! - [`untrusted`]: outside text escaped and bounded for logs and pages.
+//! - [`app`], [`services`], [`config`], [`auth`], [`metrics`], [`clock`], [`cli`],
+//!   [`commands`]: wiring.
 
 pub mod app;
 pub mod auth;
