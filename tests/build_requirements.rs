@@ -328,7 +328,7 @@ fn a_remote_worker_resolves_through_the_servers_index(runtime: Runtime) {
             "--executor",
             runtime.name(),
             "--target",
-            common::farm::TARGET,
+            &common::farm::worker_target(runtime),
         ])
         .args(["--name", "remote-1", "--poll-seconds", "1", "--work"])
         .arg(work.path())

@@ -39,7 +39,7 @@ impl Worker {
                 "--executor",
                 "runc",
                 "--target",
-                TARGET,
+                &common::farm::worker_target(common::farm::Runtime::Runc),
                 "--name",
                 name,
                 "--poll-seconds",

@@ -551,7 +551,7 @@ fn a_hostile_server_cannot_make_a_worker_touch_paths_outside_its_work_directory(
                 "--executor",
                 "runc",
                 "--target",
-                TARGET,
+                &common::farm::worker_target(common::farm::Runtime::Runc),
                 "--name",
                 "hostile-test",
             ])

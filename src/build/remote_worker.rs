@@ -16,7 +16,37 @@ use super::service::Assignment;
 use super::steps::{ContainerSteps, TargetBuilders, infrastructure};
 use crate::auth::Secret;
 use crate::pypi::{Sha256Digest, Target};
-use crate::untrusted::{MESSAGE_CHARS, sanitize};
+use crate::untrusted::{MESSAGE_CHARS, PREFIX_CHARS, sanitize};
+
+/// The largest lease offer a worker reads.
+const MAX_OFFER_BYTES: usize = 1 << 20;
+/// The largest build input (an sdist or a wheelhouse wheel) a worker reads.
+const MAX_INPUT_BYTES: usize = 2 << 30;
+
+/// A response's body, refused once it passes `limit` bytes.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<bytes::Bytes, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|error| error.to_string())? {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the answer is larger than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
+}
+
+/// `name[:tag][@digest]` of a registry image: no flag, space or control character.
+fn is_image_reference(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 256
+        && !text.starts_with('-')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@{}".contains(c))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -140,9 +170,10 @@ impl RemoteWorker {
         if response.status() == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        response
-            .json()
+        let body = read_capped(response, MAX_OFFER_BYTES)
             .await
+            .map_err(|error| self.server_error(error))?;
+        serde_json::from_slice(&body)
             .map(Some)
             .map_err(|error| self.server_error(error))
     }
@@ -175,19 +206,43 @@ impl RemoteWorker {
     }
 
     /// Builder and runtime here: the worker's own for the target, or the server's names.
-    fn builders_for(&self, assignment: &Assignment, target: &Target) -> TargetBuilders {
+    /// This machine's builder and runtime for `target`, or the server's names for them. A
+    /// runc worker builds only in root directories it names itself: a directory the server
+    /// names would be a host path chosen by the server. Image names from the server must
+    /// read as image references, not as flags.
+    fn builders_for(
+        &self,
+        assignment: &Assignment,
+        target: &Target,
+    ) -> Result<TargetBuilders, String> {
         let (builder, runtime) = match self.builders.get(&target.to_string()) {
             Some((builder, runtime)) => (
                 builder.replace("{recipe}", &assignment.recipe.image_tag()),
                 runtime.clone(),
             ),
-            None => (assignment.builder.clone(), assignment.runtime.clone()),
+            None if self.steps.executor.name() == "runc" => {
+                return Err(format!(
+                    "worker {} runs runc and names no root for {target}: start it with --target {target}=BUILDER_ROOT,RUNTIME_ROOT",
+                    self.name
+                ));
+            }
+            None => {
+                for image in [&assignment.builder, &assignment.runtime] {
+                    if !is_image_reference(image) {
+                        return Err(format!(
+                            "the server named `{}` as an image",
+                            sanitize(image, PREFIX_CHARS)
+                        ));
+                    }
+                }
+                (assignment.builder.clone(), assignment.runtime.clone())
+            }
         };
-        TargetBuilders {
+        Ok(TargetBuilders {
             target: target.clone(),
             builder,
             runtime,
-        }
+        })
     }
 
     /// Bytes from the server's worker API, only if they hash to `expected`.
@@ -199,7 +254,9 @@ impl RemoteWorker {
             .send()
             .await
             .ok()?;
-        let bytes = response.error_for_status().ok()?.bytes().await.ok()?;
+        let bytes = read_capped(response.error_for_status().ok()?, MAX_INPUT_BYTES)
+            .await
+            .ok()?;
         (Sha256Digest::of(&bytes) == expected).then_some(bytes)
     }
 
@@ -257,7 +314,10 @@ impl RemoteWorker {
             outcome: Err(infrastructure(message)),
             log: Vec::new(),
         };
-        let builders = self.builders_for(assignment, &leased.target);
+        let builders = match self.builders_for(assignment, &leased.target) {
+            Ok(builders) => builders,
+            Err(refusal) => return failed(refusal),
+        };
         match self
             .steps
             .executor
@@ -367,6 +427,32 @@ impl RemoteWorker {
                 Err(error) => tracing::warn!(%error, "worker cycle failed; retrying"),
             }
             tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_image_reference;
+
+    #[test]
+    fn server_named_images_must_read_as_references() {
+        for image in [
+            "python:3.13-alpine",
+            "registry.example:5000/team/edelweiss-builder:cp313-default",
+            "edelweiss-builder@sha256:0123abcd",
+        ] {
+            assert!(is_image_reference(image), "{image}");
+        }
+        for hostile in [
+            "",
+            "--privileged",
+            "-v/:/host",
+            "alpine --rm",
+            "alpine\n",
+            &"a".repeat(300),
+        ] {
+            assert!(!is_image_reference(hostile), "{hostile:?}");
         }
     }
 }

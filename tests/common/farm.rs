@@ -159,6 +159,18 @@ pub fn remote_workers_config(executor: &str, builder: &str, runtime: &str) -> St
     ) + &build
 }
 
+/// A worker's `--target`: a runc worker names its own roots (it never builds in a directory
+/// the server names); docker and podman workers take the server's image names.
+pub fn worker_target(runtime: Runtime) -> String {
+    match runtime {
+        Runtime::Runc => {
+            let (builder, runtime_root) = runtime.builders();
+            format!("{TARGET}={builder},{runtime_root}")
+        }
+        _ => TARGET.to_string(),
+    }
+}
+
 pub fn farm_server(runtime: Runtime, time_limit: u64) -> TestServer {
     let (builder, runtime_image) = runtime.builders();
     let config =
