@@ -1,6 +1,7 @@
 //! C++ through the build farm on the test root's C++ layer (`workers/musl-root/build --cxx`):
 //! real sdists of ujson, msgpack and GDAL's bindings into repaired musllinux wheels that work
-//! in a fresh runtime root with no compiler, no libgdal, no proj.db and no environment.
+//! in a fresh runtime root with no compiler, no libgdal, no proj.db and no environment; and C
+//! beside C++ there, compiled by the root's gcc as on Alpine.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::io::Read as _;
 use std::path::Path;
 use std::time::Duration;
 
+use common::dists::write_project_sdist;
 use common::farm::{Runtime, build_to_end, pypi_file, pypi_musllinux_wheel, pypi_sdist};
 use common::server::{TestServer, base_config};
 use common::text;
@@ -114,6 +116,163 @@ fn cpp_extensions_build_and_work_in_a_fresh_root(runtime: Runtime) {
         &site,
         "import msgpack, msgpack._cmsgpack as c; data = {'a': [1, 2.5, b'x', None]}; assert msgpack.Packer is c.Packer; assert msgpack.unpackb(msgpack.packb(data)) == data",
     );
+}
+
+const GCC_AND_ZIG_SETUP: &str = r#"
+from setuptools import Extension, setup
+setup(name="gcc-and-zig", version="1.0", packages=["gcc_and_zig"], package_dir={"": "src"},
+      ext_modules=[
+          Extension("gcc_and_zig._mixed", ["src/lenient.c", "src/bridge.cpp"], libraries=["sqlite3"]),
+          Extension("gcc_and_zig._native", ["src/native.c"], libraries=["ffi", "ssl", "crypto"]),
+      ])
+"#;
+
+/// netifaces 0.11.0's kind of C: an int where a pointer is expected, without a cast. gcc 12
+/// warns (-Wint-conversion) and builds it, as Alpine's builders do; clang 15 and later (zig
+/// cc) refuse it. The module's other function comes from the extension's C++ file.
+const LENIENT_C: &str = r#"#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+const char *sqlite_version(void); /* bridge.cpp */
+
+static PyObject *lenient(PyObject *self, PyObject *unused) {
+    int zero = 0;
+    const char *nothing = zero;
+    return PyBool_FromLong(nothing == NULL);
+}
+
+static PyObject *version(PyObject *self, PyObject *unused) {
+    return PyUnicode_FromString(sqlite_version());
+}
+
+static PyMethodDef methods[] = {
+    {"lenient", lenient, METH_NOARGS, NULL},
+    {"sqlite_version", version, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mixed", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__mixed(void) { return PyModule_Create(&module); }
+"#;
+
+/// C++ against a header of the root's /usr/local/include (zig searches no such directory by
+/// itself), with libc++ (std::string, a guarded static).
+const BRIDGE_CPP: &str = r#"#include <sqlite3.h>
+#include <string>
+
+extern "C" const char *sqlite_version() {
+    static const std::string version(sqlite3_libversion());
+    return version.c_str();
+}
+"#;
+
+/// C against libffi's and OpenSSL's headers in /usr/local/include (where cffi and uWSGI look).
+const NATIVE_C: &str = r#"#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <ffi.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+
+static PyObject *ffi_ok(PyObject *self, PyObject *unused) {
+    ffi_cif cif;
+    return PyBool_FromLong(ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 0, &ffi_type_void, NULL) == FFI_OK);
+}
+
+static PyObject *openssl(PyObject *self, PyObject *unused) {
+    SSL_CTX *context = SSL_CTX_new(TLS_client_method());
+    if (context == NULL) return PyErr_Format(PyExc_RuntimeError, "SSL_CTX_new failed");
+    SSL_CTX_free(context);
+    return PyUnicode_FromString(OpenSSL_version(OPENSSL_VERSION));
+}
+
+static PyMethodDef methods[] = {
+    {"ffi_ok", ffi_ok, METH_NOARGS, NULL},
+    {"openssl", openssl, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+"#;
+
+/// The contents of an ELF file's .comment section: each compiler that built one of its
+/// objects leaves its name there (gcc "GCC: (Debian 12...)", zig's clang "clang version ...").
+fn elf_comment(elf: &[u8]) -> String {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), elf).unwrap();
+    let output = std::process::Command::new("readelf")
+        .args(["-p", ".comment"])
+        .arg(file.path())
+        .output()
+        .expect("readelf (binutils)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The first file of the wheel whose name starts with `prefix`.
+fn wheel_member(wheel: &[u8], prefix: &str) -> Vec<u8> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(wheel)).unwrap();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).unwrap();
+        if entry.name().unwrap().starts_with(prefix) {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            return bytes;
+        }
+    }
+    panic!("no {prefix}* in the wheel")
+}
+
+/// Tried: an sdist whose C code only gcc accepts, an extension of C and C++ together, and C
+/// against libffi's and OpenSSL's headers, built on the C++ layer. Kept: one wheel, its C
+/// compiled by gcc (the root's compiler, as on Alpine), its C++ by zig, linked by zig's C++
+/// driver where C++ is in it, with libffi, OpenSSL and SQLite vendored; it works in the plain
+/// runtime root.
+fn c_builds_with_gcc_beside_cpp_with_zig(runtime: Runtime) {
+    let server = cxx_server(runtime);
+    let work = tempfile::tempdir().unwrap();
+    let sdist = write_project_sdist(
+        work.path(),
+        "gcc-and-zig",
+        "1.0",
+        GCC_AND_ZIG_SETUP,
+        &[
+            ("src/gcc_and_zig/__init__.py", ""),
+            ("src/lenient.c", LENIENT_C),
+            ("src/bridge.cpp", BRIDGE_CPP),
+            ("src/native.c", NATIVE_C),
+        ],
+    );
+    upload(&server, &sdist);
+    let build = build(&server, "gcc-and-zig", "1.0");
+    let site = work.path().join("site");
+    let wheel = served_wheel(&server, &build, &site);
+    let elf_files = assert_needs_only_musl_and_itself(&wheel);
+    for library in ["libffi", "libssl", "libcrypto", "libsqlite3"] {
+        assert!(
+            elf_files
+                .iter()
+                .any(|name| name.starts_with("gcc_and_zig.libs/") && name.contains(library)),
+            "{library} is not vendored: {elf_files:?}"
+        );
+    }
+    let mixed = elf_comment(&wheel_member(&wheel, "gcc_and_zig/_mixed."));
+    assert!(
+        mixed.contains("GCC: (") && mixed.contains("clang version"),
+        "lenient.c by gcc, bridge.cpp by zig's clang: {mixed}"
+    );
+    let native = elf_comment(&wheel_member(&wheel, "gcc_and_zig/_native."));
+    assert!(
+        native.contains("GCC: (") && !native.contains("clang"),
+        "native.c by gcc only: {native}"
+    );
+    let said = python_in_fresh_root(
+        &site,
+        "import sqlite3
+from gcc_and_zig import _mixed, _native
+assert _mixed.lenient() is True
+assert _mixed.sqlite_version() == sqlite3.sqlite_version, _mixed.sqlite_version()
+assert _native.ffi_ok() is True
+print(_native.openssl())",
+    );
+    assert!(said.starts_with("OpenSSL 3.0."), "{said}");
 }
 
 /// GeoTIFF, GeoJSON, Shapefile and a CRS transform, with no proj.db and no environment.
@@ -242,6 +401,7 @@ macro_rules! cxx_matrix {
 
 cxx_matrix!(
     cpp_extensions_build_and_work_in_a_fresh_root,
+    c_builds_with_gcc_beside_cpp_with_zig,
     gdal_bindings_vendor_libgdal_and_work_with_no_environment,
     gdal_for_another_libgdal_fails_at_once_naming_both_versions,
 );

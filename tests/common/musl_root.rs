@@ -56,7 +56,8 @@ pub fn musl_root() -> &'static MuslRoot {
 }
 
 /// The builder root with the optional C++ layer (`workers/musl-root/build --cxx`): zig as
-/// C and C++ compiler, sqlite3, PROJ and libgdal. Built once per machine, cached by inputs.
+/// C++ compiler beside the root's gcc for C, PROJ and libgdal. Built once per machine, cached
+/// by inputs.
 pub fn cxx_builder() -> &'static PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
