@@ -98,6 +98,30 @@ fn prewarm_builds_what_lacks_a_wheel_and_then_pip_needs_no_sdist() {
     assert!(download.status.success(), "{}", text(&download));
 }
 
+/// Starts a prewarm through `POST /api/v1/prewarm` and waits for it to end: its progress.
+fn prewarm_through_the_api(server: &TestServer, requirements: &str) -> serde_json::Value {
+    let started = server
+        .client()
+        .post(format!("{}/api/v1/prewarm", server.url))
+        .bearer_auth(UPLOAD_TOKEN)
+        .json(&serde_json::json!({"requirements": requirements, "targets": [TARGET]}))
+        .send()
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let id = started.json::<serde_json::Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::poll_for(
+        std::time::Duration::from_secs(300),
+        format!("prewarm {id} to finish"),
+        || {
+            let progress = server.get_json_plain(&format!("/api/v1/prewarm/{id}"));
+            (progress["state"] != "running").then_some(progress)
+        },
+    )
+}
+
 #[test]
 fn the_prewarm_api_reports_progress_and_the_table() {
     let work = tempfile::tempdir().unwrap();
@@ -115,26 +139,7 @@ fn the_prewarm_api_reports_progress_and_the_table() {
         + &common::farm::build_config("runc", &builder, &runtime, 600)
         + "[on_demand]\non_miss = \"off\"\n";
     let server = TestServer::mirroring(&[&upstream.simple_url()], &config);
-    let started = server
-        .client()
-        .post(format!("{}/api/v1/prewarm", server.url))
-        .bearer_auth(UPLOAD_TOKEN)
-        .json(&serde_json::json!({"requirements": "need-c\npurelib==2.0\n", "targets": [TARGET]}))
-        .send()
-        .unwrap();
-    assert_eq!(started.status(), 202);
-    let id = started.json::<serde_json::Value>().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let progress = common::poll_for(
-        std::time::Duration::from_secs(300),
-        format!("prewarm {id} to finish"),
-        || {
-            let progress = server.get_json_plain(&format!("/api/v1/prewarm/{id}"));
-            (progress["state"] != "running").then_some(progress)
-        },
-    );
+    let progress = prewarm_through_the_api(&server, "need-c\npurelib==2.0\n");
     assert_eq!(progress["state"], "succeeded", "{progress}");
     let rows = progress["rows"].as_array().unwrap();
     let source = |project: &str| {
@@ -275,30 +280,7 @@ fn prewarm_runs_no_package_code_outside_a_container() {
         "the sdist was built by the farm, then resolved from its wheel:\n{said}"
     );
 
-    let started = server
-        .client()
-        .post(format!("{}/api/v1/prewarm", server.url))
-        .bearer_auth(UPLOAD_TOKEN)
-        .json(&serde_json::json!({"requirements": "marked-api\n", "targets": [TARGET]}))
-        .send()
-        .unwrap();
-    assert_eq!(started.status(), 202);
-    let id = started.json::<serde_json::Value>().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    let progress = loop {
-        let progress = server.get_json_plain(&format!("/api/v1/prewarm/{id}"));
-        if progress["state"] != "running" {
-            break progress;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running: {progress}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    };
+    let progress = prewarm_through_the_api(&server, "marked-api\n");
     assert!(
         !marker("marked-api").exists(),
         "the server's resolution ran the sdist's build backend on the server: {progress}"
