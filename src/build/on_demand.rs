@@ -66,24 +66,14 @@ pub fn missing_wheels(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pypi::simple::{CoreMetadataRef, FileDetail, Meta, Yanked};
+    use crate::pypi::simple::{FileDetail, Meta};
     use std::collections::BTreeMap;
 
     fn file(filename: &str) -> FileDetail {
-        FileDetail {
-            filename: filename.into(),
-            url: format!("/files/x/{filename}"),
-            hashes: BTreeMap::from([(
-                "sha256".into(),
-                Sha256Digest::of(filename.as_bytes()).to_hex(),
-            )]),
-            requires_python: None,
-            core_metadata: CoreMetadataRef::Absent(false),
-            dist_info_metadata: CoreMetadataRef::Absent(false),
-            yanked: Yanked::Flag(false),
-            size: None,
-            upload_time: None,
-        }
+        let mut file = FileDetail::new(filename, format!("/files/x/{filename}"));
+        let digest = Sha256Digest::of(filename.as_bytes()).to_hex();
+        file.hashes = BTreeMap::from([("sha256".into(), digest)]);
+        file
     }
 
     #[test]

@@ -133,21 +133,10 @@ fn log_drop(
 mod tests {
     use super::*;
     use crate::pypi::parse_package_name;
-    use crate::pypi::simple::{CoreMetadataRef, Meta, Yanked};
-    use std::collections::BTreeMap;
+    use crate::pypi::simple::Meta;
 
     fn file(filename: &str, url: &str) -> FileDetail {
-        FileDetail {
-            filename: filename.into(),
-            url: url.into(),
-            hashes: BTreeMap::new(),
-            requires_python: None,
-            core_metadata: CoreMetadataRef::Absent(false),
-            dist_info_metadata: CoreMetadataRef::Absent(false),
-            yanked: Yanked::Flag(false),
-            size: None,
-            upload_time: None,
-        }
+        FileDetail::new(filename, url)
     }
 
     #[test]

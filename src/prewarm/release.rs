@@ -38,17 +38,12 @@ pub fn release_to_build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pypi::simple::FileDetail;
+    use crate::pypi::simple::{FileDetail, Yanked};
 
     fn file(filename: &str, requires_python: Option<&str>, yanked: bool) -> FileDetail {
-        let mut file: FileDetail = serde_json::from_value(serde_json::json!({
-            "filename": filename,
-            "url": format!("/files/{filename}"),
-            "hashes": {},
-            "yanked": yanked,
-        }))
-        .unwrap();
+        let mut file = FileDetail::new(filename, format!("/files/{filename}"));
         file.requires_python = requires_python.map(str::to_string);
+        file.yanked = Yanked::from_reason(yanked.then_some(""));
         file
     }
 

@@ -134,6 +134,21 @@ fn not_yanked() -> Yanked {
 }
 
 impl FileDetail {
+    /// A file with only its name and URL: no hashes, metadata, size or time, not yanked.
+    pub fn new(filename: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            filename: filename.into(),
+            url: url.into(),
+            hashes: BTreeMap::new(),
+            requires_python: None,
+            core_metadata: absent_metadata(),
+            dist_info_metadata: absent_metadata(),
+            yanked: not_yanked(),
+            size: None,
+            upload_time: None,
+        }
+    }
+
     pub fn sha256(&self) -> Option<&str> {
         self.hashes.get("sha256").map(String::as_str)
     }
