@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::metadata::{IndexError, IndexStore};
+use crate::metadata::{FileRecord, IndexError, IndexStore};
 use crate::pypi::PackageName;
 use crate::pypi::simple::ProjectDetail;
 
@@ -80,9 +80,16 @@ impl Index {
         RenderedPage::new(render_detail(detail, format))
     }
 
-    /// Called after every write that changes what a page shows.
-    pub fn invalidate(&self) {
+    /// Yanks (`Some(reason)`) or restores (`None`) a file (PEP 592); its pages change with it.
+    pub fn set_yanked(
+        &self,
+        name: &PackageName,
+        filename: &str,
+        reason: Option<String>,
+    ) -> Result<FileRecord, IndexError> {
+        let record = self.store.set_yanked(name, filename, reason)?;
         self.cache.clear();
+        Ok(record)
     }
 }
 
