@@ -41,6 +41,8 @@ upload_timeout_seconds = 3
 [build]
 workers = 0
 executor = "runc"
+# Builds here are queued and leased, never run: no index to resolve setuptools from.
+resolve_build_requirements = false
 [[build.targets]]
 name = "{TARGET}"
 builder = "{builder}"
