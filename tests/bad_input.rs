@@ -90,25 +90,6 @@ fn assert_spool_empty(server: &TestServer) {
     assert!(left.is_empty(), "spool files left behind: {left:?}");
 }
 
-/// The server's peak resident memory so far (`VmHWM`), in bytes.
-fn peak_memory(server: &TestServer) -> u64 {
-    let pid = server.pid().expect("the server runs as a child process");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kilobytes = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .expect("VmHWM in /proc/<pid>/status");
-    kilobytes * 1024
-}
-
 /// A server that already holds one good file, so "unchanged" is not trivially empty.
 fn seeded_server(config: &str) -> (TestServer, tempfile::TempDir) {
     let server = TestServer::start_with(config);
@@ -494,7 +475,7 @@ fn gnu_long_names_are_bounded_before_they_are_read() {
         "GNU long name of 268435456 bytes",
     );
 
-    let peak = peak_memory(&server);
+    let peak = server.memory_bytes("VmHWM");
     assert!(peak < 200 << 20, "the server peaked at {} MB", peak >> 20);
     let announced = RawTar::sdist("longname", "1.0")
         .announce(b"././@LongLink", b'L', 1 << 30)

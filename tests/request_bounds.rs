@@ -378,17 +378,6 @@ fn slow_clients_are_dropped_and_health_stays_up() {
     assert_eq!(server.get("/healthz").status(), 200);
 }
 
-/// Peak resident memory of the server process, in KiB.
-fn peak_memory_kib(server: &TestServer) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", server.pid().unwrap())).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
-}
-
 #[test]
 fn forms_are_bounded_in_fields_and_field_size() {
     let server = TestServer::start_with(&config(false));
@@ -400,7 +389,7 @@ fn forms_are_bounded_in_fields_and_field_size() {
     let before = server.snapshot();
     // 400 fields of 256 KiB, none of them a file: the old reader kept every one (100 MiB and
     // more). Now the form is refused at its 257th field and unread fields are not kept.
-    let baseline = peak_memory_kib(&server);
+    let baseline = server.memory_bytes("VmHWM") >> 10;
     let mut fields = vec![(":action", b"file_upload".to_vec())];
     let names: Vec<String> = (0..400).map(|index| format!("field{index}")).collect();
     fields.extend(
@@ -410,7 +399,7 @@ fn forms_are_bounded_in_fields_and_field_size() {
     );
     let started = Instant::now();
     let response = post_form(&server, "/legacy/", UPLOAD_TOKEN, multipart_form(&fields));
-    let grown = peak_memory_kib(&server).saturating_sub(baseline);
+    let grown = (server.memory_bytes("VmHWM") >> 10).saturating_sub(baseline);
     assert!(
         grown < 48 << 10,
         "the server's peak memory grew by {grown} KiB"

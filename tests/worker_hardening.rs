@@ -269,17 +269,6 @@ fn worker_routes_serve_only_the_inputs_of_the_requesting_tokens_lease() {
     assert_eq!(status, 200);
 }
 
-/// Resident memory of a process, in bytes.
-fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kilobytes: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
-    kilobytes * 1024
-}
-
 #[test]
 fn four_concurrent_fetches_of_a_large_sdist_are_streamed_not_buffered() {
     const BLOB: usize = 64 << 20;
@@ -301,9 +290,8 @@ fn four_concurrent_fetches_of_a_large_sdist_are_streamed_not_buffered() {
         .unwrap()
         .to_string();
     lease(&server, TOKEN_A, "worker-a");
-    let pid = server.pid().expect("a child server");
     std::thread::sleep(Duration::from_millis(500));
-    let baseline = resident_bytes(pid);
+    let baseline = server.memory_bytes("VmRSS");
 
     // Every reader has its response open and has read its first bytes; none has read the
     // rest. A server that reads the blob whole holds READERS copies now.
@@ -330,7 +318,7 @@ fn four_concurrent_fetches_of_a_large_sdist_are_streamed_not_buffered() {
         .collect();
     started.wait();
     std::thread::sleep(Duration::from_millis(500));
-    let during = resident_bytes(pid);
+    let during = server.memory_bytes("VmRSS");
     measured.wait();
     for reader in readers {
         assert_eq!(reader.join().unwrap(), expected, "a reader got other bytes");

@@ -145,6 +145,19 @@ impl TestServer {
         }
     }
 
+    /// A `/proc/<pid>/status` memory figure of the server (`VmHWM`: peak, `VmRSS`: now),
+    /// in bytes; the server must run as a child of the test.
+    pub fn memory_bytes(&self, field: &str) -> u64 {
+        let pid = self.pid().expect("the server runs as a child process");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kilobytes: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
+        kilobytes * 1024
+    }
+
     /// The audit trail so far: the log lines of target `audit`, without terminal colours.
     pub fn audit_lines(&self) -> Vec<String> {
         strip_colours(&self.log())
