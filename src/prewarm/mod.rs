@@ -4,7 +4,6 @@
 //! can satisfy is built by the farm first, and resolution goes on with the built wheel's
 //! metadata. Missing wheels are built through the server's API.
 
-mod release;
 pub mod uv;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+pub use crate::build::release_to_build;
 use crate::pypi::simple::ProjectDetail;
 use crate::pypi::{DistFilename, PackageName, Target, Version};
 use pep440_rs::VersionSpecifiers;
-pub use release::release_to_build;
 use uv::{Pin, Resolution};
 
 /// The requirement lines of `path` and of the files it includes with `-r`, in order.
