@@ -53,7 +53,12 @@ fn duration(record: &BuildRecord) -> String {
 }
 
 fn state(record: &BuildRecord) -> &'static str {
-    match record.state {
+    state_name(record.state)
+}
+
+/// A build state as the API and the pages spell it.
+pub fn state_name(state: BuildState) -> &'static str {
+    match state {
         BuildState::Waiting => "waiting",
         BuildState::Queued => "queued",
         BuildState::Running => "running",
