@@ -17,7 +17,8 @@ use crate::catalog;
 use crate::error::ApiError;
 use crate::index::RenderedPage;
 use crate::index::pypi_json::{has_release, latest_release, project_json};
-use crate::pypi::{Version, excerpt, parse_package_name};
+use crate::pypi::simple::ProjectDetail;
+use crate::pypi::{PackageName, Target, Version, excerpt, parse_package_name};
 
 /// The absolute URLs depend on how the client reached this server.
 const VARY: &str = "Host, Forwarded, X-Forwarded-Host, X-Forwarded-Proto";
@@ -66,12 +67,14 @@ fn respond(request: &HttpRequest, body: Bytes) -> HttpResponse {
     }
 }
 
-/// Every JSON API route: `project` always, `target` and `version` where the path has them.
-pub async fn document(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    super::authorize(&request, &state, Access::Read)?;
+/// What a JSON API path names: `project` always, `target` and `version` where it has them.
+struct DocumentPath {
+    name: PackageName,
+    target: Option<Target>,
+    version: Option<Version>,
+}
+
+fn parse_path(request: &HttpRequest) -> Result<DocumentPath, ApiError> {
     let path = request.match_info();
     let project = path.get("project").unwrap_or_default();
     let name =
@@ -85,30 +88,45 @@ pub async fn document(
             })
         })
         .transpose()?;
-    let base = public_base(&request)?;
-    let (mut detail, stale) = catalog::detail(&state.index, &state.mirror, &name)
-        .await?
-        .ok_or_else(|| not_in_index(&name))?;
-    if target.is_some() {
-        detail = for_target(detail, state.on_demand.wheels_only);
-    }
-    let release = match &version {
-        Some(version) => Some(version.clone()).filter(|version| has_release(&detail, version)),
-        None => latest_release(&detail),
+    Ok(DocumentPath {
+        name,
+        target,
+        version,
+    })
+}
+
+/// The release asked for, if the page lists a file of it with a sha256, else the latest.
+fn release(detail: &ProjectDetail, path: &DocumentPath) -> Result<Version, ApiError> {
+    match &path.version {
+        Some(version) => Some(version.clone()).filter(|version| has_release(detail, version)),
+        None => latest_release(detail),
     }
     .ok_or_else(|| {
         ApiError::NotFound(format!(
-            "project `{name}` has no such release with a sha256"
+            "project `{}` has no such release with a sha256",
+            path.name
         ))
-    })?;
+    })
+}
+
+/// Every JSON API route.
+pub async fn document(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::authorize(&request, &state, Access::Read)?;
+    let path = parse_path(&request)?;
+    let base = public_base(&request)?;
+    let (mut detail, stale) = catalog::detail(&state.index, &state.mirror, &path.name)
+        .await?
+        .ok_or_else(|| not_in_index(&path.name))?;
+    if path.target.is_some() {
+        detail = for_target(detail, state.on_demand.wheels_only);
+    }
+    let release = release(&detail, &path)?;
     let metadata = catalog::release_metadata(&state.store, &detail, &release).await;
-    let document = project_json(
-        &detail,
-        &base,
-        &release,
-        metadata.as_ref(),
-        version.is_none(),
-    );
+    let with_releases = path.version.is_none();
+    let document = project_json(&detail, &base, &release, metadata.as_ref(), with_releases);
     // Strings, numbers and lists: serializing cannot fail.
     let body = serde_json::to_vec(&document).expect("JSON API document serializes");
     let mut response = respond(&request, Bytes::from(body));
