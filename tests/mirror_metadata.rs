@@ -268,3 +268,44 @@ fn a_wheel_whose_metadata_cannot_be_read_is_served_without_metadata_and_says_why
         text(&output)
     );
 }
+
+/// The same bytes listed under a second spelling find the blob stored already, with nothing
+/// recorded for that spelling: the wheel is read from the store on that download, as a wheel
+/// stored by an edelweiss that did not read metadata is.
+#[test]
+fn a_stored_wheel_with_nothing_recorded_is_read_on_its_next_download() {
+    let work = tempfile::tempdir().unwrap();
+    let dists = work.path().join("dists");
+    std::fs::create_dir_all(&dists).unwrap();
+    let wheel = WheelSpec::new("meta-twin", "1.0", "py3-none-any").write(&dists);
+    let respelled = work.path().join("Meta_Twin-1.0-py3-none-any.whl");
+    std::fs::copy(&wheel, &respelled).unwrap();
+    let tree = UpstreamTree::new(&work.path().join("tree"));
+    tree.publish_without_metadata("meta-twin", &[wheel.clone(), respelled.clone()]);
+    let upstream = UpstreamServer::start(&tree, "json");
+    let server = TestServer::mirroring(&[&upstream.simple_url()], &config(""));
+    let expected = sha256_hex(&wheel_metadata(&wheel).unwrap());
+
+    for (path, read) in [(&wheel, 1), (&respelled, 2)] {
+        let filename = path.file_name().unwrap().to_str().unwrap();
+        let url = listed(&server, "meta-twin", filename)["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(download(&server, &url), std::fs::read(path).unwrap());
+        poll_until(WAIT, format!("{filename}'s METADATA read"), || {
+            extractions(&server, "stored") == read
+        });
+        let entry = listed(&server, "meta-twin", filename);
+        assert_eq!(entry["core-metadata"]["sha256"], expected, "{filename}");
+    }
+    assert_eq!(
+        server.metric("edelweiss_upstream_file_cache_total{result=\"hit\"}"),
+        1,
+        "the second spelling came from the store"
+    );
+    assert_eq!(
+        upstream.count(&format!("/files/{}", "Meta_Twin-1.0-py3-none-any.whl")),
+        0
+    );
+}

@@ -14,4 +14,3 @@ mod wheel_metadata;
 pub use archive::{ArchiveError, ArchiveLimits, Inspected, inspect};
 pub use ingestor::{IngestError, IngestOutcome, Ingestor, Published};
 pub use spool::{Spool, SpoolError, SpooledFile};
-pub use wheel_metadata::{WheelMetadata, extract as extract_wheel_metadata};
