@@ -13,6 +13,20 @@ use crate::pypi::{CoreMetadata, DistFilename, Sha256Digest, Version};
 /// Longest summary given, as PyPI bounds it; a metadata file may carry any length.
 const MAX_SUMMARY_CHARS: usize = 512;
 
+/// Upstream text kept per file, in bytes: a longer `requires-python` or upload time is not
+/// one (it is left out), a longer yank reason is cut to that many characters.
+const MAX_FIELD_BYTES: usize = 1024;
+
+fn bounded(value: Option<&str>) -> Option<String> {
+    value
+        .filter(|value| value.len() <= MAX_FIELD_BYTES)
+        .map(str::to_string)
+}
+
+fn cut(value: &str) -> String {
+    value.chars().take(MAX_FIELD_BYTES).collect()
+}
+
 /// One listed file with its parsed version.
 struct Listed {
     version: Version,
@@ -55,11 +69,11 @@ fn listed(file: &FileDetail, base: &str) -> Option<Listed> {
         },
         packagetype,
         python_version,
-        requires_python: file.requires_python.clone(),
+        requires_python: bounded(file.requires_python.as_deref()),
         size: file.size,
-        upload_time_iso_8601: file.upload_time.clone(),
+        upload_time_iso_8601: bounded(file.upload_time.as_deref()),
         yanked: file.yanked.is_yanked(),
-        yanked_reason: file.yanked.reason().map(str::to_string),
+        yanked_reason: file.yanked.reason().map(cut),
     };
     Some(Listed { version, file })
 }
@@ -258,6 +272,19 @@ mod tests {
             false,
         );
         insta::assert_snapshot!(serde_json::to_string_pretty(&document).unwrap());
+    }
+
+    #[test]
+    fn upstream_text_is_bounded() {
+        let mut detail = detail();
+        detail.files[1].requires_python = Some(format!(">={}", "9".repeat(1 << 20)));
+        detail.files[1].yanked = Yanked::Reason("x".repeat(1 << 20));
+        let document = project_json(&detail, "http://h", &"1.0".parse().unwrap(), None, true);
+        assert_eq!(document.urls[0].requires_python, None);
+        assert_eq!(
+            document.urls[0].yanked_reason.as_ref().unwrap().len(),
+            MAX_FIELD_BYTES
+        );
     }
 
     #[test]
