@@ -1,12 +1,17 @@
 //! What a project page lists: the files held here alone (uploaded projects, or no
-//! upstream), or the upstream's files merged with ours. Shared by `/simple/` and the
-//! target-pinned `/t/<target>/simple/` pages.
+//! upstream), or the upstream's files merged with ours. Shared by `/simple/`, the
+//! target-pinned `/t/<target>/simple/` pages and PyPI's JSON API.
 
 use crate::index::{Index, merged_detail, project_detail};
 use crate::metadata::IndexError;
 use crate::mirror::{Mirror, MirrorError, UpstreamError};
-use crate::pypi::PackageName;
 use crate::pypi::simple::ProjectDetail;
+use crate::pypi::{CoreMetadata, DistFilename, PackageName, Sha256Digest, Version};
+use crate::storage::BlobStore;
+
+/// Largest metadata file read for the JSON API's `info`; the ones ingest and the mirror
+/// store are bounded below this.
+const MAX_METADATA_READ: u64 = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -83,4 +88,41 @@ pub async fn detail(
                 .transpose()?
         }
     })
+}
+
+/// The core metadata of `release`, from the first of its wheels on the page whose metadata
+/// file is held here; `None` when none is (nothing is fetched for it: the JSON API does
+/// not wait on an upstream for a summary).
+pub async fn release_metadata(
+    store: &BlobStore,
+    detail: &ProjectDetail,
+    release: &Version,
+) -> Option<CoreMetadata> {
+    for file in &detail.files {
+        let is_release_wheel = matches!(
+            file.filename.parse::<DistFilename>(),
+            Ok(DistFilename::Wheel(wheel)) if &wheel.version == release
+        );
+        let digest = file
+            .core_metadata
+            .sha256_hex()
+            .and_then(|hex| hex.parse::<Sha256Digest>().ok());
+        let Some(digest) = digest.filter(|_| is_release_wheel) else {
+            continue;
+        };
+        if !store
+            .size(digest)
+            .await
+            .is_ok_and(|size| size <= MAX_METADATA_READ)
+        {
+            continue;
+        }
+        let Ok(bytes) = store.get_bytes(digest).await else {
+            continue;
+        };
+        if let Ok(metadata) = CoreMetadata::parse(&bytes) {
+            return Some(metadata);
+        }
+    }
+    None
 }

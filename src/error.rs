@@ -95,12 +95,15 @@ impl ResponseError for ApiError {
             Self::Ingest(IngestError::Index(error)) | Self::Index(error) => index_status(error),
             Self::Ingest(IngestError::Storage(StorageError::NotFound { .. }))
             | Self::Storage(StorageError::NotFound { .. }) => StatusCode::NOT_FOUND,
-            Self::Ingest(IngestError::Storage(_) | IngestError::Interrupted(_))
+            Self::Ingest(
+                IngestError::Storage(_) | IngestError::Interrupted(_) | IngestError::Spool(_),
+            )
             | Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Ingest(_) => StatusCode::BAD_REQUEST,
             Self::Mirror(MirrorError::Upstream(_)) => StatusCode::BAD_GATEWAY,
             Self::Mirror(MirrorError::Index(error)) => index_status(error),
             Self::Mirror(MirrorError::Storage(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Mirror(MirrorError::NoMetadata { .. }) => StatusCode::NOT_FOUND,
             Self::Build(BuildError::Queue(QueueError::NotLeased { .. }))
             | Self::Queue(QueueError::NotLeased { .. }) => StatusCode::CONFLICT,
             Self::Build(BuildError::Queue(QueueError::OtherCredential { .. }))

@@ -2,11 +2,14 @@
 //!
 //! Map (see `docs/ARCHITECTURE.md` for the request path and invariants):
 //! - [`pypi`]: packaging types with no I/O (names, versions, tags, filenames, metadata,
-//!   simple-API documents, the bounded excerpt every message quotes input through).
+//!   simple-API and PyPI JSON API documents, the bounded excerpt every message quotes
+//!   input through).
 //! - [`storage`]: content-addressed blobs over `object_store`.
 //! - [`metadata`]: the index's records in sled.
-//! - [`ingest`]: spool, validate and commit an uploaded, added or built file.
-//! - [`index`]: page models and their HTML/JSON renderings, merged with upstream pages.
+//! - [`ingest`]: spool, validate and commit an uploaded, added or built file; read the
+//!   METADATA of a wheel the mirror stored.
+//! - [`index`]: page models and their HTML/JSON renderings, merged with upstream pages,
+//!   and PyPI's JSON API documents.
 //! - [`mirror`]: the pull-through cache of upstream indexes; [`catalog`]: what a page lists.
 //! - [`build`]: the build farm (keys, recipes, queue and leases, container steps, build
 //!   requirements, remote workers); [`executor`]: runc, docker and podman.

@@ -63,6 +63,7 @@ pub struct Metrics {
     page_cache: Family,
     file_cache: Family,
     build_containers: Family,
+    metadata_extractions: Family,
     file_bytes_served: AtomicU64,
     upstream_bytes: AtomicU64,
     files_stored: AtomicU64,
@@ -103,6 +104,12 @@ impl Metrics {
     pub fn build_container_started(&self, step: &'static str) {
         self.build_containers
             .increment(vec![("step", step.to_string())]);
+    }
+
+    /// METADATA read from a mirrored wheel once stored: `stored` or `refused`.
+    pub fn metadata_extracted(&self, result: &'static str) {
+        self.metadata_extractions
+            .increment(vec![("result", result.to_string())]);
     }
 
     pub fn add_file_bytes_served(&self, bytes: u64) {
@@ -191,6 +198,11 @@ impl Metrics {
             &mut text,
             "edelweiss_build_containers_started_total",
             "Build step containers started.",
+        );
+        self.metadata_extractions.render(
+            &mut text,
+            "edelweiss_metadata_extractions_total",
+            "METADATA read from mirrored wheels once stored: stored or refused.",
         );
         let single = [
             (

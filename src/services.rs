@@ -129,9 +129,11 @@ impl Services {
         let metrics = Arc::new(Metrics::default());
         metrics.set_files_stored(crate::metadata::IndexStore::file_count(index.as_ref())?);
         let pages = Arc::new(PageCache::default());
+        let mirror_records = index.mirror_records()?;
         let ingestor = Ingestor::new(
             store.clone(),
             index.clone(),
+            mirror_records.clone(),
             settings.archive_limits(),
             spool_dir.clone(),
             Published {
@@ -142,10 +144,11 @@ impl Services {
         let mirror = Arc::new(Mirror::new(MirrorParts {
             upstreams: settings.active_upstreams().to_vec(),
             settings: settings.mirror.clone(),
-            records: index.mirror_records()?,
+            records: mirror_records,
             store: store.clone(),
             spool_dir,
             metrics: metrics.clone(),
+            ingestor: ingestor.clone(),
         })?);
         let recipes = match settings.build.recipes.as_os_str().is_empty() {
             true => RecipeBook::parse(SHIPPED, "config/recipes.toml (shipped)")?,

@@ -6,6 +6,7 @@ mod html;
 mod merge;
 mod negotiate;
 mod page;
+pub mod pypi_json;
 
 pub use cache::{PageCache, RenderedPage};
 pub use html::escape;

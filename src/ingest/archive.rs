@@ -10,6 +10,7 @@ use flate2::read::GzDecoder;
 
 use super::links::Links;
 use super::tar_members::{MAX_LONG_NAME_BYTES, MemberKind, TarMembers};
+use super::wheel_metadata;
 use crate::pypi::{
     CoreMetadata, DistFilename, MetadataError, PackageName, SdistExtension, SdistFilename, Version,
     WheelFilename, WheelInfo, WheelInfoError, excerpt, parse_package_name,
@@ -78,6 +79,11 @@ pub enum ArchiveError {
         excerpt(.found)
     )]
     MissingDistInfo { expected: String, found: String },
+    #[error(
+        "wheel has more than one `.dist-info` directory ({}); installers refuse it",
+        excerpt(.found)
+    )]
+    SeveralDistInfo { found: String },
     #[error("archive has no `{}`", excerpt(.path))]
     MissingFile { path: String },
     #[error("`{}` is larger than {limit} bytes", excerpt(.path))]
@@ -208,14 +214,14 @@ fn read_bounded(reader: impl Read, path: &str, limit: u64) -> Result<Vec<u8>, Ar
     Ok(bytes)
 }
 
-fn parse_metadata(bytes: &[u8], path: &str) -> Result<CoreMetadata, ArchiveError> {
+pub(super) fn parse_metadata(bytes: &[u8], path: &str) -> Result<CoreMetadata, ArchiveError> {
     CoreMetadata::parse(bytes).map_err(|source| ArchiveError::Metadata {
         path: path.to_string(),
         source,
     })
 }
 
-fn check_identity(
+pub(super) fn check_identity(
     metadata: &CoreMetadata,
     file: &str,
     name: &PackageName,
@@ -238,9 +244,9 @@ fn check_identity(
     Ok(())
 }
 
-type Zip = zip::ZipArchive<BufReader<File>>;
+pub(super) type Zip = zip::ZipArchive<BufReader<File>>;
 
-fn open_zip(path: &Path, format: &'static str) -> Result<Zip, ArchiveError> {
+pub(super) fn open_zip(path: &Path, format: &'static str) -> Result<Zip, ArchiveError> {
     let unreadable = |reason: String| ArchiveError::Unreadable { format, reason };
     let file = File::open(path).map_err(|error| unreadable(error.to_string()))?;
     zip::ZipArchive::new(BufReader::new(file)).map_err(|error| unreadable(error.to_string()))
@@ -306,7 +312,7 @@ fn check_zip_links(entries: &[ZipEntry], root: &str) -> Result<(), ArchiveError>
     links.finish()
 }
 
-fn read_zip_entry(
+pub(super) fn read_zip_entry(
     archive: &mut Zip,
     path: &str,
     limit: u64,
@@ -324,19 +330,6 @@ fn read_zip_entry(
     read_bounded(entry, path, limit)
 }
 
-fn dist_info_matches(directory: &str, name: &PackageName, version: &Version) -> bool {
-    let Some(stem) = directory.strip_suffix(".dist-info") else {
-        return false;
-    };
-    let Some((dist_name, dist_version)) = stem.rsplit_once('-') else {
-        return false;
-    };
-    parse_package_name(dist_name).is_ok_and(|parsed| &parsed == name)
-        && dist_version
-            .parse::<Version>()
-            .is_ok_and(|parsed| &parsed == version)
-}
-
 fn inspect_wheel(
     path: &Path,
     wheel: &WheelFilename,
@@ -345,44 +338,9 @@ fn inspect_wheel(
     let mut archive = open_zip(path, "zip")?;
     let entries = zip_entries(&mut archive, limits, "zip")?;
     check_zip_links(&entries, "")?;
-    let mut dist_infos: Vec<&str> = entries
-        .iter()
-        .filter_map(|entry| {
-            entry
-                .name
-                .split('/')
-                .next()
-                .filter(|top| top.ends_with(".dist-info"))
-        })
-        .collect();
-    dist_infos.sort_unstable();
-    dist_infos.dedup();
-    let expected = format!(
-        "{}-{}.dist-info",
-        wheel.name.as_dist_info_name(),
-        wheel.version
-    );
-    let Some(dist_info) = dist_infos
-        .iter()
-        .find(|dir| dist_info_matches(dir, &wheel.name, &wheel.version))
-    else {
-        let found = if dist_infos.is_empty() {
-            "none".to_string()
-        } else {
-            dist_infos.join(", ")
-        };
-        return Err(ArchiveError::MissingDistInfo { expected, found });
-    };
-    let metadata_path = format!("{dist_info}/METADATA");
-    let metadata_file = read_zip_entry(
-        &mut archive,
-        &metadata_path,
-        limits.max_metadata_bytes,
-        "zip",
-    )?;
-    let metadata = parse_metadata(&metadata_file, &metadata_path)?;
-    check_identity(&metadata, &metadata_path, &wheel.name, &wheel.version)?;
-    let wheel_path = format!("{dist_info}/WHEEL");
+    let names: Vec<&str> = entries.iter().map(|entry| entry.name.as_str()).collect();
+    let metadata = wheel_metadata::read(&mut archive, &names, wheel, limits)?;
+    let wheel_path = format!("{}/WHEEL", metadata.dist_info);
     let info = WheelInfo::parse(&read_zip_entry(
         &mut archive,
         &wheel_path,
@@ -395,8 +353,8 @@ fn inspect_wheel(
         });
     }
     Ok(Inspected {
-        metadata,
-        metadata_file: Some(metadata_file),
+        metadata: metadata.parsed,
+        metadata_file: Some(metadata.bytes),
     })
 }
 

@@ -1,18 +1,21 @@
 //! The ingest pipeline shared by `POST /legacy/` and `edelweiss add`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 
 use super::archive::{ArchiveError, ArchiveLimits, inspect};
-use super::spool::SpooledFile;
+use super::spool::{Spool, SpoolError, SpooledFile};
+use super::wheel_metadata;
 use crate::index::PageCache;
 use crate::metadata::{
-    FileKind, FileOrigin, FileRecord, IndexError, IndexStore, InsertOutcome, check_held,
+    ExtractedMetadata, Extraction, FileKind, FileOrigin, FileRecord, IndexError, IndexStore,
+    InsertOutcome, MirrorRecords, check_held,
 };
 use crate::metrics::Metrics;
-use crate::pypi::{DistFilename, FilenameError, Sha256Digest, excerpt};
+use crate::pypi::{DistFilename, FilenameError, PackageName, Sha256Digest, WheelFilename, excerpt};
 use crate::storage::{BlobStore, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,8 @@ pub enum IngestError {
     Storage(#[from] StorageError),
     #[error("archive inspection was interrupted: {0}")]
     Interrupted(String),
+    #[error("could not spool a stored file: {0}")]
+    Spool(#[from] SpoolError),
 }
 
 #[derive(Debug, Clone)]
@@ -60,12 +65,23 @@ impl Published {
         self.pages.clear();
         self.metrics.file_stored();
     }
+
+    /// A mirrored wheel's METADATA was read (or refused): `project`'s merged pages change.
+    /// Those are rendered per request, so there is no cached page to drop.
+    fn metadata_extracted(&self, _project: &PackageName, outcome: &Extraction) {
+        self.metrics.metadata_extracted(match outcome {
+            Extraction::Stored { .. } => "stored",
+            Extraction::Refused { .. } => "refused",
+        });
+    }
 }
 
 #[derive(Clone)]
 pub struct Ingestor {
     store: BlobStore,
     index: Arc<dyn IndexStore>,
+    /// Where the metadata read from mirrored wheels is recorded.
+    mirror_records: MirrorRecords,
     limits: ArchiveLimits,
     spool_dir: PathBuf,
     published: Published,
@@ -75,6 +91,7 @@ impl Ingestor {
     pub fn new(
         store: BlobStore,
         index: Arc<dyn IndexStore>,
+        mirror_records: MirrorRecords,
         limits: ArchiveLimits,
         spool_dir: PathBuf,
         published: Published,
@@ -82,6 +99,7 @@ impl Ingestor {
         Self {
             store,
             index,
+            mirror_records,
             limits,
             spool_dir,
             published,
@@ -159,5 +177,83 @@ impl Ingestor {
             self.published.file_stored();
         }
         Ok(IngestOutcome { record, outcome })
+    }
+
+    /// A wheel the mirror stored under its verified `sha256`, still spooled at `path` and
+    /// listed upstream as `filename`: its METADATA is read by the rules an upload's is read
+    /// by, stored as a blob, and recorded, so its project's pages advertise it (PEP 658).
+    /// A wheel whose METADATA cannot be read is served all the same: the reason is logged
+    /// and recorded instead, and the wheel is not read again.
+    pub async fn mirrored_wheel(
+        &self,
+        wheel: &WheelFilename,
+        filename: &str,
+        sha256: Sha256Digest,
+        path: &Path,
+    ) -> Result<Extraction, IngestError> {
+        let extracted = {
+            let (path, wheel, limits) = (path.to_path_buf(), wheel.clone(), self.limits);
+            tokio::task::spawn_blocking(move || wheel_metadata::extract(&path, &wheel, &limits))
+                .await
+                .map_err(|error| IngestError::Interrupted(error.to_string()))?
+        };
+        let outcome = match extracted {
+            Ok(metadata) => {
+                let digest = Sha256Digest::of(&metadata.bytes);
+                self.store
+                    .put_bytes(digest, Bytes::from(metadata.bytes))
+                    .await?;
+                Extraction::Stored {
+                    metadata_sha256: digest,
+                }
+            }
+            Err(error) => {
+                tracing::warn!(
+                    filename = %excerpt(filename),
+                    %sha256,
+                    reason = %error,
+                    "mirrored wheel has no metadata file to serve; the wheel is served without one"
+                );
+                Extraction::Refused {
+                    reason: error.to_string(),
+                }
+            }
+        };
+        let record = ExtractedMetadata {
+            wheel_sha256: sha256,
+            outcome,
+        };
+        self.mirror_records
+            .put_extracted(wheel.name.as_ref(), filename, &record)?;
+        self.published
+            .metadata_extracted(&wheel.name, &record.outcome);
+        Ok(record.outcome)
+    }
+
+    /// Like [`Self::mirrored_wheel`], for a wheel already in the store with nothing
+    /// recorded (stored by an edelweiss that did not read metadata): it is spooled from
+    /// the store first.
+    pub async fn stored_wheel(
+        &self,
+        wheel: &WheelFilename,
+        filename: &str,
+        sha256: Sha256Digest,
+    ) -> Result<Extraction, IngestError> {
+        let mut spool = Spool::create(&self.spool_dir, u64::MAX)?;
+        let mut body = self.store.get(sha256, None).await?.body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|source| IngestError::Spool(SpoolError::Io(source)))?;
+            spool.write(&chunk).await?;
+        }
+        let spooled = spool.finish().await?;
+        if spooled.sha256 != sha256 {
+            return Err(StorageError::DigestMismatch {
+                expected: sha256,
+                actual: spooled.sha256,
+            }
+            .into());
+        }
+        self.mirrored_wheel(wheel, filename, sha256, &spooled.path)
+            .await
     }
 }

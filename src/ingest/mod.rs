@@ -9,6 +9,7 @@ mod ingestor;
 mod links;
 mod spool;
 mod tar_members;
+mod wheel_metadata;
 
 pub use archive::{ArchiveError, ArchiveLimits, Inspected, inspect};
 pub use ingestor::{IngestError, IngestOutcome, Ingestor, Published};

@@ -1,8 +1,12 @@
-//! What the mirror keeps in sled: upstream project pages with their validators, and for
-//! every upstream file with a sha256, where it comes from.
+//! What the mirror keeps in sled: upstream project pages with their validators, for
+//! every upstream file with a sha256, where it comes from, and for every upstream wheel
+//! stored here, the METADATA read from it.
 //!
 //! Trees: `upstream_pages` (normalized name → `CachedPage`), `upstream_files`
-//! (`sha256 \0 filename` → `UpstreamFile`).
+//! (`sha256 \0 filename` → `UpstreamFile`), `extracted_metadata` (normalized name `\0`
+//! filename → `ExtractedMetadata`; keyed by project so a page reads its few with one scan).
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,10 +34,28 @@ pub struct UpstreamFile {
     pub metadata_sha256: Option<Sha256Digest>,
 }
 
+/// The PEP 658 metadata file read from an upstream wheel once it was stored here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtractedMetadata {
+    /// The wheel it was read from: a record for other bytes under the same name is ignored.
+    pub wheel_sha256: Sha256Digest,
+    pub outcome: Extraction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum Extraction {
+    /// The METADATA blob, served as `<wheel>.metadata`.
+    Stored { metadata_sha256: Sha256Digest },
+    /// Why the wheel has no metadata file (bounded: built from `excerpt`s).
+    Refused { reason: String },
+}
+
 #[derive(Clone)]
 pub struct MirrorRecords {
     pages: sled::Tree,
     files: sled::Tree,
+    extracted: sled::Tree,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, IndexError> {
@@ -52,6 +74,7 @@ impl MirrorRecords {
         Ok(Self {
             pages: db.open_tree("upstream_pages")?,
             files: db.open_tree("upstream_files")?,
+            extracted: db.open_tree("extracted_metadata")?,
         })
     }
 
@@ -111,6 +134,51 @@ impl MirrorRecords {
             .map(|value| decode(&key, &value))
             .transpose()
     }
+}
+
+impl MirrorRecords {
+    pub fn put_extracted(
+        &self,
+        name: &str,
+        filename: &str,
+        record: &ExtractedMetadata,
+    ) -> Result<(), IndexError> {
+        self.extracted
+            .insert(project_file_key(name, filename), encode(record))?;
+        Ok(())
+    }
+
+    pub fn extracted(
+        &self,
+        name: &str,
+        filename: &str,
+    ) -> Result<Option<ExtractedMetadata>, IndexError> {
+        let key = project_file_key(name, filename);
+        self.extracted
+            .get(&key)?
+            .map(|value| decode(&key, &value))
+            .transpose()
+    }
+
+    /// Every extraction recorded for project `name`, by filename.
+    pub fn extracted_for_project(
+        &self,
+        name: &str,
+    ) -> Result<HashMap<String, ExtractedMetadata>, IndexError> {
+        let prefix = project_file_key(name, "");
+        self.extracted
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let filename = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                Ok((filename, decode(&key, &value)?))
+            })
+            .collect()
+    }
+}
+
+fn project_file_key(name: &str, filename: &str) -> Vec<u8> {
+    [name.as_bytes(), b"\0", filename.as_bytes()].concat()
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {

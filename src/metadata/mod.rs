@@ -4,7 +4,7 @@ mod mirror_records;
 mod records;
 mod sled_store;
 
-pub use mirror_records::{CachedPage, MirrorRecords, UpstreamFile};
+pub use mirror_records::{CachedPage, ExtractedMetadata, Extraction, MirrorRecords, UpstreamFile};
 pub use records::{FileKind, FileOrigin, FileRecord, ProjectRecord};
 pub use sled_store::SledIndex;
 

@@ -1,7 +1,8 @@
 //! One upstream file download, run once however many clients asked: streamed to the first
 //! client while it is hashed and spooled, kept only if its sha256 is the one the upstream's
 //! index published. The last chunk is held back until the blob is stored, so a client never
-//! receives a complete body that failed verification.
+//! receives a complete body that failed verification. A stored wheel then has its METADATA
+//! read (PEP 658), after its first client has the whole body.
 
 use std::path::PathBuf;
 
@@ -12,9 +13,9 @@ use url::Url;
 
 use super::UpstreamUrl;
 use super::client::{UpstreamClient, UpstreamError, stream_error};
-use crate::ingest::Spool;
+use crate::ingest::{Ingestor, Spool, SpooledFile};
 use crate::metrics::Metrics;
-use crate::pypi::Sha256Digest;
+use crate::pypi::{Sha256Digest, WheelFilename, excerpt};
 use crate::storage::BlobStore;
 
 pub type Chunk = std::io::Result<Bytes>;
@@ -23,6 +24,9 @@ pub struct DownloadJob {
     pub client: UpstreamClient,
     pub upstream: UpstreamUrl,
     pub url: Url,
+    /// The filename the upstream lists the file under.
+    pub filename: String,
+    pub ingestor: Ingestor,
     pub expected: Sha256Digest,
     pub store: BlobStore,
     pub spool_dir: PathBuf,
@@ -48,15 +52,37 @@ impl DownloadJob {
         };
         let size = response.content_length();
         let _ = started.send(Ok(size));
-        let result = self.stream_and_store(response, size).await;
-        if let Err(error) = &result {
-            tracing::warn!(%error, url = %self.url, "upstream download failed; nothing stored");
-            let _ = self
-                .body
-                .send(Err(std::io::Error::other(error.to_string())))
-                .await;
+        let spooled = match self.stream_and_store(response, size).await {
+            Ok(spooled) => spooled,
+            Err(error) => {
+                tracing::warn!(%error, url = %self.url, "upstream download failed; nothing stored");
+                let _ = self
+                    .body
+                    .send(Err(std::io::Error::other(error.to_string())))
+                    .await;
+                return Err(error);
+            }
+        };
+        // The first client's body ends here, before the metadata is read.
+        let Self {
+            body,
+            ingestor,
+            filename,
+            expected,
+            ..
+        } = self;
+        drop(body);
+        if let Ok(wheel) = filename.parse::<WheelFilename>() {
+            let read = ingestor.mirrored_wheel(&wheel, &filename, expected, &spooled.path);
+            if let Err(error) = read.await {
+                tracing::warn!(
+                    filename = %excerpt(&filename),
+                    %error,
+                    "could not read the metadata of a stored upstream wheel"
+                );
+            }
         }
-        result
+        Ok(())
     }
 
     fn store_error(&self, detail: String) -> UpstreamError {
@@ -70,7 +96,7 @@ impl DownloadJob {
         &self,
         response: reqwest::Response,
         size: Option<u64>,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<SpooledFile, UpstreamError> {
         let mut spool = Spool::create(&self.spool_dir, u64::MAX)
             .map_err(|error| self.store_error(error.to_string()))?;
         let mut held: Option<Bytes> = None;
@@ -119,6 +145,6 @@ impl DownloadJob {
         if let Some(last) = held {
             let _ = self.body.send(Ok(last)).await;
         }
-        Ok(())
+        Ok(spooled)
     }
 }

@@ -5,6 +5,7 @@
 
 mod client;
 mod download;
+mod extracted;
 mod file_hosts;
 mod quote;
 mod redirect;
@@ -28,10 +29,11 @@ use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use crate::config::MirrorSettings;
-use crate::metadata::{CachedPage, IndexError, MirrorRecords, UpstreamFile};
+use crate::ingest::Ingestor;
+use crate::metadata::{CachedPage, Extraction, IndexError, MirrorRecords, UpstreamFile};
 use crate::metrics::Metrics;
 use crate::pypi::simple::ProjectDetail;
-use crate::pypi::{PackageName, Sha256Digest};
+use crate::pypi::{PackageName, Sha256Digest, WheelFilename, excerpt};
 use crate::storage::{BlobStore, StorageError};
 use client::{PageFetch, Validators};
 use download::DownloadJob;
@@ -46,6 +48,8 @@ pub enum MirrorError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("{} has no metadata file: {reason}", excerpt(.filename))]
+    NoMetadata { filename: String, reason: String },
 }
 
 /// An upstream page, and why it is stale when the upstream could not be asked.
@@ -76,8 +80,12 @@ pub struct Mirror {
     page_ttl: Duration,
     merge_projects: Vec<String>,
     metrics: Arc<Metrics>,
+    /// Reads METADATA from each upstream wheel once it is stored (PEP 658).
+    ingestor: Ingestor,
     pages: SingleFlight<String, PageResult>,
     files: SingleFlight<Sha256Digest, Result<(), UpstreamError>>,
+    /// Metadata read from wheels stored before anything was recorded for them.
+    late_extractions: SingleFlight<Sha256Digest, ()>,
 }
 
 use crate::clock::unix_now as now;
@@ -89,6 +97,7 @@ pub struct MirrorParts {
     pub store: BlobStore,
     pub spool_dir: PathBuf,
     pub metrics: Arc<Metrics>,
+    pub ingestor: Ingestor,
 }
 
 impl Mirror {
@@ -119,8 +128,10 @@ impl Mirror {
             page_ttl: Duration::from_secs(parts.settings.page_ttl_seconds),
             merge_projects,
             metrics: parts.metrics,
+            ingestor: parts.ingestor,
             pages: SingleFlight::default(),
             files: SingleFlight::default(),
+            late_extractions: SingleFlight::default(),
         })
     }
 
@@ -144,11 +155,21 @@ impl Mirror {
     }
 
     /// The upstream page for `name`: fresh from cache, fetched (once for all concurrent
-    /// callers), or stale when the upstream fails and a copy was ever cached.
+    /// callers), or stale when the upstream fails and a copy was ever cached; with the
+    /// metadata read from its stored wheels advertised where the upstream lists none.
     pub async fn project_page(
         &self,
         name: &PackageName,
     ) -> Result<Option<UpstreamPage>, MirrorError> {
+        let Some(mut page) = self.upstream_page(name).await? else {
+            return Ok(None);
+        };
+        let extracted = self.records.extracted_for_project(name.as_ref())?;
+        extracted::advertise(&mut page.detail, &extracted);
+        Ok(Some(page))
+    }
+
+    async fn upstream_page(&self, name: &PackageName) -> Result<Option<UpstreamPage>, MirrorError> {
         let cached = self.records.page(name.as_ref())?;
         if let Some(page) = cached
             .as_ref()
@@ -218,7 +239,10 @@ impl Mirror {
     ) -> Result<Option<MirroredFile>, MirrorError> {
         if let Some(wheel) = filename.strip_suffix(".metadata") {
             if let Some(origin) = self.origin(digest, wheel)? {
-                return self.metadata_file(origin).await;
+                return match origin.metadata_sha256 {
+                    Some(_) => self.metadata_file(origin).await,
+                    None => self.extracted_metadata_file(wheel, digest),
+                };
             }
         }
         let Some(origin) = self.origin(digest, filename)? else {
@@ -226,6 +250,7 @@ impl Mirror {
         };
         if self.store.contains(digest).await? {
             self.metrics.file_cache("hit");
+            self.read_metadata_if_unread(filename, digest)?;
             return Ok(Some(MirroredFile::Stored(digest)));
         }
         self.metrics.file_cache("miss");
@@ -240,6 +265,8 @@ impl Mirror {
             client: self.client.clone(),
             upstream: self.upstream_for(&origin),
             url,
+            filename: filename.to_string(),
+            ingestor: self.ingestor.clone(),
             expected: digest,
             store: self.store.clone(),
             spool_dir: self.spool_dir.clone(),
@@ -267,6 +294,58 @@ impl Mirror {
                 .map(|()| Some(MirroredFile::Stored(digest)))
                 .map_err(Into::into),
         }
+    }
+
+    /// The metadata file read from a stored upstream wheel, when its upstream has none.
+    fn extracted_metadata_file(
+        &self,
+        filename: &str,
+        digest: Sha256Digest,
+    ) -> Result<Option<MirroredFile>, MirrorError> {
+        let Ok(wheel) = filename.parse::<WheelFilename>() else {
+            return Ok(None);
+        };
+        let record = self.records.extracted(wheel.name.as_ref(), filename)?;
+        match record.filter(|record| record.wheel_sha256 == digest) {
+            None => Ok(None),
+            Some(record) => match record.outcome {
+                Extraction::Stored { metadata_sha256 } => {
+                    Ok(Some(MirroredFile::Stored(metadata_sha256)))
+                }
+                Extraction::Refused { reason } => Err(MirrorError::NoMetadata {
+                    filename: filename.to_string(),
+                    reason,
+                }),
+            },
+        }
+    }
+
+    /// A stored upstream wheel with nothing recorded about its METADATA (stored by an
+    /// edelweiss that did not read it) has it read in the background, once.
+    fn read_metadata_if_unread(
+        &self,
+        filename: &str,
+        digest: Sha256Digest,
+    ) -> Result<(), IndexError> {
+        let Ok(wheel) = filename.parse::<WheelFilename>() else {
+            return Ok(());
+        };
+        let recorded = self.records.extracted(wheel.name.as_ref(), filename)?;
+        if recorded.is_some_and(|record| record.wheel_sha256 == digest) {
+            return Ok(());
+        }
+        let (ingestor, filename) = (self.ingestor.clone(), filename.to_string());
+        // The job runs on its own task; nobody waits for it.
+        let _ = self.late_extractions.join(digest, move || async move {
+            if let Err(error) = ingestor.stored_wheel(&wheel, &filename, digest).await {
+                tracing::warn!(
+                    filename = %excerpt(&filename),
+                    %error,
+                    "could not read the metadata of a stored upstream wheel"
+                );
+            }
+        });
+        Ok(())
     }
 
     async fn metadata_file(

@@ -1,10 +1,12 @@
-//! Pure packaging types: names, versions, tags, filenames, core metadata and the
-//! simple-API wire documents. Nothing here does I/O or depends on the rest of the crate.
+//! Pure packaging types: names, versions, tags, filenames, core metadata, the simple-API
+//! wire documents and PyPI's JSON API documents. Nothing here does I/O or depends on the
+//! rest of the crate.
 
 mod digest;
 mod excerpt;
 mod filename;
 mod identity;
+pub mod json_api;
 mod metadata;
 mod name;
 pub mod simple;

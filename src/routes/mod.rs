@@ -8,6 +8,7 @@ mod files;
 mod form;
 mod health;
 mod prewarm;
+mod pypi_json;
 mod range;
 mod simple;
 mod status;
@@ -43,6 +44,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/t/{target}/simple/").name("target_index").route(read().to(targets::index)))
         .service(web::resource("/t/{target}/simple/{project}").name("target_redirect").route(read().to(targets::project_redirect)))
         .service(web::resource("/t/{target}/simple/{project}/").name("target_project_page").route(read().to(targets::project)))
+        .service(web::resource(["/pypi/{project}/json", "/simple/pypi/{project}/json", "/{project}/json"]).name("pypi_project").route(read().to(pypi_json::document)))
+        .service(web::resource("/pypi/{project}/{version}/json").name("pypi_release").route(read().to(pypi_json::document)))
+        .service(web::resource(["/t/{target}/pypi/{project}/json", "/t/{target}/simple/pypi/{project}/json", "/t/{target}/{project}/json"]).name("target_pypi_project").route(read().to(pypi_json::document)))
+        .service(web::resource("/t/{target}/pypi/{project}/{version}/json").name("target_pypi_release").route(read().to(pypi_json::document)))
         .service(web::resource("/files/{digest}/{filename}").name("file").route(read().to(files::file)))
         .service(web::resource(["/legacy/", "/legacy"]).name("upload").route(web::post().to(upload::upload)))
         .service(web::resource("/api/v1/builds").name("builds").route(web::post().to(builds::request)).route(web::get().to(builds::list)))

@@ -25,7 +25,7 @@ use crate::pypi::{DistFilename, PackageName, Target, parse_package_name};
 /// read timeout (pip's default is 15 s).
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
 
-fn parse_target(text: &str) -> Result<Target, ApiError> {
+pub(super) fn parse_target(text: &str) -> Result<Target, ApiError> {
     text.parse()
         .map_err(|error: crate::pypi::TargetError| ApiError::NotFound(error.to_string()))
 }
@@ -56,7 +56,7 @@ pub async fn project_redirect(path: web::Path<(String, String)>) -> Result<HttpR
 }
 
 /// What a target page shows: everything, or with `wheels_only` no sdists.
-fn for_target(mut detail: ProjectDetail, wheels_only: bool) -> ProjectDetail {
+pub(super) fn for_target(mut detail: ProjectDetail, wheels_only: bool) -> ProjectDetail {
     if wheels_only {
         detail.files.retain(|file| {
             !matches!(

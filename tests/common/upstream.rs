@@ -18,8 +18,8 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// METADATA of a wheel, or None for an sdist.
-fn wheel_metadata(path: &Path) -> Option<Vec<u8>> {
+/// METADATA of a wheel, or None for an sdist (or a wheel without one).
+pub fn wheel_metadata(path: &Path) -> Option<Vec<u8>> {
     if path.extension()? != "whl" {
         return None;
     }
@@ -54,6 +54,16 @@ impl UpstreamTree {
     /// Publishes `files` as project `name`: copies them under files/ (with each wheel's
     /// `.metadata`) and writes the project's JSON and HTML pages.
     pub fn publish(&self, name: &str, version_files: &[PathBuf]) {
+        self.publish_with(name, version_files, true);
+    }
+
+    /// Like [`Self::publish`], without PEP 658 metadata files (as the PyPI reachable from
+    /// the test machines serves its pages).
+    pub fn publish_without_metadata(&self, name: &str, version_files: &[PathBuf]) {
+        self.publish_with(name, version_files, false);
+    }
+
+    fn publish_with(&self, name: &str, version_files: &[PathBuf], with_metadata: bool) {
         let mut json_files = Vec::new();
         let mut anchors = String::new();
         let mut versions = Vec::new();
@@ -62,7 +72,8 @@ impl UpstreamTree {
             let bytes = std::fs::read(path).unwrap();
             std::fs::write(self.root.join("files").join(&filename), &bytes).unwrap();
             let metadata = wheel_metadata(path);
-            let metadata_hash = metadata.as_ref().map(|metadata| {
+            let published = metadata.as_ref().filter(|_| with_metadata);
+            let metadata_hash = published.map(|metadata| {
                 std::fs::write(
                     self.root.join("files").join(format!("{filename}.metadata")),
                     metadata,
