@@ -1,92 +1,18 @@
 //! Reading a PEP 503 HTML project page (with the `data-*` attributes of PEPs 592, 658 and
 //! 714) into the same model as a PEP 691 JSON page, for upstreams that serve only HTML:
 //! devpi, Artifactory, or a static directory of files.
+//!
+//! An upstream page is hostile input, so it is read by a WHATWG tokenizer (html5gum, which
+//! passes html5lib's tokenizer tests) rather than by pattern matching: comments, `>` inside
+//! quoted attributes, markup inside a link's text and every named character reference come
+//! out as a browser (and pip, through html.parser) would read them.
 
 use std::collections::BTreeMap;
 
+use html5gum::{Token, Tokenizer};
+
 use super::filename::DistFilename;
 use super::simple::{CoreMetadataRef, FileDetail, Meta, ProjectDetail, Yanked};
-
-/// Decodes the character references a simple page uses (named basics and numeric).
-pub fn unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(position) = rest.find('&') {
-        out.push_str(&rest[..position]);
-        rest = &rest[position..];
-        let Some(end) = rest.find(';').filter(|end| *end <= 10) else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let entity = &rest[1..end];
-        let decoded = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => entity
-                .strip_prefix("#x")
-                .or_else(|| entity.strip_prefix("#X"))
-                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
-                .or_else(|| {
-                    entity
-                        .strip_prefix('#')
-                        .and_then(|decimal| decimal.parse().ok())
-                })
-                .and_then(char::from_u32),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Parses the attributes of one start tag (the text between `<a` and `>`).
-fn attributes(tag: &str) -> BTreeMap<String, String> {
-    let mut attributes = BTreeMap::new();
-    let mut rest = tag.trim_start();
-    while !rest.is_empty() {
-        let name_end = rest
-            .find(|c: char| c == '=' || c.is_whitespace())
-            .unwrap_or(rest.len());
-        let name = rest[..name_end].to_ascii_lowercase();
-        rest = rest[name_end..].trim_start();
-        let value = if let Some(after) = rest.strip_prefix('=') {
-            let after = after.trim_start();
-            let (value, remaining) = match after.chars().next() {
-                Some(quote @ ('"' | '\'')) => {
-                    let close = after[1..]
-                        .find(quote)
-                        .map_or(after.len(), |index| index + 1);
-                    (&after[1..close], after.get(close + 1..).unwrap_or_default())
-                }
-                _ => {
-                    let end = after.find(char::is_whitespace).unwrap_or(after.len());
-                    (&after[..end], &after[end..])
-                }
-            };
-            rest = remaining.trim_start();
-            unescape(value)
-        } else {
-            String::new()
-        };
-        if !name.is_empty() && name != "/" {
-            attributes.insert(name, value);
-        }
-    }
-    attributes
-}
 
 fn metadata_attribute(value: Option<&String>) -> CoreMetadataRef {
     match value.map(String::as_str) {
@@ -113,7 +39,7 @@ fn file_from_anchor(attributes: &BTreeMap<String, String>, text: &str) -> Option
     if is_navigation(url) {
         return None;
     }
-    let filename = unescape(text.trim());
+    let filename = text.trim().to_string();
     let filename = if filename.is_empty() {
         url.rsplit('/').next()?.to_string()
     } else {
@@ -150,26 +76,37 @@ fn file_from_anchor(attributes: &BTreeMap<String, String>, text: &str) -> Option
 /// decides what to keep and says what it dropped. URLs are returned as written.
 /// `versions` are those of the filenames that are distributions of `name` (normalized).
 pub fn parse_project_page(name: &str, html: &str) -> ProjectDetail {
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let mut files = Vec::new();
-    let lower = html.to_ascii_lowercase();
-    let mut cursor = 0;
-    while let Some(start) = lower[cursor..].find("<a").map(|offset| cursor + offset) {
-        let after_tag_name = lower.as_bytes().get(start + 2).copied();
-        cursor = start + 2;
-        if !matches!(after_tag_name, Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            continue;
+    // The attributes and text so far of the `<a>` being read. A page cut off inside one
+    // loses that link rather than offering part of a name.
+    let mut open: Option<(BTreeMap<String, String>, String)> = None;
+    for Ok(token) in Tokenizer::new(html) {
+        match token {
+            Token::StartTag(tag) if tag.name == b"a" => {
+                // An `<a>` inside another ends the first, as in a browser.
+                if let Some((attributes, link_text)) = open.take() {
+                    files.extend(file_from_anchor(&attributes, &link_text));
+                }
+                let attributes = tag
+                    .attributes
+                    .into_iter()
+                    .map(|(key, value)| (text(&key), text(&value.value)))
+                    .collect();
+                open = Some((attributes, String::new()));
+            }
+            Token::String(chunk) => {
+                if let Some((_, link_text)) = open.as_mut() {
+                    link_text.push_str(&text(&chunk.value));
+                }
+            }
+            Token::EndTag(tag) if tag.name == b"a" => {
+                if let Some((attributes, link_text)) = open.take() {
+                    files.extend(file_from_anchor(&attributes, &link_text));
+                }
+            }
+            _ => {}
         }
-        let Some(tag_end) = lower[start..].find('>').map(|offset| start + offset) else {
-            break;
-        };
-        let Some(close) = lower[tag_end..].find("</a").map(|offset| tag_end + offset) else {
-            break;
-        };
-        let attributes = attributes(&html[start + 2..tag_end]);
-        if let Some(file) = file_from_anchor(&attributes, &html[tag_end + 1..close]) {
-            files.push(file);
-        }
-        cursor = close;
     }
     let mut versions: Vec<super::Version> = files
         .iter()
@@ -233,10 +170,27 @@ mod tests {
     }
 
     #[test]
-    fn unescapes_numeric_and_named_references() {
+    fn reads_what_a_browser_reads_not_what_a_pattern_would() {
+        let html = r##"<html><body>
+<!-- <a href="commented-1.0.tar.gz">commented-1.0.tar.gz</a> -->
+<a data-requires-python=">=3.9" href="demo-3.0.tar.gz#sha256=aa">demo-3.0.tar.gz</a>
+<a href="demo-3.1.tar.gz"><span>demo-3.1</span>.tar.gz</a>
+<a href='demo-3.2.tar.gz' data-yanked="caf&eacute; &hellip; &#x2F;">demo-3.2.tar.gz</a>
+<a href="demo-3.3.tar.gz">demo-3.3.tar.gz
+"##;
+        let page = parse_project_page("demo", html);
+        let names: Vec<&str> = page
+            .files
+            .iter()
+            .map(|file| file.filename.as_str())
+            .collect();
         assert_eq!(
-            unescape("&lt;3 &#x27;a&#39; &amp;&unknown; &"),
-            "<3 'a' &&unknown; &"
+            names,
+            ["demo-3.0.tar.gz", "demo-3.1.tar.gz", "demo-3.2.tar.gz"],
+            "no commented link, markup inside a link's text is not its name, a cut-off link is dropped"
         );
+        assert_eq!(page.files[0].requires_python.as_deref(), Some(">=3.9"));
+        assert_eq!(page.files[0].sha256(), Some("aa"));
+        assert_eq!(page.files[2].yanked, Yanked::Reason("café … /".into()));
     }
 }
