@@ -7,23 +7,25 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use object_store::aws::AmazonS3Builder;
+use futures::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::{
     GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, WriteMultipart,
+    PutPayload,
 };
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
+use super::digest_locks::DigestLocks;
 use super::key::StorageKey;
+use super::part_upload::{Completion, PartUpload};
 use super::staging::{SweptStaging, sweep_staging};
 use crate::pypi::Sha256Digest;
 
 const READ_CHUNK: usize = 256 * 1024;
-const UPLOAD_PART: usize = 8 * 1024 * 1024;
+/// The size of a multipart upload's parts (S3 wants 5 MiB or more for all but the last).
+pub const UPLOAD_PART: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -46,6 +48,10 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the bytes for blob {key} failed while they were read: {source}; nothing was stored")]
+    Body { key: String, source: std::io::Error },
+    #[error("blob {key} is being created by another writer of the store; try again")]
+    Contended { key: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +72,7 @@ pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
     /// The directory of a `file://` store, where a crash can leave staging files.
     local_root: Option<PathBuf>,
+    writing: DigestLocks,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -90,6 +97,15 @@ impl BlobStore {
     /// Opens `file:///dir` (created if missing) or `s3://bucket/prefix`, the latter
     /// configured by the usual `AWS_*` environment variables.
     pub fn open(url: &str) -> Result<Self, StorageError> {
+        Self::open_with_env(url, std::env::vars())
+    }
+
+    /// `open` with `env` standing for the process environment: an S3 store reads its
+    /// `AWS_*` settings from it.
+    pub fn open_with_env(
+        url: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, StorageError> {
         let invalid = |reason: String| StorageError::InvalidUrl {
             url: url.to_string(),
             reason,
@@ -110,14 +126,12 @@ impl BlobStore {
                 Ok(Self {
                     inner: Arc::new(store),
                     local_root: Some(dir),
+                    writing: DigestLocks::default(),
                 })
             }
-            "s3" => {
-                let store = AmazonS3Builder::from_env().with_url(url).build();
-                Ok(Self::from_object_store(Arc::new(
-                    store.map_err(|error| invalid(error.to_string()))?,
-                )))
-            }
+            "s3" => super::s3::open(&parsed, env)
+                .map(Self::from_object_store)
+                .map_err(|error| invalid(error.to_string())),
             other => Err(invalid(format!("scheme `{other}` (use file:// or s3://)"))),
         }
     }
@@ -126,6 +140,7 @@ impl BlobStore {
         Self {
             inner,
             local_root: None,
+            writing: DigestLocks::default(),
         }
     }
 
@@ -162,6 +177,7 @@ impl BlobStore {
                 actual,
             });
         }
+        let _turn = self.writing.turn(digest).await;
         let key = StorageKey::Blob(digest);
         let options = PutOptions {
             mode: PutMode::Create,
@@ -173,59 +189,99 @@ impl BlobStore {
             .await
         {
             Ok(_) => Ok(PutOutcome::Stored),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyPresent),
+            Err(object_store::Error::AlreadyExists { .. }) => self.taken(digest).await,
             Err(source) => Err(backend(&key)(source)),
         }
     }
 
-    /// Streams a local file into the store under `digest`, hashing it again on the way:
-    /// the upload is completed only if the bytes match, so the key always names its content.
-    /// A key that exists already holds the same bytes, so it is left alone.
+    /// Streams a local file into the store under `digest` (see `put_stream`).
     pub async fn put_file(
         &self,
         digest: Sha256Digest,
         path: &FsPath,
     ) -> Result<PutOutcome, StorageError> {
-        if self.contains(digest).await? {
-            return Ok(PutOutcome::AlreadyPresent);
-        }
-        let key = StorageKey::Blob(digest);
         let io_error = |source| StorageError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
+        let file = tokio::fs::File::open(path).await.map_err(io_error)?;
+        match self
+            .put_stream(digest, ReaderStream::with_capacity(file, READ_CHUNK))
+            .await
+        {
+            Err(StorageError::Body { source, .. }) => Err(io_error(source)),
+            outcome => outcome,
+        }
+    }
+
+    /// Stores the bytes of `body` under `digest`, hashing them on the way: the upload is
+    /// completed only if they hash to `digest`, so a key always names its content. Nothing
+    /// is visible under the key before that; a body that fails, or a put dropped mid-way,
+    /// leaves nothing. A key that exists already holds the same bytes, so it is left alone,
+    /// whoever wrote it first (another task here, or another process on the same bucket).
+    pub async fn put_stream<S>(
+        &self,
+        digest: Sha256Digest,
+        body: S,
+    ) -> Result<PutOutcome, StorageError>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send,
+    {
+        let _turn = self.writing.turn(digest).await;
+        if self.contains(digest).await? {
+            return Ok(PutOutcome::AlreadyPresent);
+        }
+        let key = StorageKey::Blob(digest);
         let upload = self
             .inner
             .put_multipart(&key.path())
             .await
             .map_err(backend(&key))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART);
+        let mut upload = PartUpload::new(upload, UPLOAD_PART);
         let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; READ_CHUNK];
-        loop {
-            let read = match file.read(&mut buffer).await {
-                Ok(0) => break,
-                Ok(read) => read,
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
                 Err(source) => {
-                    let _ = writer.abort().await;
-                    return Err(io_error(source));
+                    upload.abort().await;
+                    return Err(StorageError::Body {
+                        key: key.path().to_string(),
+                        source,
+                    });
                 }
             };
-            hasher.update(&buffer[..read]);
-            writer.wait_for_capacity(2).await.map_err(backend(&key))?;
-            writer.write(&buffer[..read]);
+            hasher.update(&chunk);
+            if let Err(source) = upload.write(chunk).await {
+                upload.abort().await;
+                return Err(backend(&key)(source));
+            }
         }
         let actual = Sha256Digest::from_hasher(hasher);
         if actual != digest {
-            let _ = writer.abort().await;
+            upload.abort().await;
             return Err(StorageError::DigestMismatch {
                 expected: digest,
                 actual,
             });
         }
-        writer.finish().await.map_err(backend(&key))?;
-        Ok(PutOutcome::Stored)
+        match upload.complete().await.map_err(backend(&key))? {
+            Completion::Created => Ok(PutOutcome::Stored),
+            Completion::KeyTaken => self.taken(digest).await,
+        }
+    }
+
+    /// A create refused because the key exists reads as `AlreadyPresent`, once the key is
+    /// seen to hold a blob: S3 also refuses (409) while another create of the key is under
+    /// way, which may yet fail.
+    async fn taken(&self, digest: Sha256Digest) -> Result<PutOutcome, StorageError> {
+        if self.contains(digest).await? {
+            Ok(PutOutcome::AlreadyPresent)
+        } else {
+            Err(StorageError::Contended {
+                key: StorageKey::Blob(digest).path().to_string(),
+            })
+        }
     }
 
     /// Reads a blob, or the byte range `range` of it (already checked against its size).

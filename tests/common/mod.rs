@@ -7,6 +7,7 @@ pub mod dists;
 pub mod farm;
 pub mod image;
 pub mod musl_root;
+pub mod s3;
 pub mod scenarios;
 pub mod server;
 pub mod upstream;

@@ -26,6 +26,8 @@ pub struct TestServer {
     config: PathBuf,
     process: Process,
     mirror: bool,
+    /// Environment the process gets beyond the test's own (`AWS_*` for an S3 store).
+    env: Vec<(String, String)>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -43,6 +45,11 @@ impl TestServer {
         Self::start_binary(&binary(), config)
     }
 
+    /// A server with `env` in its environment, e.g. the `AWS_*` settings of an S3 store.
+    pub fn start_with_env(config: &str, env: Vec<(String, String)>) -> Self {
+        Self::start_with_args_env(&binary(), config, &["--no-upstream"], env)
+    }
+
     /// A server mirroring `upstreams`, named with `--upstream` flags (the config may set
     /// `[mirror]` keys).
     pub fn mirroring(upstreams: &[&str], config: &str) -> Self {
@@ -58,21 +65,36 @@ impl TestServer {
     }
 
     fn start_with_args(binary: &Path, config: &str, args: &[&str]) -> Self {
+        Self::start_with_args_env(binary, config, args, Vec::new())
+    }
+
+    fn start_with_args_env(
+        binary: &Path,
+        config: &str,
+        args: &[&str],
+        env: Vec<(String, String)>,
+    ) -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
         let data_dir = temp.path().join("data");
         let config_path = temp.path().join("edelweiss.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let mut server = Self::spawn_binary(binary, &data_dir, &config_path, args);
+        let mut server = Self::spawn_binary(binary, &data_dir, &config_path, args, env);
         server._temp = Some(temp);
         server
     }
 
     /// Starts a server on an existing data dir, e.g. after a crash.
     pub fn spawn(data_dir: &Path, config: &Path) -> Self {
-        Self::spawn_binary(&binary(), data_dir, config, &["--no-upstream"])
+        Self::spawn_binary(&binary(), data_dir, config, &["--no-upstream"], Vec::new())
     }
 
-    fn spawn_binary(binary: &Path, data_dir: &Path, config: &Path, args: &[&str]) -> Self {
+    fn spawn_binary(
+        binary: &Path,
+        data_dir: &Path,
+        config: &Path,
+        args: &[&str],
+        env: Vec<(String, String)>,
+    ) -> Self {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
         let mut child = Command::new(binary)
@@ -87,6 +109,7 @@ impl TestServer {
             .env("EDELWEISS_LOG", "info")
             // The prewarm API resolves with uv, as the CLI does.
             .env("EDELWEISS_UV", super::client_tools().join("uv"))
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -107,6 +130,7 @@ impl TestServer {
             config: config.to_path_buf(),
             process: Process::Child(child),
             mirror: !args.contains(&"--no-upstream"),
+            env,
             _temp: None,
         }
     }
@@ -120,6 +144,7 @@ impl TestServer {
             config: PathBuf::new(),
             process: Process::Container(name.to_string()),
             mirror: false,
+            env: Vec::new(),
             _temp: None,
         }
     }
@@ -185,7 +210,8 @@ impl TestServer {
         self.kill();
         let temp = self._temp.take();
         let args: &[&str] = if self.mirror { &[] } else { &["--no-upstream"] };
-        let mut restarted = Self::spawn_binary(&binary(), &self.data_dir, &self.config, args);
+        let env = std::mem::take(&mut self.env);
+        let mut restarted = Self::spawn_binary(&binary(), &self.data_dir, &self.config, args, env);
         restarted._temp = temp;
         restarted
     }
