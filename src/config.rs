@@ -771,6 +771,29 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configs_parse_and_name_a_build_target() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["docker.toml", "runc-test-root.toml"] {
+            // The runc example's paths are filled in by its reader; any directory will do.
+            let text = std::fs::read_to_string(examples.join(name))
+                .unwrap()
+                .replace("@BUILDER@", "/srv/root")
+                .replace("@RUNTIME@", "/srv/runtime");
+            let file = dir.path().join(name);
+            std::fs::write(&file, text).unwrap();
+            let settings =
+                Settings::from_file(&file).unwrap_or_else(|error| panic!("{name}: {error}"));
+            assert_eq!(settings.build.targets.len(), 1, "{name}");
+            assert_eq!(
+                settings.build.targets[0].name.to_string(),
+                "cp313-musllinux_1_2_x86_64",
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn the_shipped_config_file_parses_and_matches_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/edelweiss.toml");
         let shipped = Settings::from_file(&path).unwrap();
