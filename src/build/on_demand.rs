@@ -11,6 +11,19 @@ pub struct MissingWheel {
     pub sdist_sha256: Sha256Digest,
 }
 
+/// Whether the page lists an unyanked wheel of `version` that installs on `target`: the one
+/// answer on-demand builds and prewarm both go by.
+pub fn release_has_wheel(detail: &ProjectDetail, version: &Version, target: &Target) -> bool {
+    detail
+        .files
+        .iter()
+        .filter(|file| !file.yanked.is_yanked())
+        .any(|file| match file.filename.parse::<DistFilename>() {
+            Ok(DistFilename::Wheel(wheel)) => &wheel.version == version && target.accepts(&wheel),
+            _ => false,
+        })
+}
+
 /// For the newest `releases` final, non-yanked releases of `detail`: those with an sdist
 /// (with a sha256) and no wheel that installs on `target`.
 pub fn missing_wheels(
@@ -36,24 +49,19 @@ pub fn missing_wheels(
         .iter()
         .rev()
         .take(releases)
+        .filter(|version| !release_has_wheel(detail, version, target))
         .filter_map(|version| {
-            let mut has_wheel = false;
-            let mut sdist = None;
-            for file in detail.files.iter().filter(|file| !file.yanked.is_yanked()) {
-                match file.filename.parse::<DistFilename>() {
-                    Ok(DistFilename::Wheel(wheel)) if &wheel.version == version => {
-                        has_wheel |= target.accepts(&wheel)
-                    }
-                    Ok(DistFilename::Sdist(candidate)) if &candidate.version == version => {
-                        sdist = file
-                            .sha256()
-                            .and_then(|hex| hex.parse().ok())
-                            .map(|digest| (file.filename.clone(), digest));
-                    }
-                    _ => {}
-                }
-            }
-            let (sdist_filename, sdist_sha256) = sdist.filter(|_| !has_wheel)?;
+            let (sdist_filename, sdist_sha256) = detail
+                .files
+                .iter()
+                .filter(|file| !file.yanked.is_yanked())
+                .filter(|file| {
+                    matches!(file.filename.parse::<DistFilename>(), Ok(DistFilename::Sdist(sdist)) if &sdist.version == version)
+                })
+                .find_map(|file| {
+                    let digest = file.sha256()?.parse().ok()?;
+                    Some((file.filename.clone(), digest))
+                })?;
             Some(MissingWheel {
                 version: version.clone(),
                 sdist_filename,

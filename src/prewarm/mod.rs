@@ -16,9 +16,10 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use crate::build::BuildError;
+use crate::build::release_has_wheel;
 pub use crate::build::release_to_build;
 use crate::pypi::simple::ProjectDetail;
-use crate::pypi::{DistFilename, PackageName, Target, Version};
+use crate::pypi::{PackageName, Target, Version};
 pub use http::HttpFarm;
 pub use jobs::{PrewarmJobs, PrewarmProgress};
 pub use local::LocalFarm;
@@ -133,19 +134,6 @@ pub fn read_requirements(
         }
     }
     Ok(requirements)
-}
-
-/// Whether the page lists a wheel of `version` that installs on `target`.
-pub fn has_wheel(detail: &ProjectDetail, version: &str, target: &Target) -> bool {
-    detail
-        .files
-        .iter()
-        .any(|file| match file.filename.parse::<DistFilename>() {
-            Ok(DistFilename::Wheel(wheel)) => {
-                wheel.version.to_string() == version && target.accepts(&wheel)
-            }
-            _ => false,
-        })
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -365,7 +353,7 @@ pub async fn run(
             }
             let started = Instant::now();
             let detail = farm.page(target, &name).await?;
-            if has_wheel(&detail, &version.to_string(), target) {
+            if release_has_wheel(&detail, &version, target) {
                 let ours = built_before.contains(&BuiltRelease {
                     project: name.to_string(),
                     version: version.to_string(),
