@@ -263,6 +263,18 @@ fn dynamic_backend_sdist(dir: &std::path::Path) -> PathBuf {
     )
 }
 
+/// Builds the dynamic-backend sdist and checks what it was built with.
+fn dynamic_backend_builds(farm: &Farm) -> serde_json::Value {
+    let build = builds(
+        farm,
+        "dyn-backend",
+        "1.0",
+        "dyn_backend-1.0-py3-none-any.whl",
+    );
+    assert_dynamic_backend_built(&build);
+    build
+}
+
 /// The requires step's answer was resolved, fetched and given to the isolated build, and
 /// the wheel's own dependency to its smoke test.
 fn assert_dynamic_backend_built(build: &serde_json::Value) {
@@ -289,13 +301,7 @@ fn what_the_backend_adds_is_fetched_before_the_build(runtime: Runtime) {
         &[sdist],
         &["setuptools==75.1.0", "flit-core==3.9.0"],
     );
-    let build = builds(
-        &farm,
-        "dyn-backend",
-        "1.0",
-        "dyn_backend-1.0-py3-none-any.whl",
-    );
-    assert_dynamic_backend_built(&build);
+    dynamic_backend_builds(&farm);
 }
 
 /// A remote worker resolves what the backend adds and the runtime dependencies through the
@@ -548,13 +554,7 @@ fn a_requirement_found_while_building_is_built_first(runtime: Runtime) {
         &[],
         &["setuptools==75.1.0"],
     );
-    let build = builds(
-        &farm,
-        "dyn-backend",
-        "1.0",
-        "dyn_backend-1.0-py3-none-any.whl",
-    );
-    assert_dynamic_backend_built(&build);
+    let build = dynamic_backend_builds(&farm);
     assert_eq!(build["attempts"], 2, "one run stopped, one built: {build}");
     let all = all_builds(&farm);
     let flit = build_of(&all, "flit-core");
