@@ -179,6 +179,26 @@ fn a_poetry_core_sdist_builds(runtime: Runtime) {
     assert_eq!(pinned(&build), ["poetry_core-1.9.0-py3-none-any.whl"]);
 }
 
+/// dep-logic 0.4.11 builds with pdm-backend and imports packaging when imported.
+fn a_pdm_backend_sdist_builds(runtime: Runtime) {
+    let farm = farm_with_files(
+        runtime,
+        &[common::farm::pypi_file(
+            "dep-logic",
+            "dep_logic-0.4.11.tar.gz",
+        )],
+        &[],
+        &["pdm-backend==2.4.3", "packaging==24.1"],
+    );
+    let build = builds(
+        &farm,
+        "dep-logic",
+        "0.4.11",
+        "dep_logic-0.4.11-py3-none-any.whl",
+    );
+    assert_eq!(pinned(&build), ["pdm_backend-2.4.3-py3-none-any.whl"]);
+}
+
 const SETUPTOOLS: [&str; 2] = ["setuptools==75.1.0", "wheel==0.44.0"];
 
 /// six 1.16.0 has no pyproject.toml: setuptools and wheel, as pip assumes.
@@ -577,6 +597,7 @@ mod runc {
         a_hatchling_sdist_builds_from_requirements_resolved_through_the_index,
         a_flit_core_sdist_builds,
         a_poetry_core_sdist_builds,
+        a_pdm_backend_sdist_builds,
         a_setuptools_sdist_without_pyproject_gets_the_default_build_system,
         a_setuptools_scm_versioned_sdist_gets_its_version,
         a_wheel_whose_import_needs_a_dependency_passes_its_smoke_test,
