@@ -199,6 +199,52 @@ fn a_pdm_backend_sdist_builds(runtime: Runtime) {
     assert_eq!(pinned(&build), ["pdm_backend-2.4.3-py3-none-any.whl"]);
 }
 
+/// meson-python asks through `get_requires_for_build_wheel` for ninja when the builder has
+/// none: ninja's musllinux wheel from the index, a C extension built by meson offline.
+fn a_meson_python_sdist_builds(runtime: Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "#define PY_SSIZE_T_CLEAN\n#include <Python.h>\nstatic PyObject *twice(PyObject *self, PyObject *arg) {\n    return PyLong_FromLong(2 * PyLong_AsLong(arg));\n}\nstatic PyMethodDef methods[] = {{\"twice\", twice, METH_O, \"Twice.\"}, {NULL, NULL, 0, NULL}};\nstatic struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"meson_ext\", NULL, -1, methods};\nPyMODINIT_FUNC PyInit_meson_ext(void) { return PyModule_Create(&module); }\n";
+    let sdist = common::dists::write_project_sdist(
+        dir.path(),
+        "meson-ext",
+        "1.0",
+        "raise SystemExit('meson-python builds this project')\n",
+        &[
+            (
+                "pyproject.toml",
+                "[build-system]\nrequires = ['meson-python>=0.15']\nbuild-backend = 'mesonpy'\n[project]\nname = 'meson-ext'\nversion = '1.0'\nrequires-python = '>=3.9'\n",
+            ),
+            (
+                "meson.build",
+                "project('meson-ext', 'c', version: '1.0')\npy = import('python').find_installation(pure: false)\npy.extension_module('meson_ext', 'meson_ext.c', install: true)\n",
+            ),
+            ("meson_ext.c", source),
+        ],
+    );
+    let farm = farm_with_files(
+        runtime,
+        &[sdist],
+        &[common::farm::pypi_file(
+            "ninja",
+            "ninja-1.11.1.1-py2.py3-none-musllinux_1_1_x86_64.whl",
+        )],
+        &[
+            "meson-python==0.17.1",
+            "meson==1.6.0",
+            "pyproject-metadata==0.9.0",
+            "packaging==24.1",
+        ],
+    );
+    let build = builds(
+        &farm,
+        "meson-ext",
+        "1.0",
+        "meson_ext-1.0-cp313-cp313-musllinux_1_2_x86_64.whl",
+    );
+    let log = build["log"].as_str().unwrap();
+    assert!(log.contains("added ninja-1.11.1.1"), "{log}");
+}
+
 const SETUPTOOLS: [&str; 2] = ["setuptools==75.1.0", "wheel==0.44.0"];
 
 /// six 1.16.0 has no pyproject.toml: setuptools and wheel, as pip assumes.
@@ -598,6 +644,7 @@ mod runc {
         a_flit_core_sdist_builds,
         a_poetry_core_sdist_builds,
         a_pdm_backend_sdist_builds,
+        a_meson_python_sdist_builds,
         a_setuptools_sdist_without_pyproject_gets_the_default_build_system,
         a_setuptools_scm_versioned_sdist_gets_its_version,
         a_wheel_whose_import_needs_a_dependency_passes_its_smoke_test,
