@@ -26,7 +26,7 @@ pub use build_system::{BuildSystem, BuildSystemError};
 pub use diagnose::{Diagnosis, first_error};
 pub use id::{BuildId, BuildIdError};
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
-pub use on_demand::{MissingWheel, missing_wheels};
+pub use on_demand::{KnownMissing, MissingWheel, missing_wheels};
 pub use pipeline::{Pipeline, PipelineResult};
 pub use queue::{BuildQueue, QueueError, Requested};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};

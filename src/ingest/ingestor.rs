@@ -7,11 +7,10 @@ use bytes::Bytes;
 
 use super::archive::{ArchiveError, ArchiveLimits, inspect};
 use super::spool::SpooledFile;
-use crate::index::PageCache;
+use crate::index::Published;
 use crate::metadata::{
     FileKind, FileOrigin, FileRecord, IndexError, IndexStore, InsertOutcome, check_held,
 };
-use crate::metrics::Metrics;
 use crate::pypi::{DistFilename, FilenameError, Sha256Digest, excerpt};
 use crate::storage::{BlobStore, StorageError};
 
@@ -46,28 +45,14 @@ pub struct IngestOutcome {
     pub outcome: InsertOutcome,
 }
 
-/// What else a stored file changes: the cached pages and the files gauge. Every file,
-/// uploaded, added or built (in this process or by a remote worker), is stored through
-/// `Ingestor::ingest`, so this is the one place they follow a write.
-#[derive(Clone)]
-pub struct Published {
-    pub pages: Arc<PageCache>,
-    pub metrics: Arc<Metrics>,
-}
-
-impl Published {
-    fn file_stored(&self) {
-        self.pages.clear();
-        self.metrics.file_stored();
-    }
-}
-
 #[derive(Clone)]
 pub struct Ingestor {
     store: BlobStore,
     index: Arc<dyn IndexStore>,
     limits: ArchiveLimits,
     spool_dir: PathBuf,
+    /// Every file, uploaded, added or built (in this process or by a remote worker), is
+    /// stored here, so its project's pages and the files gauge follow each one.
     published: Published,
 }
 
@@ -156,7 +141,7 @@ impl Ingestor {
             .index
             .insert_file(&parsed, &record, &inspected.metadata.display_name)?;
         if outcome == InsertOutcome::Inserted {
-            self.published.file_stored();
+            self.published.file_stored(parsed.name());
         }
         Ok(IngestOutcome { record, outcome })
     }

@@ -11,5 +11,5 @@ mod spool;
 mod tar_members;
 
 pub use archive::{ArchiveError, ArchiveLimits, Inspected, inspect};
-pub use ingestor::{IngestError, IngestOutcome, Ingestor, Published};
+pub use ingestor::{IngestError, IngestOutcome, Ingestor};
 pub use spool::{Spool, SpoolError, SpooledFile};

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use crate::config::MirrorSettings;
+use crate::index::Published;
 use crate::metadata::{CachedPage, IndexError, MirrorRecords, UpstreamFile};
 use crate::metrics::Metrics;
 use crate::pypi::simple::ProjectDetail;
@@ -52,6 +53,8 @@ pub enum MirrorError {
 pub struct UpstreamPage {
     pub detail: ProjectDetail,
     pub stale: Option<UpstreamError>,
+    /// Unix seconds from which the page is due for revalidation (0 for a stale copy).
+    pub fresh_until: u64,
 }
 
 pub enum MirroredFile {
@@ -76,6 +79,8 @@ pub struct Mirror {
     page_ttl: Duration,
     merge_projects: Vec<String>,
     metrics: Arc<Metrics>,
+    /// A changed upstream page drops the project's rendered pages.
+    published: Published,
     pages: SingleFlight<String, PageResult>,
     files: SingleFlight<Sha256Digest, Result<(), UpstreamError>>,
 }
@@ -89,6 +94,7 @@ pub struct MirrorParts {
     pub store: BlobStore,
     pub spool_dir: PathBuf,
     pub metrics: Arc<Metrics>,
+    pub published: Published,
 }
 
 impl Mirror {
@@ -119,6 +125,7 @@ impl Mirror {
             page_ttl: Duration::from_secs(parts.settings.page_ttl_seconds),
             merge_projects,
             metrics: parts.metrics,
+            published: parts.published,
             pages: SingleFlight::default(),
             files: SingleFlight::default(),
         })
@@ -158,6 +165,7 @@ impl Mirror {
             return Ok(Some(UpstreamPage {
                 detail: page.detail.clone(),
                 stale: None,
+                fresh_until: page.fetched_at + self.page_ttl.as_secs(),
             }));
         }
         self.metrics.page_cache("miss");
@@ -168,10 +176,12 @@ impl Mirror {
             records: self.records.clone(),
             name: name.clone(),
             cached: cached.clone(),
+            published: self.published.clone(),
         };
         let (result, _) = self.pages.run(name.to_string(), move || job.run()).await;
         match (result, cached) {
             (Ok(page), _) => Ok(page.map(|page| UpstreamPage {
+                fresh_until: page.fetched_at + self.page_ttl.as_secs(),
                 detail: page.detail,
                 stale: None,
             })),
@@ -181,6 +191,7 @@ impl Mirror {
                 Ok(Some(UpstreamPage {
                     detail: page.detail,
                     stale: Some(error),
+                    fresh_until: 0,
                 }))
             }
             (Err(error), None) => Err(error.into()),
@@ -331,6 +342,7 @@ struct PageJob {
     records: MirrorRecords,
     name: PackageName,
     cached: Option<CachedPage>,
+    published: Published,
 }
 
 impl PageJob {
@@ -372,11 +384,16 @@ impl PageJob {
                         });
                     };
                     // A copy kept by an older edelweiss was stored unvetted.
-                    page.detail = self.vet(upstream, page.detail);
+                    let vetted = self.vet(upstream, page.detail.clone());
+                    let changed = vetted != page.detail;
+                    page.detail = vetted;
                     let page = self
                         .records
                         .touch_page(self.name.as_ref(), page, now())
                         .map_err(|error| Self::store_error(upstream, error))?;
+                    if changed {
+                        self.published.upstream_page_changed(&self.name);
+                    }
                     return Ok(Some(page));
                 }
                 PageFetch::Page { detail, validators } => {
@@ -390,6 +407,13 @@ impl PageJob {
                     self.records
                         .put_page(self.name.as_ref(), &page)
                         .map_err(|error| Self::store_error(upstream, error))?;
+                    let changed = self
+                        .cached
+                        .as_ref()
+                        .is_none_or(|cached| cached.detail != page.detail);
+                    if changed {
+                        self.published.upstream_page_changed(&self.name);
+                    }
                     return Ok(Some(page));
                 }
             }
