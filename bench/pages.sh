@@ -11,7 +11,8 @@
 #        (gzip, deflate) and with uv's (gzip, deflate, zstd);
 #      - nginx, a static copy of edelweiss's own JSON page, identity and gzip (gzip_static),
 #        so the bytes and the coding are the same as edelweiss's.
-# 2. A project of $BIG_FILES files, local (added with `edelweiss add`) and mirrored (an nginx
+# 2. A project of $BIG_FILES files, local (written into the index by bench/fill_index.rs,
+#    as `edelweiss add` would take hours for one project of that many) and mirrored (an nginx
 #    page of that many entries, merge_projects so an upload can join it): the first request,
 #    warm requests as pip and uv make them, the first request after an upload to that
 #    project ($WRITES rounds, pip's and uv's request each), and the server's memory after.
@@ -19,6 +20,7 @@
 # Usage: bench/pages.sh > tables.md        (progress goes to stderr)
 # Environment (defaults in brackets):
 #   EDELWEISS_BIN   server binary [cargo's release build, brought up to date]
+#   FILL_INDEX_BIN  bench/fill_index.rs built [cargo's release build of the example]
 #   WRK_FILES [1000]  BIG_FILES [40000]  ROUNDS [3]  DURATION [10s]  WARMUP [2s]
 #   WRK_CONNECTIONS [32]  WARM_REQUESTS [20]  WRITES [5]  NGINX_WORKERS [2]
 #   PARTS           a subset of "wrk big" [both]
@@ -214,18 +216,19 @@ big_page() {
   "${HELPER[@]}" memory "$EDELWEISS_PID" "after serving the $label" >>"$RESULTS"
 }
 
+# The helper that writes a project of many files into an index at once (bench/fill_index.rs).
+fill_index_binary() {
+  if [[ -n ${FILL_INDEX_BIN:-} ]]; then
+    echo "$FILL_INDEX_BIN"
+    return
+  fi
+  log "building the bench_fill_index example"
+  (cd "$REPO_DIR" && nice -n 10 cargo build --release --example bench_fill_index >&2)
+  echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/examples/bench_fill_index"
+}
+
 part_big() {
-  log "writing $BIG_FILES wheels"
-  python3 "$BENCH_DIR/make_wheels.py" "$WORK/wheels" "$BIG_FILES" 1
-  rm -f "$WORK"/wheels/benchbig-*.whl
-  log "adding them (edelweiss add)"
-  local started=$SECONDS
-  # In batches: 40,000 paths are more than one command line holds.
-  find "$WORK/wheels" -name '*.whl' -print0 |
-    xargs -0 -n 2000 "$BINARY" add --data "$WORK/data-local" >"$WORK/add.log" 2>&1 ||
-    die "add failed: $(tail "$WORK/add.log")"
-  log "added in $((SECONDS - started)) s"
-  rm -rf "$WORK/wheels"
+  "$(fill_index_binary)" "$WORK/data-local" benchproj "$BIG_FILES" >&2
   printf '' >"$WORK/local.toml"
   start_edelweiss "$WORK/data-local" "$WORK/local.toml" --no-upstream
   "${HELPER[@]}" memory "$EDELWEISS_PID" "started, $BIG_FILES files held" >>"$RESULTS"

@@ -32,6 +32,18 @@ pub struct ServedPage {
     pub detail: Option<ProjectDetail>,
 }
 
+/// A page this large took enough memory to make that it is handed back once the request
+/// is done with the model (about 2,000 files).
+const LARGE_PAGE: usize = 1 << 20;
+
+impl Drop for ServedPage {
+    fn drop(&mut self) {
+        if self.detail.take().is_some() && self.page.identity().len() >= LARGE_PAGE {
+            crate::memory::release_freed();
+        }
+    }
+}
+
 /// A page model, the version of its project it was made at, and how long a page made from
 /// it may be kept.
 struct Listing {
@@ -90,18 +102,17 @@ async fn listing(
     if upstream.is_none() && local.is_empty() {
         return Ok(None);
     }
-    let detail = merged_detail(
-        name.as_ref(),
-        upstream.as_ref().map(|page| &page.detail),
-        &local,
-    );
     // Without an upstream page the upstream is asked again next time: not kept.
     let expires_at = Some(upstream.as_ref().map_or(0, |page| page.fresh_until));
+    let (upstream, stale) = match upstream {
+        Some(page) => (Some(page.detail), page.stale),
+        None => (None, None),
+    };
     Ok(Some(Listing {
-        detail,
+        detail: merged_detail(name.as_ref(), upstream, &local),
         version,
         expires_at,
-        stale: upstream.and_then(|page| page.stale),
+        stale,
     }))
 }
 

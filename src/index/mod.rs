@@ -53,13 +53,11 @@ impl Index {
         }
         let version = pages.version(&key.scope);
         let list = project_list(&self.store.projects()?);
-        let rendered = match body {
+        let rendered = exact(match body {
             // The list model holds only strings: serializing cannot fail.
-            Body::Json => serde_json::to_vec(&list)
-                .map(Bytes::from)
-                .expect("page model serializes"),
-            Body::Html => Bytes::from(html::project_list(&list)),
-        };
+            Body::Json => serde_json::to_vec(&list).expect("page model serializes"),
+            Body::Html => html::project_list(&list).into_bytes(),
+        });
         Ok(pages.keep(pages.rendered(key, version, rendered, None)))
     }
 
@@ -78,11 +76,16 @@ impl Index {
 
 /// A project page model as the bytes of `body`.
 pub fn render_detail(detail: &ProjectDetail, body: Body) -> Bytes {
-    match body {
+    exact(match body {
         // Serializing the page model (strings, numbers, maps with string keys) cannot fail.
-        Body::Json => serde_json::to_vec(detail)
-            .map(Bytes::from)
-            .expect("page model serializes"),
-        Body::Html => Bytes::from(html::project_page(detail)),
-    }
+        Body::Json => serde_json::to_vec(detail).expect("page model serializes"),
+        Body::Html => html::project_page(detail).into_bytes(),
+    })
+}
+
+/// A kept page holds only its bytes: a buffer grown while writing can be twice as large,
+/// and the cache's budget counts lengths.
+fn exact(mut bytes: Vec<u8>) -> Bytes {
+    bytes.shrink_to_fit();
+    Bytes::from(bytes)
 }

@@ -157,17 +157,20 @@ impl Mirror {
         name: &PackageName,
     ) -> Result<Option<UpstreamPage>, MirrorError> {
         let cached = self.records.page(name.as_ref())?;
-        if let Some(page) = cached
-            .as_ref()
-            .filter(|page| now().saturating_sub(page.fetched_at) < self.page_ttl.as_secs())
-        {
-            self.metrics.page_cache("hit");
-            return Ok(Some(UpstreamPage {
-                detail: page.detail.clone(),
-                stale: None,
-                fresh_until: page.fetched_at + self.page_ttl.as_secs(),
-            }));
-        }
+        let fresh =
+            |page: &CachedPage| now().saturating_sub(page.fetched_at) < self.page_ttl.as_secs();
+        // A fresh page is handed over as decoded, not copied: it can hold many thousand files.
+        let cached = match cached {
+            Some(page) if fresh(&page) => {
+                self.metrics.page_cache("hit");
+                return Ok(Some(UpstreamPage {
+                    fresh_until: page.fetched_at + self.page_ttl.as_secs(),
+                    detail: page.detail,
+                    stale: None,
+                }));
+            }
+            cached => cached,
+        };
         self.metrics.page_cache("miss");
         let job = PageJob {
             client: self.client.clone(),
