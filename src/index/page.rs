@@ -1,7 +1,7 @@
 //! The page models: pure functions from records to the PEP 691 documents.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::metadata::{FileRecord, ProjectRecord};
 use crate::pypi::simple::{
@@ -39,9 +39,12 @@ fn sort_key(record: &FileRecord) -> (Option<Version>, String) {
 pub fn project_detail(project: &ProjectRecord, records: &[FileRecord]) -> ProjectDetail {
     let mut records: Vec<&FileRecord> = records.iter().collect();
     records.sort_by_cached_key(|record| sort_key(record));
+    // A set beside the list: a project of 40,000 releases would otherwise compare each
+    // version with every one before it.
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut versions: Vec<String> = Vec::new();
     for record in &records {
-        if versions.last() != Some(&record.version) && !versions.contains(&record.version) {
+        if seen.insert(record.version.as_str()) {
             versions.push(record.version.clone());
         }
     }
