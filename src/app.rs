@@ -81,7 +81,7 @@ impl Application {
             }
         })?;
         let state = web::Data::new(AppState {
-            index: Index::new(services.index, services.pages),
+            index: Index::new(services.index, services.published),
             ingestor: services.ingestor,
             store: services.store,
             mirror: services.mirror,

@@ -1,8 +1,14 @@
 //! What a project page lists: the files held here alone (uploaded projects, or no
-//! upstream), or the upstream's files merged with ours. Shared by `/simple/`, the
+//! upstream), or the upstream's files merged with ours; and the page itself, rendered once
+//! and kept (`index::PageCache`) until a write to the project or, for a mirrored page,
+//! until its upstream copy is due for revalidation. Shared by `/simple/`, the
 //! target-pinned `/t/<target>/simple/` pages and PyPI's JSON API.
 
-use crate::index::{Index, merged_detail, project_detail};
+use std::sync::Arc;
+
+use crate::index::{
+    Body, CachedPage, Index, PageKey, Scope, View, merged_detail, project_detail, render_detail,
+};
 use crate::metadata::IndexError;
 use crate::mirror::{Mirror, MirrorError, UpstreamError};
 use crate::pypi::simple::ProjectDetail;
@@ -21,31 +27,76 @@ pub enum CatalogError {
     Mirror(#[from] MirrorError),
 }
 
-pub enum Listing {
-    /// Only files held here: the index renders (and caches) the page itself.
-    Local,
-    /// The upstream's page merged with ours; `stale` when the upstream failed and a cached
-    /// copy stands in.
-    Merged {
-        detail: ProjectDetail,
-        stale: Option<UpstreamError>,
-    },
+/// A project page ready to send.
+pub struct ServedPage {
+    pub page: Arc<CachedPage>,
+    /// Why the upstream's part is a stale copy (the upstream failed); such a page is not kept.
+    pub stale: Option<UpstreamError>,
+    /// The whole page model (every file, whatever the view), when this request made the
+    /// page; `None` when it was kept from before.
+    pub detail: Option<ProjectDetail>,
 }
 
-/// How `name`'s page is made, or `None` when neither this index nor an upstream has it.
-pub async fn listing(
+/// A page this large took enough memory to make that it is handed back once the request
+/// is done with the model (about 2,000 files).
+const LARGE_PAGE: usize = 1 << 20;
+
+impl Drop for ServedPage {
+    fn drop(&mut self) {
+        if self.detail.take().is_some() && self.page.identity().len() >= LARGE_PAGE {
+            crate::memory::release_freed();
+        }
+    }
+}
+
+/// A page model, the version of its project it was made at, and how long a page made from
+/// it may be kept.
+struct Listing {
+    detail: ProjectDetail,
+    version: u64,
+    /// Unix seconds; `None`: until a write (a page of local files only).
+    expires_at: Option<u64>,
+    stale: Option<UpstreamError>,
+}
+
+/// The files held here alone, as of a version read before them.
+fn local_listing(index: &Index, name: &PackageName) -> Result<Option<Listing>, CatalogError> {
+    let version = index.pages().version(&Scope::Project(name.clone()));
+    let Some(project) = index.store().project(name)? else {
+        return Ok(None);
+    };
+    Ok(Some(Listing {
+        detail: project_detail(&project, &index.store().files(name)?),
+        version,
+        expires_at: None,
+        stale: None,
+    }))
+}
+
+fn uploaded(index: &Index, name: &PackageName) -> Result<bool, IndexError> {
+    let project = index.store().project(name)?;
+    Ok(project.is_some_and(|project| project.uploaded))
+}
+
+/// `name`'s page model, or `None` when neither this index nor an upstream has it.
+async fn listing(
     index: &Index,
     mirror: &Mirror,
     name: &PackageName,
 ) -> Result<Option<Listing>, CatalogError> {
-    // One record, not every file's: this runs on every page request.
-    let project = index.store().project(name)?;
-    let uploaded = project.as_ref().is_some_and(|project| project.uploaded);
-    if mirror.hides_upstream(name, uploaded) {
-        return Ok(project.map(|_| Listing::Local));
+    // One record, not every file's, before deciding whether to ask the upstream.
+    if mirror.hides_upstream(name, uploaded(index, name)?) {
+        return local_listing(index, name);
+    }
+    let upstream = mirror.project_page(name).await;
+    // Read after the upstream's page, whose refresh counts as a write to the project, and
+    // before every record the page is made from, which are read again for that reason.
+    let version = index.pages().version(&Scope::Project(name.clone()));
+    if mirror.hides_upstream(name, uploaded(index, name)?) {
+        return local_listing(index, name);
     }
     let local = index.store().files(name)?;
-    let upstream = match mirror.project_page(name).await {
+    let upstream = match upstream {
         Ok(upstream) => upstream,
         Err(error) if !local.is_empty() => {
             tracing::warn!(project = %name, %error, "upstream failed; serving local files only");
@@ -56,38 +107,72 @@ pub async fn listing(
     if upstream.is_none() && local.is_empty() {
         return Ok(None);
     }
-    let detail = merged_detail(
-        name.as_ref(),
-        upstream.as_ref().map(|page| &page.detail),
-        &local,
-    );
-    Ok(Some(Listing::Merged {
-        detail,
-        stale: upstream.and_then(|page| page.stale),
+    // Without an upstream page the upstream is asked again next time: not kept.
+    let expires_at = Some(upstream.as_ref().map_or(0, |page| page.fresh_until));
+    let (upstream, stale) = match upstream {
+        Some(page) => (Some(page.detail), page.stale),
+        None => (None, None),
+    };
+    Ok(Some(Listing {
+        detail: merged_detail(name.as_ref(), upstream, &local),
+        version,
+        expires_at,
+        stale,
     }))
 }
 
-/// The page model whichever way it is made.
+/// `name`'s page in `view` as `body`: kept from before, or made now (by one request at a
+/// time per page; the others wait and take it).
+pub async fn page(
+    index: &Index,
+    mirror: &Mirror,
+    name: &PackageName,
+    view: View,
+    body: Body,
+) -> Result<Option<ServedPage>, CatalogError> {
+    let pages = index.pages();
+    let key = PageKey::project(name, view, body);
+    let kept = |page| ServedPage {
+        page,
+        stale: None,
+        detail: None,
+    };
+    if let Some(page) = pages.get(&key) {
+        return Ok(Some(kept(page)));
+    }
+    let _turn = pages.making(&key).await;
+    if let Some(page) = pages.peek(&key) {
+        return Ok(Some(kept(page)));
+    }
+    let Some(listing) = listing(index, mirror, name).await? else {
+        return Ok(None);
+    };
+    let rendered = pages.rendered(
+        key,
+        listing.version,
+        render_detail(&view.apply(&listing.detail), body),
+        listing.expires_at,
+    );
+    let page = match listing.stale {
+        None => pages.keep(rendered),
+        Some(_) => Arc::new(rendered),
+    };
+    Ok(Some(ServedPage {
+        page,
+        stale: listing.stale,
+        detail: Some(listing.detail),
+    }))
+}
+
+/// The page model whichever way it is made, with why it is stale if it is.
 pub async fn detail(
     index: &Index,
     mirror: &Mirror,
     name: &PackageName,
 ) -> Result<Option<(ProjectDetail, Option<UpstreamError>)>, CatalogError> {
-    Ok(match listing(index, mirror, name).await? {
-        None => None,
-        Some(Listing::Merged { detail, stale }) => Some((detail, stale)),
-        Some(Listing::Local) => {
-            let project = index.store().project(name)?;
-            project
-                .map(|project| {
-                    Ok::<_, IndexError>((
-                        project_detail(&project, &index.store().files(name)?),
-                        None,
-                    ))
-                })
-                .transpose()?
-        }
-    })
+    Ok(listing(index, mirror, name)
+        .await?
+        .map(|listing| (listing.detail, listing.stale)))
 }
 
 /// The core metadata of `release`, from the first of its wheels on the page whose metadata

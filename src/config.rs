@@ -258,6 +258,10 @@ pub struct LimitSettings {
     pub request_timeout_seconds: u64,
     /// Longest a multipart form (an upload, a worker's result) may take to arrive.
     pub upload_timeout_seconds: u64,
+    /// Most bytes of rendered and compressed pages kept in memory.
+    pub page_cache_bytes: u64,
+    /// Most bytes the database keeps in its own cache (sled's `cache_capacity`).
+    pub database_cache_bytes: u64,
 }
 
 impl Default for LimitSettings {
@@ -269,6 +273,8 @@ impl Default for LimitSettings {
             max_metadata_bytes: 4 << 20,
             request_timeout_seconds: 10,
             upload_timeout_seconds: 3600,
+            page_cache_bytes: 64 << 20,
+            database_cache_bytes: 16 << 20,
         }
     }
 }
@@ -328,6 +334,8 @@ const ENVIRONMENT: &[(&str, &[&str], EnvKind)] = &[
     ("EDELWEISS_MAX_METADATA_BYTES", &["limits", "max_metadata_bytes"], EnvKind::Number),
     ("EDELWEISS_REQUEST_TIMEOUT_SECONDS", &["limits", "request_timeout_seconds"], EnvKind::Number),
     ("EDELWEISS_UPLOAD_TIMEOUT_SECONDS", &["limits", "upload_timeout_seconds"], EnvKind::Number),
+    ("EDELWEISS_PAGE_CACHE_BYTES", &["limits", "page_cache_bytes"], EnvKind::Number),
+    ("EDELWEISS_DATABASE_CACHE_BYTES", &["limits", "database_cache_bytes"], EnvKind::Number),
     ("EDELWEISS_PAGE_TTL_SECONDS", &["mirror", "page_ttl_seconds"], EnvKind::Number),
     ("EDELWEISS_CONNECT_TIMEOUT_SECONDS", &["mirror", "connect_timeout_seconds"], EnvKind::Number),
     ("EDELWEISS_READ_TIMEOUT_SECONDS", &["mirror", "read_timeout_seconds"], EnvKind::Number),
@@ -524,6 +532,8 @@ impl Settings {
             || limits.max_metadata_bytes == 0
             || limits.request_timeout_seconds == 0
             || limits.upload_timeout_seconds == 0
+            || limits.page_cache_bytes == 0
+            || limits.database_cache_bytes == 0
         {
             return invalid("limits", "every limit must be greater than zero");
         }
@@ -828,6 +838,14 @@ mod tests {
         assert_eq!(
             shipped.limits.upload_timeout_seconds,
             defaults.limits.upload_timeout_seconds
+        );
+        assert_eq!(
+            shipped.limits.page_cache_bytes,
+            defaults.limits.page_cache_bytes
+        );
+        assert_eq!(
+            shipped.limits.database_cache_bytes,
+            defaults.limits.database_cache_bytes
         );
     }
 }

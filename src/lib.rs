@@ -18,7 +18,7 @@
 //!   status page's model.
 //! - [`untrusted`]: outside text escaped and bounded for logs and pages.
 //! - [`app`], [`services`], [`config`], [`auth`], [`metrics`], [`clock`], [`cli`],
-//!   [`commands`]: wiring.
+//!   [`commands`]: wiring; [`memory`]: freed memory handed back after large pages.
 
 pub mod app;
 pub mod auth;
@@ -32,6 +32,7 @@ pub mod error;
 pub mod executor;
 pub mod index;
 pub mod ingest;
+pub mod memory;
 pub mod metadata;
 pub mod metrics;
 pub mod mirror;

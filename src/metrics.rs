@@ -68,6 +68,36 @@ pub struct Metrics {
     upstream_bytes: AtomicU64,
     files_stored: AtomicU64,
     uploads_rejected: AtomicU64,
+    pages: PageCounters,
+}
+
+/// The rendered-page cache's counters: plain atomics, as they move on every page request.
+#[derive(Default)]
+struct PageCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    renders: AtomicU64,
+    evictions: AtomicU64,
+    bytes: AtomicU64,
+    budget: AtomicU64,
+    /// Compressions made, by coding: gzip, zstd.
+    compressions: [AtomicU64; 2],
+    /// Page bodies sent, by coding: identity, gzip, zstd.
+    sent: [AtomicU64; 3],
+}
+
+const COMPRESSED_CODINGS: [&str; 2] = ["gzip", "zstd"];
+const SENT_CODINGS: [&str; 3] = ["identity", "gzip", "zstd"];
+
+fn coding_slot<'a>(
+    counters: &'a [AtomicU64],
+    names: &[&str],
+    coding: &str,
+) -> Option<&'a AtomicU64> {
+    names
+        .iter()
+        .position(|name| *name == coding)
+        .map(|index| &counters[index])
 }
 
 impl Metrics {
@@ -130,6 +160,46 @@ impl Metrics {
 
     pub fn upload_rejected(&self) {
         self.uploads_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A rendered page looked up: kept (`hit`) or to be made (`miss`).
+    pub fn page_lookup(&self, hit: bool) {
+        let counter = match hit {
+            true => &self.pages.hits,
+            false => &self.pages.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A page rendered from the records (or an upstream page): what the cache saves.
+    pub fn page_rendered(&self) {
+        self.pages.renders.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn page_evicted(&self) {
+        self.pages.evictions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_page_cache_bytes(&self, bytes: u64) {
+        self.pages.bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn set_page_cache_budget(&self, bytes: u64) {
+        self.pages.budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// A page compressed into `coding` (`gzip` or `zstd`).
+    pub fn page_compressed(&self, coding: &str) {
+        if let Some(counter) = coding_slot(&self.pages.compressions, &COMPRESSED_CODINGS, coding) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A page body sent in `coding` (`identity`, `gzip` or `zstd`).
+    pub fn page_sent(&self, coding: &str) {
+        if let Some(counter) = coding_slot(&self.pages.sent, &SENT_CODINGS, coding) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Page and file cache lookups: (hits, all lookups).
@@ -237,6 +307,78 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        self.render_pages(&mut text);
         text
+    }
+
+    fn render_pages(&self, text: &mut String) {
+        let pages = &self.pages;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let _ = writeln!(
+            text,
+            "# HELP edelweiss_page_cache_lookups_total Rendered page lookups: hit (kept) or miss (made).\n\
+             # TYPE edelweiss_page_cache_lookups_total counter\n\
+             edelweiss_page_cache_lookups_total{{result=\"hit\"}} {}\n\
+             edelweiss_page_cache_lookups_total{{result=\"miss\"}} {}",
+            load(&pages.hits),
+            load(&pages.misses)
+        );
+        let single = [
+            (
+                "edelweiss_page_renders_total",
+                "counter",
+                "Project and list pages rendered from the records.",
+                &pages.renders,
+            ),
+            (
+                "edelweiss_page_cache_evictions_total",
+                "counter",
+                "Rendered pages dropped to stay within the budget.",
+                &pages.evictions,
+            ),
+            (
+                "edelweiss_page_cache_bytes",
+                "gauge",
+                "Bytes of rendered and compressed pages kept.",
+                &pages.bytes,
+            ),
+            (
+                "edelweiss_page_cache_budget_bytes",
+                "gauge",
+                "The most bytes of pages kept (limits.page_cache_bytes).",
+                &pages.budget,
+            ),
+        ];
+        for (name, kind, help, value) in single {
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                load(value)
+            );
+        }
+        let _ = writeln!(
+            text,
+            "# HELP edelweiss_page_compressions_total Pages compressed, once per kept page and coding.\n\
+             # TYPE edelweiss_page_compressions_total counter"
+        );
+        for (coding, counter) in COMPRESSED_CODINGS.iter().zip(&pages.compressions) {
+            let _ = writeln!(
+                text,
+                "edelweiss_page_compressions_total{{encoding=\"{coding}\"}} {}",
+                load(counter)
+            );
+        }
+        let _ = writeln!(
+            text,
+            "# HELP edelweiss_page_responses_total Page bodies sent, by content coding.\n\
+             # TYPE edelweiss_page_responses_total counter"
+        );
+        for (coding, counter) in SENT_CODINGS.iter().zip(&pages.sent) {
+            let _ = writeln!(
+                text,
+                "edelweiss_page_responses_total{{encoding=\"{coding}\"}} {}",
+                load(counter)
+            );
+        }
     }
 }

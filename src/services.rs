@@ -13,8 +13,8 @@ use crate::build::{
 };
 use crate::config::{ConfigError, ExecutorKind, Settings};
 use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
-use crate::index::PageCache;
-use crate::ingest::{Ingestor, Published};
+use crate::index::{PageCache, Published};
+use crate::ingest::Ingestor;
 use crate::metadata::{IndexError, SledIndex};
 use crate::metrics::Metrics;
 use crate::mirror::{Mirror, MirrorParts, UpstreamError};
@@ -48,8 +48,8 @@ pub enum StartupError {
 
 pub struct Services {
     pub index: Arc<SledIndex>,
-    /// Rendered pages, dropped by the ingestor when a file is stored.
-    pub pages: Arc<PageCache>,
+    /// The rendered pages and the gauges every write updates (ingestor, index, mirror).
+    pub published: Published,
     pub store: BlobStore,
     pub ingestor: Ingestor,
     pub mirror: Arc<Mirror>,
@@ -114,7 +114,10 @@ impl Services {
         // request, build or write; anything left is from a crash.
         // The database first: its lock says whether another process uses this data dir,
         // and only then are that process's spool files and work directories safe to clear.
-        let index = Arc::new(SledIndex::open(&data_dir.join("index.sled"))?);
+        let index = Arc::new(SledIndex::open(
+            &data_dir.join("index.sled"),
+            settings.limits.database_cache_bytes,
+        )?);
         let spool_dir = fresh_dir(data_dir.join("spool"))?;
         let work_root = fresh_dir(data_dir.join("work"))?;
         let store = BlobStore::open(&settings.resolved_storage_url()?)?;
@@ -128,7 +131,13 @@ impl Services {
         }
         let metrics = Arc::new(Metrics::default());
         metrics.set_files_stored(crate::metadata::IndexStore::file_count(index.as_ref())?);
-        let pages = Arc::new(PageCache::default());
+        let published = Published::new(
+            Arc::new(PageCache::new(
+                settings.limits.page_cache_bytes,
+                metrics.clone(),
+            )),
+            metrics.clone(),
+        );
         let mirror_records = index.mirror_records()?;
         let ingestor = Ingestor::new(
             store.clone(),
@@ -136,10 +145,7 @@ impl Services {
             mirror_records.clone(),
             settings.archive_limits(),
             spool_dir.clone(),
-            Published {
-                pages: pages.clone(),
-                metrics: metrics.clone(),
-            },
+            published.clone(),
         );
         let mirror = Arc::new(Mirror::new(MirrorParts {
             upstreams: settings.active_upstreams().to_vec(),
@@ -149,6 +155,7 @@ impl Services {
             spool_dir,
             metrics: metrics.clone(),
             ingestor: ingestor.clone(),
+            published: published.clone(),
         })?);
         let recipes = match settings.build.recipes.as_os_str().is_empty() {
             true => RecipeBook::parse(SHIPPED, "config/recipes.toml (shipped)")?,
@@ -195,7 +202,7 @@ impl Services {
         }));
         Ok(Self {
             index,
-            pages,
+            published,
             store,
             ingestor,
             mirror,

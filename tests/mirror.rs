@@ -90,7 +90,10 @@ fn pip_and_uv_work_cold_then_from_cache_with_the_upstream_stopped() {
         "uv needed no whole wheel: {}",
         upstream.stats()
     );
-    assert!(server.metric("edelweiss_upstream_page_cache_total{result=\"hit\"}") >= 1);
+    assert!(
+        server.metric("edelweiss_page_cache_lookups_total{result=\"hit\"}") >= 1,
+        "uv's request for fastthing's page was answered from the rendered pages"
+    );
 
     upstream.stop();
     let warm = work.path().join("warm");

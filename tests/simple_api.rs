@@ -105,7 +105,7 @@ fn html_page_escapes_and_carries_the_data_attributes() {
         response.headers()["content-type"],
         "text/html; charset=utf-8"
     );
-    assert_eq!(response.headers()["vary"], "Accept");
+    assert_eq!(response.headers()["vary"], "Accept, Accept-Encoding");
     let html = response.text().unwrap();
     assert!(
         html.contains("<meta name=\"pypi:repository-version\" content=\"1.1\">"),
@@ -196,7 +196,7 @@ fn negotiation_answers_406_and_honours_q_values() {
         json.headers()["content-type"],
         "application/vnd.pypi.simple.v1+json"
     );
-    assert_eq!(json.headers()["vary"], "Accept");
+    assert_eq!(json.headers()["vary"], "Accept, Accept-Encoding");
     let html = request("text/html;q=0.9, application/vnd.pypi.simple.v1+json;q=0.2");
     assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
     let etag = html.headers()["etag"].to_str().unwrap().to_string();

@@ -29,7 +29,7 @@ pub use dependencies::index_requirement;
 pub use diagnose::{Diagnosis, first_error};
 pub use id::{BuildId, BuildIdError};
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
-pub use on_demand::{MissingWheel, missing_wheels, release_has_wheel};
+pub use on_demand::{KnownMissing, MissingWheel, missing_wheels, release_has_wheel};
 pub use pipeline::{Pipeline, PipelineResult};
 pub use queue::{BuildQueue, QueueError, Released, Requested};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};

@@ -1,8 +1,11 @@
 //! Which releases of a project page lack a wheel for a target but have an sdist to build
 //! one from: what on-demand builds and prewarming queue.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use crate::pypi::simple::ProjectDetail;
-use crate::pypi::{DistFilename, Sha256Digest, Target, Version};
+use crate::pypi::{DistFilename, PackageName, Sha256Digest, Target, Version};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingWheel {
@@ -69,6 +72,55 @@ pub fn missing_wheels(
             })
         })
         .collect()
+}
+
+/// What each project's page lacks for each target, as of a version of the page
+/// (`index::CachedPage::version`): a page request checks its releases once per version,
+/// not on every request.
+#[derive(Default)]
+pub struct KnownMissing {
+    entries: Mutex<HashMap<(PackageName, Target), KnownAt>>,
+}
+
+/// The version of a page, and what it lacked.
+type KnownAt = (u64, Arc<[MissingWheel]>);
+
+/// Past this many (project, target) pairs the table starts over.
+const MAX_KNOWN: usize = 16_384;
+
+impl KnownMissing {
+    pub fn get(
+        &self,
+        project: &PackageName,
+        target: &Target,
+        version: u64,
+    ) -> Option<Arc<[MissingWheel]>> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries
+            .get(&(project.clone(), target.clone()))
+            .filter(|(known_at, _)| *known_at == version)
+            .map(|(_, missing)| missing.clone())
+    }
+
+    pub fn remember(
+        &self,
+        project: &PackageName,
+        target: &Target,
+        version: u64,
+        missing: Arc<[MissingWheel]>,
+    ) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= MAX_KNOWN {
+            entries.clear();
+        }
+        entries.insert((project.clone(), target.clone()), (version, missing));
+    }
 }
 
 #[cfg(test)]

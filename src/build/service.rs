@@ -23,7 +23,6 @@ use super::steps::TargetBuilders;
 use crate::executor::ExecutorError;
 use crate::metadata::{FileKind, IndexError, IndexStore};
 use crate::mirror::{Mirror, MirrorError, MirroredFile};
-use crate::pypi::simple::ProjectDetail;
 use crate::pypi::{DistFilename, PackageName, Sha256Digest, Target, Version};
 use crate::storage::{PutOutcome, StorageError};
 
@@ -110,6 +109,7 @@ pub struct BuildService {
     max_attempts: u32,
     pub(super) resolve_build_requirements: bool,
     pub(super) requirements: Requirements,
+    known_missing: super::KnownMissing,
 }
 
 pub struct ServiceParts {
@@ -146,11 +146,17 @@ impl BuildService {
             max_attempts: parts.max_attempts,
             resolve_build_requirements: parts.resolve_build_requirements,
             requirements,
+            known_missing: super::KnownMissing::default(),
         }
     }
 
     pub fn queue(&self) -> &BuildQueue {
         &self.queue
+    }
+
+    /// What project pages lacked per target when last checked (on-demand builds).
+    pub fn known_missing(&self) -> &super::KnownMissing {
+        &self.known_missing
     }
 
     pub fn serves(&self, target: &Target) -> bool {
@@ -176,17 +182,17 @@ impl BuildService {
         usable.last().map(|target| (*target).clone())
     }
 
-    /// Queues (or joins) builds for the releases of `detail` that lack a wheel for `target`;
-    /// returns their build ids. Failures are logged: a page must not fail because of them.
+    /// Queues (or joins) a build of each of `missing` (releases that lack a wheel for
+    /// `target`: `missing_wheels`); returns their build ids. Failures are logged: a page
+    /// must not fail because of them.
     pub async fn queue_missing(
         &self,
         project: &PackageName,
-        detail: &ProjectDetail,
+        missing: &[super::MissingWheel],
         target: &Target,
-        releases: usize,
     ) -> Vec<String> {
         let mut ids = Vec::new();
-        for missing in super::on_demand::missing_wheels(detail, target, releases) {
+        for missing in missing {
             let result = async {
                 let sdist = self.find_sdist(project, &missing.version).await?;
                 self.request(project, &missing.version, sdist, target).await

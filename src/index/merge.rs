@@ -86,14 +86,16 @@ fn version_order(versions: impl Iterator<Item = String>) -> Vec<String> {
 
 /// Upstream files first, as the upstream ordered them; then local files whose filename
 /// the upstream does not have (an upstream file of the same name wins: it is canonical).
+/// The upstream page is taken, not copied: it can hold many thousand files.
 pub fn merged_detail(
     name: &str,
-    upstream: Option<&ProjectDetail>,
+    upstream: Option<ProjectDetail>,
     local: &[FileRecord],
 ) -> ProjectDetail {
-    let mut files: Vec<FileDetail> = upstream
-        .map(|page| page.files.iter().cloned().filter_map(rewrite).collect())
+    let (upstream_files, upstream_versions) = upstream
+        .map(|page| (page.files, page.versions))
         .unwrap_or_default();
+    let mut files: Vec<FileDetail> = upstream_files.into_iter().filter_map(rewrite).collect();
     let upstream_names: HashSet<String> = files.iter().map(|file| file.filename.clone()).collect();
     files.extend(
         local
@@ -101,9 +103,6 @@ pub fn merged_detail(
             .filter(|record| !upstream_names.contains(&record.filename))
             .map(file_detail),
     );
-    let upstream_versions = upstream
-        .map(|page| page.versions.clone())
-        .unwrap_or_default();
     let local_versions = local.iter().map(|record| record.version.clone());
     ProjectDetail {
         meta: Meta::default(),
@@ -160,7 +159,7 @@ mod tests {
             yanked: None,
             origin: crate::metadata::FileOrigin::Built,
         };
-        let merged = merged_detail("psycopg2", Some(&upstream), std::slice::from_ref(&built));
+        let merged = merged_detail("psycopg2", Some(upstream), std::slice::from_ref(&built));
         assert_eq!(merged.versions, ["2.9.9", "2.9.10"]);
         assert_eq!(merged.files.len(), 3);
         let sdist = &merged.files[0];
@@ -210,7 +209,7 @@ mod tests {
             versions: vec!["1.0".into()],
             files,
         };
-        let merged = merged_detail("demo", Some(&upstream), &[]);
+        let merged = merged_detail("demo", Some(upstream), &[]);
         let urls: Vec<&str> = merged.files.iter().map(|file| file.url.as_str()).collect();
         assert_eq!(
             urls,

@@ -1,18 +1,23 @@
-//! The index: builds each page model once from the records, renders it as PEP 691 JSON or
-//! PEP 503 HTML, and keeps the rendered bytes until the project changes.
+//! The index: builds each page model from the records, renders it as PEP 691 JSON or
+//! PEP 503 HTML, negotiates between them and between content codings, and keeps the
+//! rendered (and compressed) bytes per project until a write changes that project.
 
 mod cache;
+mod encoding;
 mod html;
 mod merge;
 mod negotiate;
 mod page;
+mod published;
 pub mod pypi_json;
 
-pub use cache::{PageCache, RenderedPage};
+pub use cache::{CachedPage, Encoded, PageCache, PageKey, Scope};
+pub use encoding::{Coding, choose as choose_coding};
 pub use html::escape;
 pub use merge::merged_detail;
-pub use negotiate::{Format, negotiate};
-pub use page::{project_detail, project_list};
+pub use negotiate::{Body, Format, negotiate};
+pub use page::{View, project_detail, project_list};
+pub use published::Published;
 
 use std::sync::Arc;
 
@@ -24,61 +29,37 @@ use crate::pypi::simple::ProjectDetail;
 
 pub struct Index {
     store: Arc<dyn IndexStore>,
-    /// Shared with the `Ingestor`, which drops pages when it stores a file.
-    cache: Arc<PageCache>,
+    /// Shared with the `Ingestor` and the `Mirror`, whose writes drop the pages they change.
+    published: Published,
 }
 
 impl Index {
-    pub fn new(store: Arc<dyn IndexStore>, cache: Arc<PageCache>) -> Self {
-        Self { store, cache }
+    pub fn new(store: Arc<dyn IndexStore>, published: Published) -> Self {
+        Self { store, published }
     }
 
     pub fn store(&self) -> &Arc<dyn IndexStore> {
         &self.store
     }
 
-    /// The rendered project page, or `None` for a project the index does not hold.
-    pub fn project_page(
-        &self,
-        name: &PackageName,
-        format: Format,
-    ) -> Result<Option<RenderedPage>, IndexError> {
-        let key = cache::PageKey::Project(name.clone(), format);
-        if let Some(page) = self.cache.get(&key) {
-            return Ok(Some(page));
-        }
-        let generation = self.cache.generation();
-        let Some(project) = self.store.project(name)? else {
-            return Ok(None);
-        };
-        let detail = project_detail(&project, &self.store.files(name)?);
-        Ok(Some(self.cache.insert(
-            key,
-            render_detail(&detail, format),
-            generation,
-        )))
+    pub fn pages(&self) -> &PageCache {
+        self.published.pages()
     }
 
-    pub fn project_list_page(&self, format: Format) -> Result<RenderedPage, IndexError> {
-        let key = cache::PageKey::List(format);
-        if let Some(page) = self.cache.get(&key) {
+    pub fn project_list_page(&self, body: Body) -> Result<Arc<CachedPage>, IndexError> {
+        let pages = self.pages();
+        let key = PageKey::list(body);
+        if let Some(page) = pages.get(&key) {
             return Ok(page);
         }
-        let generation = self.cache.generation();
+        let version = pages.version(&key.scope);
         let list = project_list(&self.store.projects()?);
-        let body = match format {
+        let rendered = exact(match body {
             // The list model holds only strings: serializing cannot fail.
-            Format::Json => serde_json::to_vec(&list)
-                .map(Bytes::from)
-                .expect("page model serializes"),
-            Format::HtmlV1 | Format::Html => Bytes::from(html::project_list(&list)),
-        };
-        Ok(self.cache.insert(key, body, generation))
-    }
-
-    /// Renders a page that is not cached here (a merged mirror page).
-    pub fn render_uncached(&self, detail: &ProjectDetail, format: Format) -> RenderedPage {
-        RenderedPage::new(render_detail(detail, format))
+            Body::Json => serde_json::to_vec(&list).expect("page model serializes"),
+            Body::Html => html::project_list(&list).into_bytes(),
+        });
+        Ok(pages.keep(pages.rendered(key, version, rendered, None)))
     }
 
     /// Yanks (`Some(reason)`) or restores (`None`) a file (PEP 592); its pages change with it.
@@ -89,17 +70,23 @@ impl Index {
         reason: Option<String>,
     ) -> Result<FileRecord, IndexError> {
         let record = self.store.set_yanked(name, filename, reason)?;
-        self.cache.clear();
+        self.published.file_changed(name);
         Ok(record)
     }
 }
 
-fn render_detail(detail: &ProjectDetail, format: Format) -> Bytes {
-    match format {
+/// A project page model as the bytes of `body`.
+pub fn render_detail(detail: &ProjectDetail, body: Body) -> Bytes {
+    exact(match body {
         // Serializing the page model (strings, numbers, maps with string keys) cannot fail.
-        Format::Json => serde_json::to_vec(detail)
-            .map(Bytes::from)
-            .expect("page model serializes"),
-        Format::HtmlV1 | Format::Html => Bytes::from(html::project_page(detail)),
-    }
+        Body::Json => serde_json::to_vec(detail).expect("page model serializes"),
+        Body::Html => html::project_page(detail).into_bytes(),
+    })
+}
+
+/// A kept page holds only its bytes: a buffer grown while writing can be twice as large,
+/// and the cache's budget counts lengths.
+fn exact(mut bytes: Vec<u8>) -> Bytes {
+    bytes.shrink_to_fit();
+    Bytes::from(bytes)
 }

@@ -12,7 +12,21 @@ pub enum Format {
     Html,
 }
 
+/// The document a format is rendered as: both HTML formats are the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Body {
+    Json,
+    Html,
+}
+
 impl Format {
+    pub fn body(self) -> Body {
+        match self {
+            Self::Json => Body::Json,
+            Self::HtmlV1 | Self::Html => Body::Html,
+        }
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Json => "application/vnd.pypi.simple.v1+json",

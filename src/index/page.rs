@@ -1,12 +1,13 @@
 //! The page models: pure functions from records to the PEP 691 documents.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::metadata::{FileRecord, ProjectRecord};
-use crate::pypi::Version;
 use crate::pypi::simple::{
     CoreMetadataRef, FileDetail, Meta, ProjectDetail, ProjectList, ProjectListEntry, Yanked,
 };
+use crate::pypi::{DistFilename, Version};
 
 /// URL of a stored file; root-relative so it works under every index prefix.
 pub fn file_url(record: &FileRecord) -> String {
@@ -38,9 +39,12 @@ fn sort_key(record: &FileRecord) -> (Option<Version>, String) {
 pub fn project_detail(project: &ProjectRecord, records: &[FileRecord]) -> ProjectDetail {
     let mut records: Vec<&FileRecord> = records.iter().collect();
     records.sort_by_cached_key(|record| sort_key(record));
+    // A set beside the list: a project of 40,000 releases would otherwise compare each
+    // version with every one before it.
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut versions: Vec<String> = Vec::new();
     for record in &records {
-        if versions.last() != Some(&record.version) && !versions.contains(&record.version) {
+        if seen.insert(record.version.as_str()) {
             versions.push(record.version.clone());
         }
     }
@@ -62,5 +66,31 @@ pub fn project_list(projects: &[ProjectRecord]) -> ProjectList {
     ProjectList {
         meta: Meta::default(),
         projects,
+    }
+}
+
+/// Which of a project's files a page shows: all, or (`on_demand.wheels_only` on the
+/// target-pinned pages) no sdists, so a builder without compilers fails fast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    All,
+    WheelsOnly,
+}
+
+impl View {
+    pub fn apply(self, detail: &ProjectDetail) -> Cow<'_, ProjectDetail> {
+        match self {
+            Self::All => Cow::Borrowed(detail),
+            Self::WheelsOnly => {
+                let mut shown = detail.clone();
+                shown.files.retain(|file| {
+                    !matches!(
+                        file.filename.parse::<DistFilename>(),
+                        Ok(DistFilename::Sdist(_))
+                    )
+                });
+                Cow::Owned(shown)
+            }
+        }
     }
 }

@@ -9,13 +9,12 @@ use futures::StreamExt;
 use super::archive::{ArchiveError, ArchiveLimits, inspect};
 use super::spool::{Spool, SpoolError, SpooledFile};
 use super::wheel_metadata;
-use crate::index::PageCache;
+use crate::index::Published;
 use crate::metadata::{
     ExtractedMetadata, Extraction, FileKind, FileOrigin, FileRecord, IndexError, IndexStore,
     InsertOutcome, MirrorRecords, check_held,
 };
-use crate::metrics::Metrics;
-use crate::pypi::{DistFilename, FilenameError, PackageName, Sha256Digest, WheelFilename, excerpt};
+use crate::pypi::{DistFilename, FilenameError, Sha256Digest, WheelFilename, excerpt};
 use crate::storage::{BlobStore, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,31 +50,6 @@ pub struct IngestOutcome {
     pub outcome: InsertOutcome,
 }
 
-/// What else a stored file changes: the cached pages and the files gauge. Every file,
-/// uploaded, added or built (in this process or by a remote worker), is stored through
-/// `Ingestor::ingest`, so this is the one place they follow a write.
-#[derive(Clone)]
-pub struct Published {
-    pub pages: Arc<PageCache>,
-    pub metrics: Arc<Metrics>,
-}
-
-impl Published {
-    fn file_stored(&self) {
-        self.pages.clear();
-        self.metrics.file_stored();
-    }
-
-    /// A mirrored wheel's METADATA was read (or refused): `project`'s merged pages change.
-    /// Those are rendered per request, so there is no cached page to drop.
-    fn metadata_extracted(&self, _project: &PackageName, outcome: &Extraction) {
-        self.metrics.metadata_extracted(match outcome {
-            Extraction::Stored { .. } => "stored",
-            Extraction::Refused { .. } => "refused",
-        });
-    }
-}
-
 #[derive(Clone)]
 pub struct Ingestor {
     store: BlobStore,
@@ -84,6 +58,8 @@ pub struct Ingestor {
     mirror_records: MirrorRecords,
     limits: ArchiveLimits,
     spool_dir: PathBuf,
+    /// Every file, uploaded, added or built (in this process or by a remote worker), is
+    /// stored here, so its project's pages and the files gauge follow each one.
     published: Published,
 }
 
@@ -174,7 +150,7 @@ impl Ingestor {
             .index
             .insert_file(&parsed, &record, &inspected.metadata.display_name)?;
         if outcome == InsertOutcome::Inserted {
-            self.published.file_stored();
+            self.published.file_stored(parsed.name());
         }
         Ok(IngestOutcome { record, outcome })
     }

@@ -12,5 +12,5 @@ mod tar_members;
 mod wheel_metadata;
 
 pub use archive::{ArchiveError, ArchiveLimits, Inspected, inspect};
-pub use ingestor::{IngestError, IngestOutcome, Ingestor, Published};
+pub use ingestor::{IngestError, IngestOutcome, Ingestor};
 pub use spool::{Spool, SpoolError, SpooledFile};

@@ -51,11 +51,16 @@ impl SledIndex {
     /// Bumped when a record's layout changes incompatibly.
     pub const FORMAT: &'static str = "1";
 
-    pub fn open(path: &Path) -> Result<Self, IndexError> {
-        let db = sled::open(path).map_err(|source| IndexError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
+    /// Opens (or creates) the database at `path`, its own cache held to `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, IndexError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|source| IndexError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
         let meta = db.open_tree("meta")?;
         match meta.get("format")? {
             Some(found) if found.as_ref() != Self::FORMAT.as_bytes() => {
@@ -281,7 +286,7 @@ mod tests {
     #[test]
     fn inserts_once_and_refuses_different_bytes_under_a_taken_name() {
         let dir = tempfile::tempdir().unwrap();
-        let index = SledIndex::open(dir.path()).unwrap();
+        let index = SledIndex::open(dir.path(), 1 << 20).unwrap();
         let first = record("demo-1.0-py3-none-any.whl", b"one");
         assert_eq!(insert(&index, &first).unwrap(), InsertOutcome::Inserted);
         assert_eq!(
@@ -305,7 +310,7 @@ mod tests {
     #[test]
     fn another_spelling_of_a_held_file_is_a_conflict_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        let index = SledIndex::open(dir.path()).unwrap();
+        let index = SledIndex::open(dir.path(), 1 << 20).unwrap();
         let held = record("demo-1.0-py3-none-any.whl", b"one");
         insert(&index, &held).unwrap();
         for (filename, content) in [
@@ -352,7 +357,7 @@ mod tests {
             db.flush().unwrap();
         }
         assert!(matches!(
-            SledIndex::open(dir.path()),
+            SledIndex::open(dir.path(), 1 << 20),
             Err(IndexError::Format { .. })
         ));
     }

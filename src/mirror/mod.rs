@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use crate::config::MirrorSettings;
+use crate::index::Published;
 use crate::ingest::Ingestor;
 use crate::metadata::{CachedPage, Extraction, IndexError, MirrorRecords, UpstreamFile};
 use crate::metrics::Metrics;
@@ -56,6 +57,8 @@ pub enum MirrorError {
 pub struct UpstreamPage {
     pub detail: ProjectDetail,
     pub stale: Option<UpstreamError>,
+    /// Unix seconds from which the page is due for revalidation (0 for a stale copy).
+    pub fresh_until: u64,
 }
 
 pub enum MirroredFile {
@@ -82,6 +85,8 @@ pub struct Mirror {
     metrics: Arc<Metrics>,
     /// Reads METADATA from each upstream wheel once it is stored (PEP 658).
     ingestor: Ingestor,
+    /// A changed upstream page drops the project's rendered pages.
+    published: Published,
     pages: SingleFlight<String, PageResult>,
     files: SingleFlight<Sha256Digest, Result<(), UpstreamError>>,
     /// Metadata read from wheels stored before anything was recorded for them.
@@ -98,6 +103,7 @@ pub struct MirrorParts {
     pub spool_dir: PathBuf,
     pub metrics: Arc<Metrics>,
     pub ingestor: Ingestor,
+    pub published: Published,
 }
 
 impl Mirror {
@@ -129,6 +135,7 @@ impl Mirror {
             merge_projects,
             metrics: parts.metrics,
             ingestor: parts.ingestor,
+            published: parts.published,
             pages: SingleFlight::default(),
             files: SingleFlight::default(),
             late_extractions: SingleFlight::default(),
@@ -171,16 +178,20 @@ impl Mirror {
 
     async fn upstream_page(&self, name: &PackageName) -> Result<Option<UpstreamPage>, MirrorError> {
         let cached = self.records.page(name.as_ref())?;
-        if let Some(page) = cached
-            .as_ref()
-            .filter(|page| now().saturating_sub(page.fetched_at) < self.page_ttl.as_secs())
-        {
-            self.metrics.page_cache("hit");
-            return Ok(Some(UpstreamPage {
-                detail: page.detail.clone(),
-                stale: None,
-            }));
-        }
+        let fresh =
+            |page: &CachedPage| now().saturating_sub(page.fetched_at) < self.page_ttl.as_secs();
+        // A fresh page is handed over as decoded, not copied: it can hold many thousand files.
+        let cached = match cached {
+            Some(page) if fresh(&page) => {
+                self.metrics.page_cache("hit");
+                return Ok(Some(UpstreamPage {
+                    fresh_until: page.fetched_at + self.page_ttl.as_secs(),
+                    detail: page.detail,
+                    stale: None,
+                }));
+            }
+            cached => cached,
+        };
         self.metrics.page_cache("miss");
         let job = PageJob {
             client: self.client.clone(),
@@ -189,10 +200,12 @@ impl Mirror {
             records: self.records.clone(),
             name: name.clone(),
             cached: cached.clone(),
+            published: self.published.clone(),
         };
         let (result, _) = self.pages.run(name.to_string(), move || job.run()).await;
         match (result, cached) {
             (Ok(page), _) => Ok(page.map(|page| UpstreamPage {
+                fresh_until: page.fetched_at + self.page_ttl.as_secs(),
                 detail: page.detail,
                 stale: None,
             })),
@@ -202,6 +215,7 @@ impl Mirror {
                 Ok(Some(UpstreamPage {
                     detail: page.detail,
                     stale: Some(error),
+                    fresh_until: 0,
                 }))
             }
             (Err(error), None) => Err(error.into()),
@@ -410,6 +424,7 @@ struct PageJob {
     records: MirrorRecords,
     name: PackageName,
     cached: Option<CachedPage>,
+    published: Published,
 }
 
 impl PageJob {
@@ -451,11 +466,16 @@ impl PageJob {
                         });
                     };
                     // A copy kept by an older edelweiss was stored unvetted.
-                    page.detail = self.vet(upstream, page.detail);
+                    let vetted = self.vet(upstream, page.detail.clone());
+                    let changed = vetted != page.detail;
+                    page.detail = vetted;
                     let page = self
                         .records
                         .touch_page(self.name.as_ref(), page, now())
                         .map_err(|error| Self::store_error(upstream, error))?;
+                    if changed {
+                        self.published.upstream_page_changed(&self.name);
+                    }
                     return Ok(Some(page));
                 }
                 PageFetch::Page { detail, validators } => {
@@ -469,6 +489,13 @@ impl PageJob {
                     self.records
                         .put_page(self.name.as_ref(), &page)
                         .map_err(|error| Self::store_error(upstream, error))?;
+                    let changed = self
+                        .cached
+                        .as_ref()
+                        .is_none_or(|cached| cached.detail != page.detail);
+                    if changed {
+                        self.published.upstream_page_changed(&self.name);
+                    }
                     return Ok(Some(page));
                 }
             }

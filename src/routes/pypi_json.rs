@@ -10,12 +10,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 
 use super::simple::{mark_stale, not_in_index};
-use super::targets::{for_target, parse_target};
+use super::targets::parse_target;
 use crate::app::AppState;
 use crate::auth::Access;
 use crate::catalog;
 use crate::error::ApiError;
-use crate::index::RenderedPage;
+use crate::index::View;
 use crate::index::pypi_json::{has_release, latest_release, project_json};
 use crate::pypi::simple::ProjectDetail;
 use crate::pypi::{PackageName, Target, Version, excerpt, parse_package_name};
@@ -47,23 +47,24 @@ fn public_base(request: &HttpRequest) -> Result<String, ApiError> {
 }
 
 fn respond(request: &HttpRequest, body: Bytes) -> HttpResponse {
-    let page = RenderedPage::new(body);
+    // A strong validator: the sha256 of the document.
+    let etag = format!("\"{}\"", crate::pypi::Sha256Digest::of(&body));
     let not_modified = request
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == page.etag));
+        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag));
     let mut response = match not_modified {
         true => HttpResponse::NotModified(),
         false => HttpResponse::Ok(),
     };
     response
         .insert_header((header::VARY, VARY))
-        .insert_header((header::ETAG, page.etag))
+        .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "max-age=60, public"));
     match not_modified {
         true => response.finish(),
-        false => response.content_type("application/json").body(page.body),
+        false => response.content_type("application/json").body(body),
     }
 }
 
@@ -120,8 +121,8 @@ pub async fn document(
     let (mut detail, stale) = catalog::detail(&state.index, &state.mirror, &path.name)
         .await?
         .ok_or_else(|| not_in_index(&path.name))?;
-    if path.target.is_some() {
-        detail = for_target(detail, state.on_demand.wheels_only);
+    if path.target.is_some() && state.on_demand.wheels_only {
+        detail = View::WheelsOnly.apply(&detail).into_owned();
     }
     let release = release(&detail, &path)?;
     let metadata = catalog::release_metadata(&state.store, &detail, &release).await;

@@ -1,16 +1,17 @@
 //! `/simple/` and `/simple/<project>/`: PEP 503 paths, PEP 691 negotiation.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::auth::Access;
-use crate::build::missing_wheels;
-use crate::catalog::{self, Listing};
+use crate::build::{MissingWheel, missing_wheels};
+use crate::catalog::{self, ServedPage};
 use crate::config::OnMiss;
 use crate::error::ApiError;
-use crate::index::{Format, RenderedPage, negotiate, project_detail};
-use crate::pypi::simple::ProjectDetail;
+use crate::index::{CachedPage, Format, View, choose_coding, negotiate};
 use crate::pypi::{PackageName, Target, parse_package_name, target_from_user_agent};
 
 pub(super) fn redirect(location: String) -> HttpResponse {
@@ -27,25 +28,46 @@ pub(super) fn format_for(request: &HttpRequest) -> Result<Format, ApiError> {
     negotiate(accept).ok_or_else(|| ApiError::NotAcceptable(accept.unwrap_or_default().to_string()))
 }
 
-pub(super) fn respond(request: &HttpRequest, page: RenderedPage, format: Format) -> HttpResponse {
-    let not_modified = request
-        .headers()
+/// A page in the coding the client's `Accept-Encoding` picks (compressed once per kept
+/// page), with a validator per coding.
+pub(super) fn respond(
+    request: &HttpRequest,
+    state: &AppState,
+    page: &Arc<CachedPage>,
+    format: Format,
+) -> HttpResponse {
+    let headers = request.headers();
+    let accept_encoding = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|value| value.to_str().ok());
+    let encoded = state
+        .index
+        .pages()
+        .encoded(page, choose_coding(accept_encoding));
+    let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == page.etag));
+        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == encoded.etag));
     let mut response = if not_modified {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
     response
-        .insert_header((header::VARY, "Accept"))
-        .insert_header((header::ETAG, page.etag))
+        .insert_header((header::VARY, "Accept, Accept-Encoding"))
+        .insert_header((header::ETAG, encoded.etag))
         .insert_header((header::CACHE_CONTROL, "max-age=60, public"));
     if not_modified {
         return response.finish();
     }
-    response.content_type(format.content_type()).body(page.body)
+    let coding = encoded.coding.header_value();
+    if let Some(coding) = coding {
+        response.insert_header((header::CONTENT_ENCODING, coding));
+    }
+    state.metrics.page_sent(coding.unwrap_or("identity"));
+    response
+        .content_type(format.content_type())
+        .body(encoded.body)
 }
 
 pub async fn index_redirect() -> HttpResponse {
@@ -58,11 +80,8 @@ pub async fn index(
 ) -> Result<HttpResponse, ApiError> {
     super::authorize(&request, &state, Access::Read)?;
     let format = format_for(&request)?;
-    Ok(respond(
-        &request,
-        state.index.project_list_page(format)?,
-        format,
-    ))
+    let page = state.index.project_list_page(format.body())?;
+    Ok(respond(&request, &state, &page, format))
 }
 
 pub async fn project_redirect(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -82,37 +101,17 @@ pub async fn project(
         return Ok(redirect(format!("/simple/{name}/")));
     }
     let format = format_for(&request)?;
-    match catalog::listing(&state.index, &state.mirror, &name).await? {
-        None => Err(not_in_index(&name)),
-        Some(Listing::Local) => {
-            if let Some(target) = client_target(&request, &state) {
-                let project = state.index.store().project(&name)?;
-                if let Some(project) = project {
-                    let detail = project_detail(&project, &state.index.store().files(&name)?);
-                    queue_missing(&state, &name, &detail, target);
-                }
-            }
-            let page = state
-                .index
-                .project_page(&name, format)?
-                .ok_or_else(|| not_in_index(&name))?;
-            Ok(respond(&request, page, format))
-        }
-        Some(Listing::Merged { detail, stale }) => {
-            if let Some(target) = client_target(&request, &state) {
-                queue_missing(&state, &name, &detail, target);
-            }
-            let mut response = respond(
-                &request,
-                state.index.render_uncached(&detail, format),
-                format,
-            );
-            if let Some(error) = stale {
-                mark_stale(&mut response, &error.to_string());
-            }
-            Ok(response)
-        }
+    let served = catalog::page(&state.index, &state.mirror, &name, View::All, format.body())
+        .await?
+        .ok_or_else(|| not_in_index(&name))?;
+    let mut response = respond(&request, &state, &served.page, format);
+    if let Some(error) = &served.stale {
+        mark_stale(&mut response, &error.to_string());
     }
+    if let Some(target) = client_target(&request, &state) {
+        queue_missing(&state, &name, served, target);
+    }
+    Ok(response)
 }
 
 /// pip and uv say what they run on: the farm's target for that client, when on-demand
@@ -125,22 +124,78 @@ fn client_target(request: &HttpRequest, state: &web::Data<AppState>) -> Option<T
     target_from_user_agent(user_agent).and_then(|client| state.builds.target_for_client(&client))
 }
 
-/// Queues, in the background, what the page lacks for `target`.
-fn queue_missing(
+/// The releases `served` lacks a wheel for on `target`, when known without reading the
+/// records again: checked before for this version of the page, or from the page model the
+/// request just made.
+fn known_missing(
+    state: &AppState,
+    name: &PackageName,
+    served: &ServedPage,
+    target: &Target,
+) -> Option<Arc<[MissingWheel]>> {
+    let version = served.page.version();
+    let known = state.builds.known_missing();
+    if let Some(missing) = known.get(name, target, version) {
+        return Some(missing);
+    }
+    let detail = served.detail.as_ref()?;
+    let missing: Arc<[MissingWheel]> =
+        missing_wheels(detail, target, state.on_demand.releases).into();
+    known.remember(name, target, version, missing.clone());
+    Some(missing)
+}
+
+/// The releases `served` lacks a wheel for on `target`, made from the records again when
+/// not known; remembered for this version of the page.
+pub(super) async fn missing_for(
+    state: &AppState,
+    name: &PackageName,
+    served: &ServedPage,
+    target: &Target,
+) -> Result<Arc<[MissingWheel]>, ApiError> {
+    if let Some(missing) = known_missing(state, name, served, target) {
+        return Ok(missing);
+    }
+    let missing: Arc<[MissingWheel]> =
+        match catalog::detail(&state.index, &state.mirror, name).await? {
+            Some((detail, _)) => missing_wheels(&detail, target, state.on_demand.releases).into(),
+            None => Arc::from([]),
+        };
+    let version = served.page.version();
+    state
+        .builds
+        .known_missing()
+        .remember(name, target, version, missing.clone());
+    Ok(missing)
+}
+
+/// Queues, in the background, the builds `served` lacks for `target`; when that is not
+/// known yet, it is found out in the background too, so the page is not held up.
+pub(super) fn queue_missing(
     state: &web::Data<AppState>,
     name: &PackageName,
-    detail: &ProjectDetail,
+    served: ServedPage,
     target: Target,
 ) {
-    if missing_wheels(detail, &target, state.on_demand.releases).is_empty() {
+    let known = known_missing(state, name, &served, &target);
+    if known.as_ref().is_some_and(|missing| missing.is_empty()) {
         return;
     }
-    let (state, name, detail) = (state.clone(), name.clone(), detail.clone());
+    let (state, name) = (state.clone(), name.clone());
     tokio::spawn(async move {
-        state
-            .builds
-            .queue_missing(&name, &detail, &target, state.on_demand.releases)
-            .await;
+        let missing = match known {
+            Some(missing) => missing,
+            None => match missing_for(&state, &name, &served, &target).await {
+                Ok(missing) => missing,
+                Err(error) => {
+                    tracing::warn!(project = %name, %error, "could not check for missing wheels");
+                    return;
+                }
+            },
+        };
+        if !missing.is_empty() {
+            state.builds.queue_missing(&name, &missing, &target).await;
+        }
     });
 }
 

@@ -2,6 +2,7 @@
 //! queues builds for releases that lack the target's wheel and, with `on_miss = "wait"`,
 //! waits for them (keeping the connection alive) so the first install gets the wheel.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -10,16 +11,17 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::simple::{format_for, mark_stale, not_in_index, redirect, respond};
+use super::simple::{
+    format_for, mark_stale, missing_for, not_in_index, queue_missing, redirect, respond,
+};
 use crate::app::AppState;
 use crate::auth::Access;
-use crate::build::missing_wheels;
+use crate::build::MissingWheel;
 use crate::catalog;
 use crate::config::OnMiss;
 use crate::error::ApiError;
-use crate::index::Format;
-use crate::pypi::simple::ProjectDetail;
-use crate::pypi::{DistFilename, PackageName, Target, parse_package_name};
+use crate::index::{Format, View};
+use crate::pypi::{PackageName, Target, parse_package_name};
 
 /// Whitespace is valid before both an HTML and a JSON document, and resets the client's
 /// read timeout (pip's default is 15 s).
@@ -38,11 +40,8 @@ pub async fn index(
     super::authorize(&request, &state, Access::Read)?;
     parse_target(&path)?;
     let format = format_for(&request)?;
-    Ok(respond(
-        &request,
-        state.index.project_list_page(format)?,
-        format,
-    ))
+    let page = state.index.project_list_page(format.body())?;
+    Ok(respond(&request, &state, &page, format))
 }
 
 pub async fn project_redirect(path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
@@ -53,19 +52,6 @@ pub async fn project_redirect(path: web::Path<(String, String)>) -> Result<HttpR
         "/t/{}/simple/{name}/",
         parse_target(&target)?
     )))
-}
-
-/// What a target page shows: everything, or with `wheels_only` no sdists.
-pub(super) fn for_target(mut detail: ProjectDetail, wheels_only: bool) -> ProjectDetail {
-    if wheels_only {
-        detail.files.retain(|file| {
-            !matches!(
-                file.filename.parse::<DistFilename>(),
-                Ok(DistFilename::Sdist(_))
-            )
-        });
-    }
-    detail
 }
 
 pub async fn project(
@@ -81,32 +67,27 @@ pub async fn project(
         return Ok(redirect(format!("/t/{target}/simple/{name}/")));
     }
     let format = format_for(&request)?;
-    let (detail, stale) = catalog::detail(&state.index, &state.mirror, &name)
+    let settings = &state.on_demand;
+    let view = match settings.wheels_only {
+        true => View::WheelsOnly,
+        false => View::All,
+    };
+    let served = catalog::page(&state.index, &state.mirror, &name, view, format.body())
         .await?
         .ok_or_else(|| not_in_index(&name))?;
-    let settings = &state.on_demand;
-    let builds_wanted = settings.on_miss != OnMiss::Off
-        && state.builds.serves(&target)
-        && !missing_wheels(&detail, &target, settings.releases).is_empty();
-    if builds_wanted && settings.on_miss == OnMiss::Wait {
-        return Ok(wait_for_builds(state, name, target, detail, format));
+    let builds = settings.on_miss != OnMiss::Off && state.builds.serves(&target);
+    if builds && settings.on_miss == OnMiss::Wait {
+        let missing = missing_for(&state, &name, &served, &target).await?;
+        if !missing.is_empty() {
+            return Ok(wait_for_builds(state, name, target, missing, view, format));
+        }
     }
-    if builds_wanted {
-        let (state, name, detail, target) =
-            (state.clone(), name.clone(), detail.clone(), target.clone());
-        tokio::spawn(async move {
-            state
-                .builds
-                .queue_missing(&name, &detail, &target, state.on_demand.releases)
-                .await;
-        });
-    }
-    let page = state
-        .index
-        .render_uncached(&for_target(detail, settings.wheels_only), format);
-    let mut response = respond(&request, page, format);
-    if let Some(error) = stale {
+    let mut response = respond(&request, &state, &served.page, format);
+    if let Some(error) = &served.stale {
         mark_stale(&mut response, &error.to_string());
+    }
+    if builds && settings.on_miss == OnMiss::Background {
+        queue_missing(&state, &name, served, target);
     }
     Ok(response)
 }
@@ -116,17 +97,15 @@ fn wait_for_builds(
     state: web::Data<AppState>,
     name: PackageName,
     target: Target,
-    detail: ProjectDetail,
+    missing: Arc<[MissingWheel]>,
+    view: View,
     format: Format,
 ) -> HttpResponse {
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(state.on_demand.wait_seconds);
-        let ids = state
-            .builds
-            .queue_missing(&name, &detail, &target, state.on_demand.releases)
-            .await;
+        let ids = state.builds.queue_missing(&name, &missing, &target).await;
         for id in ids {
             while tokio::time::Instant::now() < deadline {
                 let finished = state
@@ -144,28 +123,25 @@ fn wait_for_builds(
                 }
             }
         }
-        let page = match catalog::detail(&state.index, &state.mirror, &name).await {
-            Ok(Some((detail, _))) => {
-                state
-                    .index
-                    .render_uncached(&for_target(detail, state.on_demand.wheels_only), format)
-                    .body
-            }
-            Ok(None) => Bytes::new(),
-            Err(error) => {
-                let _ = sender
-                    .send(Err(std::io::Error::other(error.to_string())))
-                    .await;
-                return;
-            }
-        };
+        // The whitespace went out uncompressed, so the page follows as rendered.
+        let page =
+            match catalog::page(&state.index, &state.mirror, &name, view, format.body()).await {
+                Ok(Some(served)) => served.page.identity().clone(),
+                Ok(None) => Bytes::new(),
+                Err(error) => {
+                    let _ = sender
+                        .send(Err(std::io::Error::other(error.to_string())))
+                        .await;
+                    return;
+                }
+            };
         let _ = sender.send(Ok(page)).await;
     });
     let body = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|chunk| (chunk, receiver))
     });
     HttpResponse::Ok()
-        .insert_header((header::VARY, "Accept"))
+        .insert_header((header::VARY, "Accept, Accept-Encoding"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type(format.content_type())
         .streaming(body.boxed())
