@@ -7,9 +7,11 @@
 mod archive;
 mod ingestor;
 mod links;
+mod members;
 mod spool;
 mod tar_members;
 
 pub use archive::{ArchiveError, ArchiveLimits, Inspected, inspect};
 pub use ingestor::{IngestError, IngestOutcome, Ingestor, Published};
+pub use members::{UnpackError, sdist_files, unpack_crate};
 pub use spool::{Spool, SpoolError, SpooledFile};
