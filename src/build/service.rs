@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::{Mutex, Notify};
 
+use super::crates::{CrateRegistry, LockedCrates};
 use super::fetcher::Fetcher;
 use super::key::{BuildKey, KeyInputs};
 use super::pipeline::Pipeline;
@@ -109,7 +110,14 @@ pub struct BuildService {
     max_attempts: u32,
     resolve_build_requirements: bool,
     requirements: Requirements,
+    crate_registry: CrateRegistry,
+    /// The crates of recently requested sdists, by sdist digest: on-demand page views request
+    /// the same builds again and again.
+    crate_locks: Mutex<HashMap<Sha256Digest, Option<LockedCrates>>>,
 }
+
+/// Sdists whose crates `crate_locks` remembers.
+const REMEMBERED_CRATE_LOCKS: usize = 1024;
 
 pub struct ServiceParts {
     pub queue: BuildQueue,
@@ -123,6 +131,8 @@ pub struct ServiceParts {
     /// Resolve each sdist's `[build-system]` through the index and build with isolation
     /// (false: the recipe's pins on top of the builder's own packages).
     pub resolve_build_requirements: bool,
+    /// Where the crates of an sdist's Cargo.lock come from.
+    pub crate_registry: CrateRegistry,
 }
 
 impl BuildService {
@@ -145,6 +155,8 @@ impl BuildService {
             max_attempts: parts.max_attempts,
             resolve_build_requirements: parts.resolve_build_requirements,
             requirements,
+            crate_registry: parts.crate_registry,
+            crate_locks: Mutex::default(),
         }
     }
 
@@ -344,6 +356,7 @@ impl BuildService {
             true => Some(self.requirements.for_sdist(&sdist, target, recipe).await?),
             false => None,
         };
+        let crates = self.locked_crates(&sdist).await?;
         let recipe = recipe.canonical_json();
         let key = BuildKey::compute(&KeyInputs {
             sdist_sha256: sdist.1,
@@ -354,6 +367,10 @@ impl BuildService {
             build_requirements: &build_requirements
                 .as_ref()
                 .map(BuildRequirements::canonical_json)
+                .unwrap_or_default(),
+            crates: &crates
+                .as_ref()
+                .map(LockedCrates::canonical_json)
                 .unwrap_or_default(),
         });
         let candidate = BuildRecord {
@@ -375,6 +392,7 @@ impl BuildService {
             finished_at: None,
             log_sha256: None,
             build_requirements,
+            crates,
         };
         let (record, requested) = self.queue.request(candidate)?;
         if requested == Requested::Queued {
@@ -382,6 +400,50 @@ impl BuildService {
             self.changed.notify_waiters();
         }
         Ok((record, requested))
+    }
+
+    /// The crates the sdist's Cargo.lock files pin, read from the stored archive as data.
+    async fn locked_crates(
+        &self,
+        sdist: &(String, Sha256Digest),
+    ) -> Result<Option<LockedCrates>, BuildError> {
+        if let Some(known) = self.crate_locks.lock().await.get(&sdist.1) {
+            return Ok(known.clone());
+        }
+        let bytes = self.pipeline.store.get_bytes(sdist.1).await?;
+        let filename = sdist.0.clone();
+        let locked =
+            tokio::task::spawn_blocking(move || super::crates::locked_crates(&filename, &bytes))
+                .await
+                .map_err(|error| BuildError::Resolve {
+                    sdist: sdist.0.clone(),
+                    reason: format!("reading its Cargo.lock files failed: {error}"),
+                })?;
+        let mut known = self.crate_locks.lock().await;
+        if known.len() >= REMEMBERED_CRATE_LOCKS {
+            known.clear();
+        }
+        known.insert(sdist.1, locked.clone());
+        Ok(locked)
+    }
+
+    /// A leased build's crates in the blob store, fetched from the registry where missing;
+    /// a lock that cannot be vendored fails the build here, before any container runs.
+    async fn store_crates(&self, record: &BuildRecord) -> Result<(), Failure> {
+        let Some(locked) = &record.crates else {
+            return Ok(());
+        };
+        if let Some(reason) = &locked.refused {
+            return Err(Failure {
+                kind: FailureKind::Package,
+                message: format!("Cargo.lock: {reason}"),
+            });
+        }
+        let stored = self.crate_registry.store_all(&locked.crates).await?;
+        if stored.fetched > 0 {
+            tracing::info!(build = %record.id, fetched = stored.fetched, bytes = stored.fetched_bytes, "crates fetched from the registry");
+        }
+        Ok(())
     }
 
     /// Waits until build `id` finishes or `timeout` passes; returns its latest record.
@@ -476,7 +538,10 @@ impl BuildService {
             .wheelhouse(record, &recipe, &builders.target)
             .await
         {
-            Ok(files) => self.wheelhouse_bytes(&files).await,
+            Ok(files) => match self.store_crates(record).await {
+                Ok(()) => self.wheelhouse_bytes(&files).await,
+                Err(failure) => Err(failure),
+            },
             Err(failure) => Err(failure),
         };
         let fetcher = Fetcher {
@@ -486,7 +551,14 @@ impl BuildService {
         let result = match wheelhouse {
             Ok(wheelhouse) => {
                 self.pipeline
-                    .run(record, &builders, &recipe, &wheelhouse, Some(&fetcher))
+                    .run(
+                        record,
+                        &builders,
+                        &recipe,
+                        &wheelhouse,
+                        Some(&fetcher),
+                        &self.crate_registry,
+                    )
                     .await
             }
             Err(failure) => super::pipeline::PipelineResult {
@@ -552,19 +624,29 @@ impl BuildService {
         tracing::info!(build = %build.id, worker = holder.worker.as_str(), attempt = build.attempts, "build leased to a remote worker");
         self.changed.notify_waiters();
         let (builders, recipe) = self.plan(&build)?;
-        let wheelhouse = match self
+        let inputs = match self
             .requirements
             .wheelhouse(&build, &recipe, &builders.target)
             .await
         {
+            Ok(files) => self.store_crates(&build).await.map(|()| files),
+            Err(failure) => Err(failure),
+        };
+        let wheelhouse = match inputs {
             Ok(files) => files,
             Err(failure) => {
-                self.record_outcome(&build, holder, Err(failure), b"")
+                let log = format!("===== edelweiss: {}\n", failure.message).into_bytes();
+                self.record_outcome(&build, holder, Err(failure), &log)
                     .await?;
                 return Ok(None);
             }
         };
-        let digests: Vec<Sha256Digest> = wheelhouse.iter().map(|file| file.sha256).collect();
+        let crates = build.crates.iter().flat_map(|locked| &locked.crates);
+        let digests: Vec<Sha256Digest> = wheelhouse
+            .iter()
+            .map(|file| file.sha256)
+            .chain(crates.map(|locked| locked.sha256))
+            .collect();
         let build = self.queue.grant_wheelhouse(&build.id, holder, &digests)?;
         Ok(Some(Assignment {
             builder: builders.builder_for(&recipe),
