@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::{Mutex, Notify};
 
-use super::crates::{CrateRegistry, LockedCrates};
+use super::crates::{CrateRegistry, LockedCrates, LockedCratesCache};
 use super::fetcher::Fetcher;
 use super::key::{BuildKey, KeyInputs};
 use super::pipeline::Pipeline;
@@ -111,13 +111,8 @@ pub struct BuildService {
     resolve_build_requirements: bool,
     requirements: Requirements,
     crate_registry: CrateRegistry,
-    /// The crates of recently requested sdists, by sdist digest: on-demand page views request
-    /// the same builds again and again.
-    crate_locks: Mutex<HashMap<Sha256Digest, Option<LockedCrates>>>,
+    crate_locks: LockedCratesCache,
 }
-
-/// Sdists whose crates `crate_locks` remembers.
-const REMEMBERED_CRATE_LOCKS: usize = 1024;
 
 pub struct ServiceParts {
     pub queue: BuildQueue,
@@ -156,7 +151,7 @@ impl BuildService {
             resolve_build_requirements: parts.resolve_build_requirements,
             requirements,
             crate_registry: parts.crate_registry,
-            crate_locks: Mutex::default(),
+            crate_locks: LockedCratesCache::default(),
         }
     }
 
@@ -356,7 +351,7 @@ impl BuildService {
             true => Some(self.requirements.for_sdist(&sdist, target, recipe).await?),
             false => None,
         };
-        let crates = self.locked_crates(&sdist).await?;
+        let crates = self.crate_locks.of(&self.pipeline.store, &sdist).await?;
         let recipe = recipe.canonical_json();
         let key = BuildKey::compute(&KeyInputs {
             sdist_sha256: sdist.1,
@@ -400,31 +395,6 @@ impl BuildService {
             self.changed.notify_waiters();
         }
         Ok((record, requested))
-    }
-
-    /// The crates the sdist's Cargo.lock files pin, read from the stored archive as data.
-    async fn locked_crates(
-        &self,
-        sdist: &(String, Sha256Digest),
-    ) -> Result<Option<LockedCrates>, BuildError> {
-        if let Some(known) = self.crate_locks.lock().await.get(&sdist.1) {
-            return Ok(known.clone());
-        }
-        let bytes = self.pipeline.store.get_bytes(sdist.1).await?;
-        let filename = sdist.0.clone();
-        let locked =
-            tokio::task::spawn_blocking(move || super::crates::locked_crates(&filename, &bytes))
-                .await
-                .map_err(|error| BuildError::Resolve {
-                    sdist: sdist.0.clone(),
-                    reason: format!("reading its Cargo.lock files failed: {error}"),
-                })?;
-        let mut known = self.crate_locks.lock().await;
-        if known.len() >= REMEMBERED_CRATE_LOCKS {
-            known.clear();
-        }
-        known.insert(sdist.1, locked.clone());
-        Ok(locked)
     }
 
     /// A leased build's crates in the blob store, fetched from the registry where missing;

@@ -10,5 +10,5 @@ mod vendor;
 
 pub use lock::{CrateName, CrateVersion, LockError, LockedCrate, parse_lock};
 pub use registry::CrateRegistry;
-pub use sdist::{LockedCrates, locked_crates};
+pub use sdist::{LockedCrates, LockedCratesCache, locked_crates};
 pub use vendor::{CrateLoader, VENDOR_INPUT, write_vendor_directory};

@@ -2,12 +2,14 @@
 //! sdist carries its workspace's, and sometimes more), read as data with the archive rules
 //! of ingest, merged into one set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use super::lock::{LockError, LockedCrate, MAX_LOCKED_PACKAGES, parse_lock};
 use crate::ingest::{ArchiveLimits, sdist_files};
+use crate::pypi::Sha256Digest;
+use crate::storage::{BlobStore, StorageError};
 
 /// Bounds of the scan for lock files: entries and unpacked bytes as ingest counts them, and
 /// the largest lock file read (a big workspace's is a few hundred KiB).
@@ -73,6 +75,40 @@ pub fn locked_crates(filename: &str, bytes: &[u8]) -> Option<LockedCrates> {
             refused: None,
         }),
         Err(error) => Some(LockedCrates::refused(locks, error.to_string())),
+    }
+}
+
+/// Sdists whose crates a `LockedCratesCache` remembers.
+const REMEMBERED_SDISTS: usize = 1024;
+
+/// The crates of recently requested sdists, by sdist digest: on-demand page views request the
+/// same builds again and again, and each reading decompresses the whole archive.
+#[derive(Default)]
+pub struct LockedCratesCache {
+    remembered: tokio::sync::Mutex<HashMap<Sha256Digest, Option<LockedCrates>>>,
+}
+
+impl LockedCratesCache {
+    /// [`locked_crates`] of the stored sdist `(filename, digest)`.
+    pub async fn of(
+        &self,
+        store: &BlobStore,
+        sdist: &(String, Sha256Digest),
+    ) -> Result<Option<LockedCrates>, StorageError> {
+        if let Some(known) = self.remembered.lock().await.get(&sdist.1) {
+            return Ok(known.clone());
+        }
+        let bytes = store.get_bytes(sdist.1).await?;
+        let filename = sdist.0.clone();
+        let locked = tokio::task::spawn_blocking(move || locked_crates(&filename, &bytes))
+            .await
+            .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+        let mut remembered = self.remembered.lock().await;
+        if remembered.len() >= REMEMBERED_SDISTS {
+            remembered.clear();
+        }
+        remembered.insert(sdist.1, locked.clone());
+        Ok(locked)
     }
 }
 
