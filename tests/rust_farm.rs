@@ -162,7 +162,7 @@ fn timed_build(server: &TestServer, project: &str, version: &str) -> serde_json:
     let build = build_to_end(server, project, version, LIMIT);
     eprintln!(
         "{project} {version}: {} in {:.0}s",
-        build["state"],
+        build["state"].as_str().unwrap_or_default(),
         started.elapsed().as_secs_f64()
     );
     build
