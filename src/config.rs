@@ -143,7 +143,38 @@ pub struct BuildSettings {
     /// with isolation from them alone; false builds on the builder's own packages plus the
     /// recipe's pins.
     pub resolve_build_requirements: bool,
+    /// Where the crates of an sdist's Cargo.lock are downloaded from, before its build:
+    /// `<crate_registry>/<name>/<name>-<version>.crate` (static.crates.io's layout).
+    pub crate_registry: String,
     pub targets: Vec<TargetSettings>,
+}
+
+/// crates.io's download host.
+pub const CRATES_IO_DOWNLOADS: &str = "https://static.crates.io/crates";
+
+impl BuildSettings {
+    /// `crate_registry` as a URL: http or https, with no credentials (they would be logged
+    /// with every download's failure), query or fragment.
+    pub fn crate_registry_url(&self) -> Result<url::Url, String> {
+        let url = url::Url::parse(&self.crate_registry).map_err(|error| {
+            format!(
+                "`{}` is not a URL: {error}",
+                crate::pypi::excerpt(&self.crate_registry)
+            )
+        })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry credentials".into());
+        }
+        if !matches!(url.scheme(), "http" | "https")
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(format!(
+                "`{url}` must be an http or https URL without query or fragment"
+            ));
+        }
+        Ok(url)
+    }
 }
 
 impl Default for BuildSettings {
@@ -161,6 +192,7 @@ impl Default for BuildSettings {
             lease_seconds: 120,
             max_attempts: 3,
             resolve_build_requirements: true,
+            crate_registry: CRATES_IO_DOWNLOADS.to_string(),
             targets: Vec::new(),
         }
     }
@@ -347,6 +379,7 @@ const ENVIRONMENT: &[(&str, &[&str], EnvKind)] = &[
     ("EDELWEISS_BUILD_EXECUTOR", &["build", "executor"], EnvKind::Text),
     ("EDELWEISS_RECIPES", &["build", "recipes"], EnvKind::Text),
     ("EDELWEISS_RESOLVE_BUILD_REQUIREMENTS", &["build", "resolve_build_requirements"], EnvKind::Flag),
+    ("EDELWEISS_CRATE_REGISTRY", &["build", "crate_registry"], EnvKind::Text),
     ("EDELWEISS_ON_MISS", &["on_demand", "on_miss"], EnvKind::Text),
     ("EDELWEISS_WHEELS_ONLY", &["on_demand", "wheels_only"], EnvKind::Flag),
 ];
@@ -515,6 +548,12 @@ impl Settings {
                 "limits must be positive and lease_seconds at least 3",
             );
         }
+        build
+            .crate_registry_url()
+            .map_err(|reason| ConfigError::Invalid {
+                key: "build.crate_registry",
+                reason,
+            })?;
         if let Some(target) = build
             .targets
             .iter()
@@ -737,6 +776,24 @@ mod tests {
         assert!(error.contains("EDELWEISS_LISTEN"), "{error}");
         let env = |name: &str| (name == "EDELWEISS_UPLOAD_TOKENS").then(|| "short".to_string());
         assert!(Settings::load(None, env, &Overrides::default()).is_err());
+        for registry in [
+            "static.crates.io/crates",
+            "ftp://mirror.example/crates",
+            "https://user:secret@mirror.example/crates",
+        ] {
+            let env =
+                |name: &str| (name == "EDELWEISS_CRATE_REGISTRY").then(|| registry.to_string());
+            let error = Settings::load(None, env, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("build.crate_registry"), "{error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
+        let env = |name: &str| {
+            (name == "EDELWEISS_CRATE_REGISTRY").then(|| "http://127.0.0.1:9/crates".to_string())
+        };
+        let settings = Settings::load(None, env, &Overrides::default()).unwrap();
+        assert_eq!(settings.build.crate_registry, "http://127.0.0.1:9/crates");
     }
 
     #[test]
@@ -825,6 +882,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(shown(&shipped.upstreams), shown(&defaults.upstreams));
+        assert_eq!(shipped.build.crate_registry, defaults.build.crate_registry);
         assert_eq!(
             shipped.mirror.page_ttl_seconds,
             defaults.mirror.page_ttl_seconds

@@ -8,8 +8,8 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 
 use crate::build::{
-    BuildQueue, BuildService, ContainerSteps, Pipeline, RecipeBook, RecipeError, SHIPPED,
-    ServiceParts, TargetBuilders,
+    BuildQueue, BuildService, ContainerSteps, CrateRegistry, Pipeline, RecipeBook, RecipeError,
+    SHIPPED, ServiceParts, TargetBuilders,
 };
 use crate::config::{ConfigError, ExecutorKind, Settings};
 use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
@@ -35,6 +35,8 @@ pub enum StartupError {
     },
     #[error("cannot start the upstream client: {0}")]
     Upstream(#[from] UpstreamError),
+    #[error("cannot start the crate registry client: {0}")]
+    CrateRegistry(reqwest::Error),
     #[error(transparent)]
     Recipes(#[from] RecipeError),
     #[error(transparent)]
@@ -189,6 +191,18 @@ impl Services {
                 },
             })
             .collect();
+        let crate_registry = CrateRegistry::new(
+            build
+                .crate_registry_url()
+                .map_err(|reason| ConfigError::Invalid {
+                    key: "build.crate_registry",
+                    reason,
+                })?,
+            Duration::from_secs(settings.mirror.connect_timeout_seconds),
+            Duration::from_secs(settings.mirror.read_timeout_seconds),
+            store.clone(),
+        )
+        .map_err(StartupError::CrateRegistry)?;
         let builds = Arc::new(BuildService::new(ServiceParts {
             queue: BuildQueue::open(index.database())?,
             pipeline,
@@ -199,6 +213,7 @@ impl Services {
             lease_seconds: build.lease_seconds,
             max_attempts: build.max_attempts,
             resolve_build_requirements: build.resolve_build_requirements,
+            crate_registry,
         }));
         Ok(Self {
             index,

@@ -633,6 +633,50 @@ fn a_requirement_found_while_building_is_built_first(runtime: Runtime) {
     );
 }
 
+/// The farm built an old flit_core from its sdist; a later build that needs a newer one
+/// still sees upstream's releases (only an upload hides its upstream namesake).
+fn a_wheel_built_of_an_upstream_project_does_not_hide_its_newer_releases(runtime: Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let sdist = common::dists::write_project_sdist(
+        dir.path(),
+        "needs-new-flit",
+        "1.0",
+        "from setuptools import setup\nsetup(name='needs-new-flit', version='1.0', py_modules=['needs_new_flit'])\n",
+        &[
+            (
+                "pyproject.toml",
+                "[build-system]\nrequires = ['setuptools>=61', 'flit_core>=3.9']\n",
+            ),
+            ("needs_new_flit.py", "VALUE = 1\n"),
+        ],
+    );
+    let farm = farm_with_files(
+        runtime,
+        &[
+            sdist,
+            common::farm::pypi_file("flit-core", "flit_core-3.8.0.tar.gz"),
+        ],
+        &[],
+        &["setuptools==75.1.0", "flit-core==3.9.0"],
+    );
+    builds(
+        &farm,
+        "flit-core",
+        "3.8.0",
+        "flit_core-3.8.0-py3-none-any.whl",
+    );
+    let build = builds(
+        &farm,
+        "needs-new-flit",
+        "1.0",
+        "needs_new_flit-1.0-py3-none-any.whl",
+    );
+    assert!(
+        pinned(&build).contains(&"flit_core-3.9.0-py3-none-any.whl".to_string()),
+        "{build}"
+    );
+}
+
 mod runc {
     macro_rules! runc_tests {
         ($($test:ident),* $(,)?) => {
@@ -654,6 +698,7 @@ mod runc {
         a_build_requirement_without_a_wheel_is_built_first,
         a_cycle_of_build_requirements_fails_naming_it,
         a_requirement_found_while_building_is_built_first,
+        a_wheel_built_of_an_upstream_project_does_not_hide_its_newer_releases,
     );
 
     /// cmake's wheel is 28 MB: fetched once per machine, and run with `--ignored`.

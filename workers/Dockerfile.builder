@@ -9,8 +9,10 @@
 ARG PYTHON_VERSION=3.13
 FROM python:${PYTHON_VERSION}-alpine
 ARG APK_PACKAGES=""
-# build-base: gcc, musl-dev, make; patchelf for auditwheel; the recipe's -dev packages.
-RUN apk add --no-cache build-base linux-headers patchelf ${APK_PACKAGES}
+# build-base: gcc, musl-dev, make; patchelf for auditwheel; cargo (and rust) for maturin and
+# setuptools-rust sdists, which build offline from the crates edelweiss vendors into
+# /input/cargo-vendor; the recipe's -dev packages.
+RUN apk add --no-cache build-base linux-headers patchelf cargo ${APK_PACKAGES}
 # The PEP 517 tools the offline build step uses with --no-build-isolation, and auditwheel.
 RUN python -m pip install --no-cache-dir \
         "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0" "Cython==3.3.1" \

@@ -1,6 +1,6 @@
 //! What a remote worker accepts of a server's lease. The build id names the work directory
 //! (which a build deletes and recreates), the sdist and wheelhouse filenames name files
-//! written in it, and all of them end up in URLs, container names and log lines: each is
+//! written in it (and the crates' names and versions, typed by `LockedCrate`, directories), and all of them end up in URLs, container names and log lines: each is
 //! parsed by the same typed parsers as uploads before anything touches the filesystem.
 
 use super::id::{BuildId, BuildIdError};
@@ -114,7 +114,11 @@ mod tests {
                 "target": "cp313-musllinux_1_2_x86_64", "sdist_filename": "demo-1.0.tar.gz",
                 "sdist_sha256": digest, "builder": "b", "state": "running", "lease": null,
                 "attempts": 1, "failure": null, "wheel": null, "queued_at": "t",
-                "started_at": null, "finished_at": null, "log_sha256": null
+                "started_at": null, "finished_at": null, "log_sha256": null,
+                "crates": {
+                    "locks": ["demo-1.0/Cargo.lock"],
+                    "crates": [{"name": "cfg-if", "version": "1.0.0", "sha256": digest}]
+                }
             },
             "recipe": {},
             "wheelhouse": [{"filename": "numpy-2.2.6-py3-none-any.whl", "sha256": digest}],
@@ -137,6 +141,8 @@ mod tests {
             checked.wheelhouse[0].0.to_string(),
             "numpy-2.2.6-py3-none-any.whl"
         );
+        let crates = checked.assignment.build.crates.unwrap().crates;
+        assert_eq!(crates[0].directory(), "cfg-if-1.0.0");
     }
 
     #[test]
@@ -163,6 +169,9 @@ mod tests {
             ("/wheelhouse/0/filename", "/tmp/x-1.0-py3-none-any.whl"),
             ("/wheelhouse/0/sha256", "../../not-a-digest"),
             ("/build/project", "demo\n2026 INFO forged"),
+            ("/build/crates/crates/0/name", "../../../etc"),
+            ("/build/crates/crates/0/version", "1.0.0/../../x"),
+            ("/build/crates/crates/0/sha256", "../x"),
         ] {
             match CheckedAssignment::parse(with(pointer, value)) {
                 Err(AssignmentError::Inputs { id, reason }) => {

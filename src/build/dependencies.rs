@@ -145,7 +145,11 @@ impl BuildService {
                 file
             })
             .collect();
-        let hides = self.mirror.hides_upstream(project, !files.is_empty());
+        let uploaded = self
+            .index
+            .project(project)?
+            .is_some_and(|record| record.uploaded);
+        let hides = self.mirror.hides_upstream(project, uploaded);
         if self.mirror.is_enabled() && !hides {
             if let Some(page) = self.mirror.project_page(project).await? {
                 files.extend(page.detail.files.iter().cloned());
@@ -403,7 +407,13 @@ impl BuildService {
             };
         }
         let (key, _) = self
-            .key_of(&sdist, &target, &recipe, requirements.as_ref())
+            .key_of(
+                &sdist,
+                &target,
+                &recipe,
+                requirements.as_ref(),
+                record.crates.as_ref(),
+            )
             .await?;
         match self
             .queue

@@ -91,6 +91,12 @@ const ERROR_MARKS: &[&str] = &[
     ": not found",
     ": error:",
     "error[E",
+    // cargo offline (a crate missing from the vendor directory), a build script, a link;
+    // maturin's error chain.
+    "error: no matching package",
+    "error: failed to ",
+    "error: linking with",
+    "Caused by: ",
     "Error: ",
 ];
 
@@ -194,6 +200,28 @@ mod tests {
         assert!(
             diagnosis("/usr/bin/ld: cannot find -lzstd: No such file or directory\n")
                 .ends_with("`zstd-dev`)")
+        );
+    }
+
+    #[test]
+    fn names_cargo_and_maturin_errors() {
+        assert_eq!(
+            diagnosis(
+                "   Compiling demo v1.0.0\nerror: no matching package named `ghost` found\nlocation searched: directory source `/input/cargo-vendor/crates` (which is replacing registry `crates-io`)\n"
+            ),
+            "error: no matching package named `ghost` found"
+        );
+        assert_eq!(
+            diagnosis(
+                "      🔗 Found pyo3 bindings\n      💥 maturin failed\n        Caused by: Python interpreter should be a kind of interpreter\n"
+            ),
+            "Caused by: Python interpreter should be a kind of interpreter"
+        );
+        assert_eq!(
+            diagnosis(
+                "error: failed to run custom build command for `pyo3-build-config v0.22.2`\n\nCaused by:\n"
+            ),
+            "error: failed to run custom build command for `pyo3-build-config v0.22.2`"
         );
     }
 

@@ -105,8 +105,14 @@ impl IndexWheels {
                 self.candidate(&file.filename, Some(file.sha256), file.requires_python)
             })
             .collect();
-        if !self.mirror.is_enabled() || self.mirror.hides_upstream(project, !candidates.is_empty())
-        {
+        // Only an upload hides the upstream (the dependency-confusion rule): a wheel the farm
+        // built of an upstream project leaves every upstream release in view.
+        let uploaded = self
+            .index
+            .project(project)
+            .map_err(|error| ResolveError::Source(error.to_string()))?
+            .is_some_and(|record| record.uploaded);
+        if !self.mirror.is_enabled() || self.mirror.hides_upstream(project, uploaded) {
             return Ok(candidates);
         }
         match self.mirror.project_page(project).await {

@@ -11,7 +11,8 @@ use crate::pypi::{Sha256Digest, Target};
 /// 2: repaired wheels must pass the symbol check against the runtime (`symbols`).
 /// 3: build requirements resolved through the index and built with isolation; the smoke
 ///    test installs the wheel's runtime dependencies.
-pub const CACHE_VERSION: u32 = 3;
+/// 4: the crates of an sdist's Cargo.lock files are vendored and cargo runs offline.
+pub const CACHE_VERSION: u32 = 4;
 
 /// The in-container steps; their bytes enter every key, so editing them rebuilds.
 pub const BUILD_STEP: &str = include_str!("../../workers/steps/build.sh");
@@ -35,6 +36,9 @@ pub struct KeyInputs<'a> {
     /// The resolved build requirements' canonical JSON (`BuildRequirements`); empty where
     /// resolution is off.
     pub build_requirements: &'a str,
+    /// The vendored crates' canonical JSON (`LockedCrates`); empty for an sdist without a
+    /// Cargo.lock.
+    pub crates: &'a str,
 }
 
 impl BuildKey {
@@ -50,6 +54,8 @@ impl BuildKey {
     ///    sha256, so a new setuptools release on the index is a new build. (What the
     ///    backend adds through `get_requires_for_build_wheel` is resolved during the build,
     ///    from these and the sdist, and is listed in the log.)
+    /// 9. the crates vendored for cargo: the sdist's Cargo.lock files and each crate's
+    ///    name, version and sha256, so the build's crates are exactly the keyed ones.
     pub fn compute(inputs: &KeyInputs<'_>) -> Self {
         let mut hasher = Sha256::new();
         let mut field = |bytes: &[u8]| {
@@ -69,6 +75,7 @@ impl BuildKey {
         field(inputs.builder.as_bytes());
         field(inputs.runtime.as_bytes());
         field(inputs.build_requirements.as_bytes());
+        field(inputs.crates.as_bytes());
         Self(Sha256Digest::from_hasher(hasher))
     }
 
@@ -95,6 +102,7 @@ mod tests {
             builder: "rootfs:abc",
             runtime: "rootfs:abc",
             build_requirements: "",
+            crates: "",
         }
     }
 
@@ -128,6 +136,9 @@ mod tests {
         variants.push(BuildKey::compute(&changed));
         let mut changed = inputs(&target, "{}");
         changed.build_requirements = "{\"pinned\":[]}";
+        variants.push(BuildKey::compute(&changed));
+        let mut changed = inputs(&target, "{}");
+        changed.crates = "{\"locks\":[],\"crates\":[]}";
         variants.push(BuildKey::compute(&changed));
         for variant in variants {
             assert_ne!(variant, base);

@@ -3,6 +3,7 @@
 
 mod assignment_check;
 mod build_system;
+mod crates;
 mod dependencies;
 mod diagnose;
 mod fetcher;
@@ -25,6 +26,10 @@ mod steps;
 mod symbols;
 
 pub use build_system::{BuildSystem, BuildSystemError};
+pub use crates::{
+    CrateLoader, CrateName, CrateRegistry, CrateVersion, LockError, LockedCrate, LockedCrates,
+    locked_crates, parse_lock,
+};
 pub use dependencies::index_requirement;
 pub use diagnose::{Diagnosis, first_error};
 pub use id::{BuildId, BuildIdError};

@@ -31,6 +31,7 @@ impl Pipeline {
         recipe: &Recipe,
         wheelhouse: &[(String, bytes::Bytes)],
         fetcher: Option<&dyn super::fetcher::RequirementFetcher>,
+        crates: &dyn super::crates::CrateLoader,
     ) -> PipelineResult {
         let sdist = match self.store.get_bytes(record.sdist_sha256).await {
             Ok(sdist) => sdist,
@@ -53,6 +54,7 @@ impl Pipeline {
                     sdist: &sdist,
                     wheelhouse,
                     fetcher,
+                    crates,
                 },
             )
             .await;

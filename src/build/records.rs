@@ -81,7 +81,7 @@ pub struct Lease {
     /// requests carrying it may renew the lease, fetch the build's inputs or report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CredentialId>,
-    /// The wheelhouse blobs the holder may fetch, besides the sdist.
+    /// The wheelhouse wheels and crates the holder may fetch, besides the sdist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wheelhouse: Vec<Sha256Digest>,
 }
@@ -150,6 +150,10 @@ pub struct BuildRecord {
     /// While `Waiting`: the ids of the builds of its requirements that had no wheel.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<String>,
+    /// The crates.io crates the sdist's Cargo.lock files pin, vendored for an offline cargo;
+    /// `None` for an sdist without a Cargo.lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crates: Option<super::crates::LockedCrates>,
 }
 
 /// An sdist's build requirements (PEP 517/518) for one target, as resolved through this
@@ -203,8 +207,8 @@ impl BuildRecord {
         }
     }
 
-    /// Whether `digest` is an input of this build (its sdist or a wheelhouse wheel) that a
-    /// remote worker holding it with `credential` may fetch.
+    /// Whether `digest` is an input of this build (its sdist, a wheelhouse wheel or a
+    /// vendored crate) that a remote worker holding it with `credential` may fetch.
     pub fn lets_fetch(&self, credential: &CredentialId, digest: Sha256Digest) -> bool {
         let Some(lease) = self
             .lease

@@ -11,7 +11,9 @@ use reqwest::StatusCode;
 use url::Url;
 
 use super::assignment_check::{AssignmentError, CheckedAssignment};
+use super::crates::{CrateLoader, LockedCrate};
 use super::id::BuildId;
+use super::resolve::BoxFuture;
 use super::service::Assignment;
 use super::steps::{ContainerSteps, TargetBuilders, infrastructure};
 use crate::auth::Secret;
@@ -382,6 +384,7 @@ impl RemoteWorker {
             sdist: &sdist,
             wheelhouse: &wheelhouse,
             fetcher: Some(&fetcher),
+            crates: &ServerCrates { worker: self },
         };
         self.steps
             .run(build, &builders, &assignment.recipe, work, &inputs)
@@ -446,6 +449,32 @@ impl RemoteWorker {
             }
             tokio::time::sleep(poll).await;
         }
+    }
+}
+
+/// A remote build's crates, from the server's worker API (which serves only the crates of a
+/// build leased with this worker's token), each kept only if it hashes to the lock's checksum.
+struct ServerCrates<'a> {
+    worker: &'a RemoteWorker,
+}
+
+impl CrateLoader for ServerCrates<'_> {
+    fn load<'a>(
+        &'a self,
+        locked: &'a LockedCrate,
+    ) -> BoxFuture<'a, Result<bytes::Bytes, super::records::Failure>> {
+        Box::pin(async move {
+            let path = format!("api/v1/workers/blobs/{}", locked.sha256);
+            self.worker
+                .fetch_verified(&path, locked.sha256)
+                .await
+                .ok_or_else(|| {
+                    infrastructure(format!(
+                        "worker {} could not fetch crate {} {} intact",
+                        self.worker.name, locked.name, locked.version
+                    ))
+                })
+        })
     }
 }
 

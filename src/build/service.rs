@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::{Mutex, Notify};
 
+use super::crates::{CrateRegistry, LockedCrates, LockedCratesCache};
 use super::fetcher::Fetcher;
 use super::key::{BuildKey, KeyInputs};
 use super::pipeline::Pipeline;
@@ -110,6 +111,8 @@ pub struct BuildService {
     pub(super) resolve_build_requirements: bool,
     pub(super) requirements: Requirements,
     known_missing: super::KnownMissing,
+    crate_registry: CrateRegistry,
+    crate_locks: LockedCratesCache,
 }
 
 pub struct ServiceParts {
@@ -124,6 +127,8 @@ pub struct ServiceParts {
     /// Resolve each sdist's `[build-system]` through the index and build with isolation
     /// (false: the recipe's pins on top of the builder's own packages).
     pub resolve_build_requirements: bool,
+    /// Where the crates of an sdist's Cargo.lock come from.
+    pub crate_registry: CrateRegistry,
 }
 
 impl BuildService {
@@ -147,6 +152,8 @@ impl BuildService {
             resolve_build_requirements: parts.resolve_build_requirements,
             requirements,
             known_missing: super::KnownMissing::default(),
+            crate_registry: parts.crate_registry,
+            crate_locks: LockedCratesCache::default(),
         }
     }
 
@@ -361,8 +368,15 @@ impl BuildService {
                 true => Some(self.requirements.for_sdist(&sdist, target, recipe).await?),
                 false => None,
             };
+            let crates = self.crate_locks.of(&self.pipeline.store, &sdist).await?;
             let (key, builder) = self
-                .key_of(&sdist, target, recipe, build_requirements.as_ref())
+                .key_of(
+                    &sdist,
+                    target,
+                    recipe,
+                    build_requirements.as_ref(),
+                    crates.as_ref(),
+                )
                 .await?;
             let missing = build_requirements
                 .as_ref()
@@ -386,6 +400,7 @@ impl BuildService {
                 finished_at: None,
                 log_sha256: None,
                 build_requirements,
+                crates,
                 needs: Vec::new(),
             };
             if let Some(missing) = missing {
@@ -416,6 +431,7 @@ impl BuildService {
         target: &Target,
         recipe: &Recipe,
         build_requirements: Option<&BuildRequirements>,
+        crates: Option<&LockedCrates>,
     ) -> Result<(BuildKey, String), BuildError> {
         let builders = self.builders(target)?;
         let (builder, runtime) = self.identities(builders, recipe).await?;
@@ -428,8 +444,25 @@ impl BuildService {
             build_requirements: &build_requirements
                 .map(BuildRequirements::canonical_json)
                 .unwrap_or_default(),
+            crates: &crates.map(LockedCrates::canonical_json).unwrap_or_default(),
         });
         Ok((key, builder))
+    }
+
+    /// A leased build's crates in the blob store, fetched from the registry where missing;
+    /// a lock that cannot be vendored fails the build here, before any container runs.
+    async fn store_crates(&self, record: &BuildRecord) -> Result<(), Failure> {
+        let Some(locked) = &record.crates else {
+            return Ok(());
+        };
+        if let Some(reason) = &locked.refused {
+            return Err(Failure::package(format!("Cargo.lock: {reason}")));
+        }
+        let stored = self.crate_registry.store_all(&locked.crates).await?;
+        if stored.fetched > 0 {
+            tracing::info!(build = %record.id, fetched = stored.fetched, bytes = stored.fetched_bytes, "crates fetched from the registry");
+        }
+        Ok(())
     }
 
     /// Waits until build `id` finishes or `timeout` passes; returns its latest record.
@@ -527,7 +560,10 @@ impl BuildService {
             .wheelhouse(record, &recipe, &builders.target)
             .await
         {
-            Ok(files) => self.wheelhouse_bytes(&files).await,
+            Ok(files) => match self.store_crates(record).await {
+                Ok(()) => self.wheelhouse_bytes(&files).await,
+                Err(failure) => Err(failure),
+            },
             Err(failure) => Err(failure),
         };
         let fetcher = Fetcher {
@@ -537,7 +573,14 @@ impl BuildService {
         let result = match wheelhouse {
             Ok(wheelhouse) => {
                 self.pipeline
-                    .run(record, &builders, &recipe, &wheelhouse, Some(&fetcher))
+                    .run(
+                        record,
+                        &builders,
+                        &recipe,
+                        &wheelhouse,
+                        Some(&fetcher),
+                        &self.crate_registry,
+                    )
                     .await
             }
             Err(failure) => super::pipeline::PipelineResult {
@@ -608,19 +651,29 @@ impl BuildService {
         tracing::info!(build = %build.id, worker = holder.worker.as_str(), attempt = build.attempts, "build leased to a remote worker");
         self.changed.notify_waiters();
         let (builders, recipe) = self.plan(&build)?;
-        let wheelhouse = match self
+        let inputs = match self
             .requirements
             .wheelhouse(&build, &recipe, &builders.target)
             .await
         {
+            Ok(files) => self.store_crates(&build).await.map(|()| files),
+            Err(failure) => Err(failure),
+        };
+        let wheelhouse = match inputs {
             Ok(files) => files,
             Err(failure) => {
-                self.record_outcome(&build, holder, Err(failure), b"")
+                let log = format!("===== edelweiss: {}\n", failure.message).into_bytes();
+                self.record_outcome(&build, holder, Err(failure), &log)
                     .await?;
                 return Ok(None);
             }
         };
-        let digests: Vec<Sha256Digest> = wheelhouse.iter().map(|file| file.sha256).collect();
+        let crates = build.crates.iter().flat_map(|locked| &locked.crates);
+        let digests: Vec<Sha256Digest> = wheelhouse
+            .iter()
+            .map(|file| file.sha256)
+            .chain(crates.map(|locked| locked.sha256))
+            .collect();
         let build = self.queue.grant_wheelhouse(&build.id, holder, &digests)?;
         Ok(Some(Assignment {
             builder: builders.builder_for(&recipe),

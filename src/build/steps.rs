@@ -7,6 +7,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::crates::{CrateLoader, VENDOR_INPUT, write_vendor_directory};
 use super::diagnose::first_error;
 use super::fetcher::{Purpose, RequirementFetcher};
 use super::key::{BUILD_REQUIRES_HOOK, BUILD_STEP, BUNDLE_DATA_STEP, REQUIRES_STEP, SMOKE_STEP};
@@ -77,8 +78,10 @@ pub struct BuildInputs<'a> {
     pub sdist: &'a [u8],
     pub wheelhouse: &'a [(String, bytes::Bytes)],
     /// Resolves what the backend adds and the wheel's runtime dependencies; without one
-    /// (a remote worker) pip finds only the wheelhouse and the wheel is tested alone.
+    /// pip finds only the wheelhouse and the wheel is tested alone.
     pub fetcher: Option<&'a dyn RequirementFetcher>,
+    /// The `.crate` files of the record's locked crates, for the vendor directory.
+    pub crates: &'a dyn CrateLoader,
 }
 
 /// The most a backend may add through `get_requires_for_build_wheel`.
@@ -261,6 +264,7 @@ impl ContainerSteps {
         Self::prepare(work, record, inputs.sdist, inputs.wheelhouse).map_err(|error| {
             infrastructure(format!("cannot prepare {}: {error}", work.display()))
         })?;
+        Self::vendor_crates(record, work, inputs.crates).await?;
         let mut env = vec![
             ("PATH".to_string(), PATH.to_string()),
             (
@@ -367,6 +371,38 @@ impl ContainerSteps {
         );
         self.run_step(smoke, "smoke test").await?;
         Ok(wheel)
+    }
+
+    /// The record's crates unpacked into the build's read-only input as cargo's vendor
+    /// directory (`/input/cargo-vendor`), which the steps hand to cargo.
+    async fn vendor_crates(
+        record: &BuildRecord,
+        work: &Path,
+        loader: &dyn CrateLoader,
+    ) -> Result<(), Failure> {
+        let Some(locked) = &record.crates else {
+            return Ok(());
+        };
+        if let Some(reason) = &locked.refused {
+            return Err(package(format!("Cargo.lock: {reason}")));
+        }
+        let started = std::time::Instant::now();
+        let unpacked = write_vendor_directory(
+            &work.join("input").join(VENDOR_INPUT),
+            &locked.crates,
+            loader,
+        )
+        .await?;
+        append_note(
+            work,
+            &format!(
+                "crates vendored for an offline cargo from {}: {} ({unpacked} bytes unpacked, {:.1}s)\n",
+                locked.locks.join(", "),
+                locked.crates.len(),
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        Ok(())
     }
 
     /// The requires step, then what the backend asked for resolved (the recipe's pins

@@ -144,7 +144,7 @@ pub fn inspect(
 }
 
 /// Relative, no `..`, no backslash or NUL, no drive letter.
-fn check_entry_path(path: &str) -> Result<(), ArchiveError> {
+pub(super) fn check_entry_path(path: &str) -> Result<(), ArchiveError> {
     let unsafe_path = path.starts_with('/')
         || path.contains(['\\', '\0'])
         || path.split('/').any(|component| component == "..")
@@ -165,12 +165,17 @@ pub(super) struct Budget<'a> {
 }
 
 impl<'a> Budget<'a> {
-    fn new(limits: &'a ArchiveLimits) -> Self {
+    pub(super) fn new(limits: &'a ArchiveLimits) -> Self {
         Self {
             limits,
             entries: 0,
             bytes: 0,
         }
+    }
+
+    /// The bytes charged so far.
+    pub(super) fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// One more entry of `size` bytes.
@@ -196,7 +201,11 @@ impl<'a> Budget<'a> {
     }
 }
 
-fn read_bounded(reader: impl Read, path: &str, limit: u64) -> Result<Vec<u8>, ArchiveError> {
+pub(super) fn read_bounded(
+    reader: impl Read,
+    path: &str,
+    limit: u64,
+) -> Result<Vec<u8>, ArchiveError> {
     let mut bytes = Vec::new();
     reader
         .take(limit + 1)
@@ -254,14 +263,14 @@ pub(super) fn open_zip(path: &Path, format: &'static str) -> Result<Zip, Archive
 
 /// A zip entry's name, and its target when its Unix mode makes it a symbolic link (which
 /// `unzip` and `bsdtar` create, though pip and `zipfile` write the target as a file).
-struct ZipEntry {
-    name: String,
-    link: Option<String>,
+pub(super) struct ZipEntry {
+    pub(super) name: String,
+    pub(super) link: Option<String>,
 }
 
 /// Checks every entry of a zip and returns the entries in order.
-fn zip_entries(
-    archive: &mut Zip,
+pub(super) fn zip_entries<R: Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
     limits: &ArchiveLimits,
     format: &'static str,
 ) -> Result<Vec<ZipEntry>, ArchiveError> {

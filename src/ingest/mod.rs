@@ -7,10 +7,12 @@
 mod archive;
 mod ingestor;
 mod links;
+mod members;
 mod spool;
 mod tar_members;
 mod wheel_metadata;
 
 pub use archive::{ArchiveError, ArchiveLimits, Inspected, inspect};
 pub use ingestor::{IngestError, IngestOutcome, Ingestor};
+pub use members::{UnpackError, sdist_files, unpack_crate};
 pub use spool::{Spool, SpoolError, SpooledFile};

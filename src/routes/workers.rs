@@ -1,7 +1,7 @@
 //! `/api/v1/workers/…`: how remote `edelweiss worker`s take builds. Worker tokens reach only
 //! these routes: lease, heartbeat, fetch the leased build's inputs, report the result. A
 //! lease belongs to the credential (token) that took it: only requests carrying it renew
-//! the lease, fetch the build's sdist and wheelhouse blobs (streamed), or report.
+//! the lease, fetch the build's sdist, wheelhouse and crate blobs (streamed), or report.
 
 use actix_multipart::Multipart;
 use actix_web::body::SizedStream;
@@ -100,8 +100,8 @@ pub async fn sdist(
     stream_blob(&state, record.sdist_sha256).await
 }
 
-/// A wheelhouse blob (or the sdist) of a build leased with the request's credential, by
-/// digest; any other blob, an upload's included, is not found.
+/// A wheelhouse or crate blob (or the sdist) of a build leased with the request's
+/// credential, by digest; any other blob, an upload's included, is not found.
 pub async fn blob(
     request: HttpRequest,
     path: web::Path<String>,

@@ -321,6 +321,36 @@ pub fn pypi_file(project: &str, filename: &str) -> PathBuf {
     path
 }
 
+/// A crate from crates.io's download host, checked against the sha256 its Cargo.lock gives,
+/// downloaded once per machine.
+pub fn crates_io_file(name: &str, version: &str, sha256: &str) -> PathBuf {
+    let directory = test_downloads().join("crates");
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join(format!("{name}-{version}.crate"));
+    if path.exists() {
+        return path;
+    }
+    let url = format!("https://static.crates.io/crates/{name}/{name}-{version}.crate");
+    let bytes = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .and_then(|response| response.error_for_status())
+        .and_then(|response| response.bytes())
+        .unwrap_or_else(|error| panic!("download {url}: {error}"));
+    assert_eq!(
+        super::sha256_hex(&bytes),
+        sha256,
+        "{url} does not match its Cargo.lock"
+    );
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, &bytes).unwrap();
+    std::fs::rename(&partial, &path).unwrap();
+    path
+}
+
 /// The wheel of `requirement` from PyPI that installs on cp313 musllinux_1_2 (a platform or a
 /// pure-Python wheel), downloaded once per machine.
 pub fn pypi_musllinux_wheel(requirement: &str) -> PathBuf {

@@ -14,14 +14,22 @@ pub struct MuslRoot {
 
 /// `workers/musl-root/build ARGS`: the root directory it prints last.
 fn root_from_script(args: &[&str]) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("workers/musl-root/build");
+    root_from("build", args)
+}
+
+/// `workers/musl-root/SCRIPT ARGS`: the root directory it prints last.
+fn root_from(script: &str, args: &[&str]) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("workers/musl-root")
+        .join(script);
     let output = Command::new(&script)
         .args(args)
         .output()
-        .expect("run workers/musl-root/build");
+        .expect("run a workers/musl-root script");
     assert!(
         output.status.success(),
-        "workers/musl-root/build {args:?} failed:\n{}",
+        "{} {args:?} failed:\n{}",
+        script.display(),
         String::from_utf8_lossy(&output.stderr)
     );
     PathBuf::from(
@@ -68,6 +76,25 @@ pub fn cxx_builder() -> &'static PathBuf {
         assert!(
             root.join("etc/edelweiss/build.env").exists(),
             "{} has no build.env",
+            root.display()
+        );
+        root
+    })
+}
+
+/// The builder root with the Rust layer (`workers/musl-root/rust-layer`): rustc and cargo
+/// building for musl, with build scripts and proc-macros built for glibc. Built once per
+/// machine, cached by inputs.
+pub fn rust_builder() -> &'static PathBuf {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        if let Some(root) = std::env::var_os("EDELWEISS_TEST_RUST_ROOT") {
+            return PathBuf::from(root);
+        }
+        let root = root_from("rust-layer", &[]);
+        assert!(
+            root.join("usr/local/bin/cargo").exists(),
+            "{} has no cargo",
             root.display()
         );
         root

@@ -129,6 +129,13 @@ impl UpstreamTree {
         std::fs::write(directory.join("index.html"), html).unwrap();
     }
 
+    /// Serves `file` as crates.io's download host does: `crates/<name>/<file name>`.
+    pub fn publish_crate(&self, name: &str, file: &Path) {
+        let directory = self.root.join("crates").join(name);
+        std::fs::create_dir_all(&directory).unwrap();
+        std::fs::copy(file, directory.join(file.file_name().unwrap())).unwrap();
+    }
+
     /// Adds entries of the upstream's own making to a published project's pages: `files`
     /// to its JSON page, `anchors` (raw HTML) to its HTML page. A hostile upstream does this.
     pub fn append_entries(&self, name: &str, files: &[serde_json::Value], anchors: &str) {
@@ -179,6 +186,11 @@ impl UpstreamServer {
 
     pub fn simple_url(&self) -> String {
         format!("{}/simple/", self.url)
+    }
+
+    /// The base of its crate downloads, for `build.crate_registry`.
+    pub fn crates_url(&self) -> String {
+        format!("{}/crates", self.url)
     }
 
     pub fn stats(&self) -> serde_json::Value {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The upstream index in edelweiss's mirror tests: a real HTTP server over a tree the tests
 generate (simple/<project>/index.json and index.html, files/<filename>), that counts the
-requests it answers and can be told to fail in the ways real upstreams fail.
+requests it answers and can be told to fail in the ways real upstreams fail. It also plays
+crates.io's download host: crates/<name>/<name>-<version>.crate.
 
   server.py --root DIR [--mode json|html]
 
@@ -101,6 +102,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.page(path)
         if path.startswith("/files/"):
             return self.file(path)
+        if path.startswith("/crates/"):
+            return self.crate(path)
         self.send_body(404, b"not found\n", "text/plain")
 
     def apply_fault(self, kind, body, content_type):
@@ -171,6 +174,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.apply_fault("files", body, "application/octet-stream"):
             return
         self.send_body(200, body, "application/octet-stream")
+
+    def crate(self, path):
+        parts = path[len("/crates/"):].split("/")
+        if len(parts) != 2 or any(not part or part.startswith(".") for part in parts):
+            return self.send_body(404, b"not found\n", "text/plain")
+        try:
+            with open(os.path.join(self.root, "crates", *parts), "rb") as handle:
+                body = handle.read()
+        except FileNotFoundError:
+            return self.send_body(404, b"no such crate\n", "text/plain")
+        if self.apply_fault("files", body, "application/gzip"):
+            return
+        self.send_body(200, body, "application/gzip")
 
 
 def main():

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The build step, inside the builder container (no network, read-only root).
-# Mounts: /input (the sdist, read-only), /wheelhouse (build requirements, read-only),
-# /output (where the repaired wheel goes), /scratch and /tmp (size-limited tmpfs).
+# Mounts: /input (the sdist and, for an sdist with a Cargo.lock, cargo-vendor/: its crates and
+# a cargo configuration; read-only), /wheelhouse (build requirements, read-only), /output (where
+# the repaired wheel goes), /scratch and /tmp (size-limited tmpfs).
 # Environment: EDELWEISS_SDIST, EDELWEISS_PROJECT, EDELWEISS_VERSION, EDELWEISS_PLATFORM,
 # EDELWEISS_VERSION_MUST_MATCH, EDELWEISS_BUNDLE_DATA and EDELWEISS_ISOLATED (optional: 1 builds
 # with pip's build isolation from the wheelhouse alone), and the recipe's env.
@@ -15,6 +16,13 @@ echo "edelweiss: building $EDELWEISS_PROJECT $EDELWEISS_VERSION for $EDELWEISS_P
 
 if [ -f /etc/edelweiss/build.env ]; then
     . /etc/edelweiss/build.env
+fi
+if [ -f /input/cargo-vendor/config.toml ]; then
+    # The crates of the sdist's Cargo.lock, fetched and checked by edelweiss: cargo takes them
+    # instead of crates.io and stays offline.
+    export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" CARGO_NET_OFFLINE=true
+    mkdir -p "$CARGO_HOME"
+    cp /input/cargo-vendor/config.toml "$CARGO_HOME/config.toml"
 fi
 
 if [ -n "${EDELWEISS_VERSION_MUST_MATCH:-}" ]; then
