@@ -107,6 +107,7 @@ pub async fn write_vendor_directory(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::FailureKind;
 
     fn crate_file(top: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
