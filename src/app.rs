@@ -34,7 +34,7 @@ pub struct AppState {
     /// Longest a multipart form may take to arrive (`limits.upload_timeout_seconds`).
     pub upload_timeout: Duration,
     pub on_demand: OnDemandSettings,
-    pub prewarms: routes::PrewarmJobs,
+    pub prewarms: crate::prewarm::PrewarmJobs,
     /// This server's own base URL, for the prewarm API's calls to itself.
     pub self_url: url::Url,
 }
@@ -97,7 +97,7 @@ impl Application {
             request_timeout: Duration::from_secs(settings.limits.request_timeout_seconds),
             upload_timeout: Duration::from_secs(settings.limits.upload_timeout_seconds),
             on_demand: settings.on_demand.clone(),
-            prewarms: routes::PrewarmJobs::default(),
+            prewarms: crate::prewarm::PrewarmJobs::default(),
             self_url,
         });
         let request_timeout = state.request_timeout;

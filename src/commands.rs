@@ -300,8 +300,8 @@ fn build_settings_for_executor(mut settings: Settings, choice: ExecutorChoice) -
 }
 
 /// Resolves each target, then builds what lacks a wheel; fails if anything still does.
-pub fn prewarm(args: &PrewarmArgs) -> anyhow::Result<()> {
-    use crate::prewarm::{Client, print_table, read_requirements};
+pub async fn prewarm(args: &PrewarmArgs) -> anyhow::Result<()> {
+    use crate::prewarm::{HttpFarm, print_table, read_requirements};
     let (mut seen, mut notes, mut requirements) = (Default::default(), Vec::new(), Vec::new());
     for path in &args.requirements {
         requirements.extend(read_requirements(path, &mut seen, &mut notes)?);
@@ -309,19 +309,18 @@ pub fn prewarm(args: &PrewarmArgs) -> anyhow::Result<()> {
     for note in &notes {
         println!("note: {note}");
     }
-    let client = Client {
-        http: reqwest::blocking::Client::builder().timeout(None).build()?,
+    let farm = HttpFarm {
+        http: reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .build()?,
         server: args.server.clone(),
         token: args.token.clone(),
     };
     let timeout = std::time::Duration::from_secs(args.build_timeout);
-    let rows = crate::prewarm::run(
-        &client,
-        &requirements,
-        &args.targets,
-        timeout,
-        &mut |line| println!("{line}"),
-    )?;
+    let rows = crate::prewarm::run(&farm, &requirements, &args.targets, timeout, &mut |line| {
+        println!("{line}")
+    })
+    .await?;
     print_table(&rows);
     let failed: Vec<_> = rows.iter().filter(|row| row.source == "failed").collect();
     for row in &failed {

@@ -42,10 +42,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Add(args) => commands::add(settings()?, args.files.clone()).await,
         Command::Build(args) => commands::build(settings()?, args).await,
         Command::Worker(args) => commands::worker(settings()?, args).await,
-        Command::Prewarm(args) => {
-            let args = args.clone();
-            tokio::task::spawn_blocking(move || commands::prewarm(&args)).await?
-        }
+        Command::Prewarm(args) => commands::prewarm(args).await,
         Command::Healthcheck(args) => commands::healthcheck(&args.url),
     }
 }

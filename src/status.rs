@@ -53,7 +53,13 @@ fn duration(record: &BuildRecord) -> String {
 }
 
 fn state(record: &BuildRecord) -> &'static str {
-    match record.state {
+    state_name(record.state)
+}
+
+/// A build state as the API and the pages spell it.
+pub fn state_name(state: BuildState) -> &'static str {
+    match state {
+        BuildState::Waiting => "waiting",
         BuildState::Queued => "queued",
         BuildState::Running => "running",
         BuildState::Succeeded => "succeeded",
@@ -73,9 +79,14 @@ pub fn overview(view: &Overview) -> String {
         .iter()
         .filter(|build| build.state == BuildState::Running)
         .count();
+    let waiting = view
+        .builds
+        .iter()
+        .filter(|build| build.state == BuildState::Waiting)
+        .count();
     let _ = writeln!(
         body,
-        "<h2>Queue</h2>\n<p id=\"queue\">{queued} queued, {running} running; targets: {}</p>",
+        "<h2>Queue</h2>\n<p id=\"queue\">{queued} queued, {running} running, {waiting} waiting for the builds of their requirements; targets: {}</p>",
         escape(&view.targets.join(", "))
     );
     let _ = writeln!(
@@ -155,6 +166,10 @@ pub fn build(record: &BuildRecord, log: Option<&str>) -> String {
         ("sdist", Some(record.sdist_filename.clone())),
         ("wheel", wheel),
         ("failure", failure),
+        (
+            "waits for",
+            (!record.needs.is_empty()).then(|| record.needs.join(", ")),
+        ),
         ("queued", Some(record.queued_at.clone())),
         ("started", record.started_at.clone()),
         ("finished", record.finished_at.clone()),

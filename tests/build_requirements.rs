@@ -432,6 +432,141 @@ fn an_unsatisfiable_build_requirement_fails_naming_it(runtime: Runtime) {
     );
 }
 
+/// Every build the server knows of, oldest first.
+fn all_builds(farm: &Farm) -> Vec<serde_json::Value> {
+    let mut builds = farm.server.get_json_plain("/api/v1/builds")["builds"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("no build list"));
+    builds.sort_by_key(|build| build["queued_at"].as_str().unwrap_or_default().to_string());
+    builds
+}
+
+fn build_of<'a>(builds: &'a [serde_json::Value], project: &str) -> &'a serde_json::Value {
+    builds
+        .iter()
+        .find(|build| build["project"] == project)
+        .unwrap_or_else(|| panic!("no build of {project} among {builds:#?}"))
+}
+
+/// Upstream has hatchling only as an sdist (its in-tree backend asks for its own
+/// dependencies): annotated-types' build waits while the farm builds hatchling under its own
+/// key, then builds with the wheel it made.
+fn a_build_requirement_without_a_wheel_is_built_first(runtime: Runtime) {
+    let farm = farm_with_files(
+        runtime,
+        &[
+            pypi_sdist("annotated-types", "0.7.0"),
+            common::farm::pypi_file("hatchling", "hatchling-1.25.0.tar.gz"),
+        ],
+        &[],
+        &HATCHLING[1..],
+    );
+    let build = builds(
+        &farm,
+        "annotated-types",
+        "0.7.0",
+        "annotated_types-0.7.0-py3-none-any.whl",
+    );
+    assert!(
+        pinned(&build).contains(&"hatchling-1.25.0-py3-none-any.whl".to_string()),
+        "{build}"
+    );
+    let all = all_builds(&farm);
+    let hatchling = build_of(&all, "hatchling");
+    assert_eq!(hatchling["state"], "succeeded", "{hatchling}");
+    assert_ne!(hatchling["key"], build["key"]);
+    assert!(
+        hatchling["finished_at"].as_str() <= build["started_at"].as_str(),
+        "annotated-types started before hatchling was built:\n{hatchling}\n{build}"
+    );
+    assert_eq!(
+        farm.upstream
+            .count("/files/hatchling-1.25.0-py3-none-any.whl"),
+        0,
+        "upstream has no hatchling wheel; the one used is the farm's"
+    );
+    assert!(
+        farm.server
+            .listed_filenames("/simple/hatchling/")
+            .contains(&"hatchling-1.25.0-py3-none-any.whl".to_string()),
+        "the built backend is served like any wheel"
+    );
+    // The same request again is answered by the finished build: nothing builds twice.
+    let again = common::farm::request_build(&farm.server, "annotated-types", "0.7.0");
+    assert_eq!(again["id"], build["id"], "{again}");
+    assert_eq!(all_builds(&farm).len(), 2);
+}
+
+/// Two sdists whose build requirements name each other, with no wheel of either: the
+/// request fails at once, naming the cycle, and no container starts.
+fn a_cycle_of_build_requirements_fails_naming_it(runtime: Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let sdist = |name: &str, needs: &str| {
+        common::dists::write_project_sdist(
+            dir.path(),
+            name,
+            "1.0",
+            &format!("from setuptools import setup\nsetup(name='{name}', version='1.0')\n"),
+            &[(
+                "pyproject.toml",
+                &format!("[build-system]\nrequires = ['setuptools>=61', '{needs}']\n"),
+            )],
+        )
+    };
+    let sdists = [sdist("cyc-a", "cyc-b"), sdist("cyc-b", "cyc-a")];
+    let farm = farm_with_files(runtime, &sdists, &[], &["setuptools==75.1.0"]);
+    let build = build_to_end(&farm.server, "cyc-a", "1.0", LIMIT);
+    assert_eq!(build["state"], "failed", "{build}");
+    assert_eq!(build["failure"]["kind"], "package", "{build}");
+    let message = build["failure"]["message"].as_str().unwrap();
+    assert!(message.contains("cyc-a → cyc-b → cyc-a"), "{message}");
+    let all = all_builds(&farm);
+    let other = build_of(&all, "cyc-b");
+    assert_eq!(other["state"], "failed", "{other}");
+    assert!(
+        other["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cycle"),
+        "{other}"
+    );
+    assert_eq!(containers_started(&farm.server), 0);
+}
+
+/// The dynamic backend asks, while building, for flit_core, which upstream has only as an
+/// sdist (flit_core builds itself): the build stops, waits for the farm to build flit_core,
+/// and runs again with it, for the build and for the smoke test.
+fn a_requirement_found_while_building_is_built_first(runtime: Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let farm = farm_with_files(
+        runtime,
+        &[
+            dynamic_backend_sdist(dir.path()),
+            common::farm::pypi_file("flit-core", "flit_core-3.9.0.tar.gz"),
+        ],
+        &[],
+        &["setuptools==75.1.0"],
+    );
+    let build = builds(
+        &farm,
+        "dyn-backend",
+        "1.0",
+        "dyn_backend-1.0-py3-none-any.whl",
+    );
+    assert_dynamic_backend_built(&build);
+    assert_eq!(build["attempts"], 2, "one run stopped, one built: {build}");
+    let all = all_builds(&farm);
+    let flit = build_of(&all, "flit-core");
+    assert_eq!(flit["state"], "succeeded", "{flit}");
+    assert_eq!(
+        farm.upstream
+            .count("/files/flit_core-3.9.0-py3-none-any.whl"),
+        0,
+        "upstream has no flit_core wheel; the one used is the farm's"
+    );
+}
+
 mod runc {
     macro_rules! runc_tests {
         ($($test:ident),* $(,)?) => {
@@ -448,6 +583,9 @@ mod runc {
         what_the_backend_adds_is_fetched_before_the_build,
         a_remote_worker_resolves_through_the_servers_index,
         an_unsatisfiable_build_requirement_fails_naming_it,
+        a_build_requirement_without_a_wheel_is_built_first,
+        a_cycle_of_build_requirements_fails_naming_it,
+        a_requirement_found_while_building_is_built_first,
     );
 
     /// cmake's wheel is 28 MB: fetched once per machine, and run with `--ignored`.

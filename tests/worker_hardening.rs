@@ -373,6 +373,66 @@ fn a_workers_failure_message_cannot_forge_log_lines() {
     assert!(!log.contains('\r'), "the log carries a carriage return");
 }
 
+/// A worker's "missing-wheel" report names the requirement the farm should build. It is
+/// parsed as a PEP 508 requirement on an index project before anything acts on it: a URL
+/// or garbage is refused with 400 and the lease stays as it was; a sound requirement that no
+/// release satisfies fails the build as the package's, and no other build is queued.
+#[test]
+fn a_workers_missing_wheel_report_is_parsed_before_the_farm_acts_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_two_worker_tokens(&fake_root(dir.path()), "", "");
+    upload(
+        &server,
+        &[&write_sdist(dir.path(), "needy-ext", "1.0", &[])],
+    );
+    let id = request_build(&server, "needy-ext", "1.0")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    lease(&server, TOKEN_A, "w1");
+    let report = |requirement: &str| {
+        let form = reqwest::blocking::multipart::Form::new()
+            .text("worker", "w1")
+            .text("outcome", "missing-wheel")
+            .text("message", "the wheel's runtime dependencies: no wheel")
+            .text("requirement", requirement.to_string());
+        server
+            .client()
+            .post(format!("{}/api/v1/workers/builds/{id}/result", server.url))
+            .bearer_auth(TOKEN_A)
+            .multipart(form)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let before = lease_state(&server, &id);
+    for hostile in [
+        "evil @ https://attacker.example/evil-1.0.tar.gz",
+        "../../etc/passwd",
+        "",
+        &"x".repeat(5_000),
+    ] {
+        assert_eq!(report(hostile), 400, "{hostile:.40}");
+        assert_eq!(
+            lease_state(&server, &id),
+            before,
+            "{hostile:.40} changed the build"
+        );
+    }
+    assert_eq!(report("absent-dependency>=1"), 200);
+    let build = server.get_json_plain(&format!("/api/v1/builds/{id}"));
+    assert_eq!(build["state"], "failed", "{build}");
+    assert_eq!(build["failure"]["kind"], "package", "{build}");
+    let message = build["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no release of absent-dependency"),
+        "{message}"
+    );
+    let builds = server.get_json_plain("/api/v1/builds")["builds"].clone();
+    assert_eq!(builds.as_array().unwrap().len(), 1, "{builds}");
+}
+
 // ---- The worker against a hostile server ----------------------------------------------
 
 /// What the fake server was asked.

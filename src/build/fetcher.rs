@@ -2,8 +2,8 @@
 //! needs at run time) resolved through this index and handed to the build's containers.
 
 use super::index_wheels::{IndexWheels, store_through_mirror};
-use super::records::{Failure, FailureKind};
-use super::resolve::{BoxFuture, Pinned, ResolveError, Resolver, WheelSource};
+use super::records::Failure;
+use super::resolve::{BoxFuture, Pinned, Resolver, WheelSource};
 use crate::pypi::Target;
 
 /// What a resolution during a build is for.
@@ -56,18 +56,10 @@ impl<S: WheelLoader> Fetcher<S> {
         };
         let resolver = Resolver::new(&self.wheels, self.wheels.target(), overrides)
             .map_err(|error| error.into_failure(what))?;
-        let pinned =
-            resolver
-                .resolve(&requirements, &fixed)
-                .await
-                .map_err(|error| match error {
-                    // Not on the index yet (it may need a build of its own): not final.
-                    ResolveError::NoWheel { .. } => Failure {
-                        kind: FailureKind::Infrastructure,
-                        message: format!("{what}: {error}"),
-                    },
-                    error => error.into_failure(what),
-                })?;
+        let pinned = resolver
+            .resolve(&requirements, &fixed)
+            .await
+            .map_err(|error| error.into_failure(what))?;
         let mut loaded = Vec::new();
         for pin in pinned.into_iter().filter(|pin| !fixed.contains(pin)) {
             loaded.push(self.wheels.load(&pin).await.map(|bytes| (pin, bytes))?);
@@ -78,10 +70,7 @@ impl<S: WheelLoader> Fetcher<S> {
 
 /// A pinned wheel's bytes, stored through the mirror first when needed.
 pub async fn load(wheels: &IndexWheels, pin: &Pinned) -> Result<bytes::Bytes, Failure> {
-    let infrastructure = |message: String| Failure {
-        kind: FailureKind::Infrastructure,
-        message,
-    };
+    let infrastructure = Failure::infrastructure;
     let stored = store_through_mirror(&wheels.mirror, &wheels.store, &pin.filename, pin.sha256)
         .await
         .map_err(infrastructure)?;

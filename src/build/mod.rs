@@ -3,6 +3,7 @@
 
 mod assignment_check;
 mod build_system;
+mod dependencies;
 mod diagnose;
 mod fetcher;
 mod id;
@@ -13,6 +14,7 @@ mod pipeline;
 mod queue;
 mod recipe;
 mod records;
+mod release;
 mod remote_wheels;
 mod remote_worker;
 mod requirements;
@@ -23,17 +25,19 @@ mod steps;
 mod symbols;
 
 pub use build_system::{BuildSystem, BuildSystemError};
+pub use dependencies::index_requirement;
 pub use diagnose::{Diagnosis, first_error};
 pub use id::{BuildId, BuildIdError};
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
 pub use on_demand::{MissingWheel, missing_wheels};
 pub use pipeline::{Pipeline, PipelineResult};
-pub use queue::{BuildQueue, QueueError, Requested};
+pub use queue::{BuildQueue, QueueError, Released, Requested};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
 pub use records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, FailureKind, Holding, Lease,
-    LeaseHolder,
+    LeaseHolder, MissingRequirement,
 };
+pub use release::release_to_build;
 pub use remote_worker::{RemoteWorker, WorkerError};
 pub use resolve::{Pinned, ResolveError};
 pub use runtime_exports::RuntimeExports;

@@ -6,7 +6,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::records::{
-    BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, Holding, Lease, LeaseHolder,
+    BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, Holding, Lease, LeaseHolder,
     timestamp, unix_now,
 };
 use crate::auth::CredentialId;
@@ -21,6 +21,16 @@ pub enum Requested {
     Joined,
     /// A new build was queued.
     Queued,
+}
+
+/// What `release` did with a waiting build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    Queued(BuildRecord),
+    /// Another build holds the key: the waiting build follows it.
+    Existing(BuildRecord),
+    /// The build is no longer waiting (settled or released by another task).
+    Gone,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +117,10 @@ impl BuildQueue {
                 }
                 builds.insert(candidate.id.as_bytes(), encode(&candidate))?;
                 keys.insert(candidate.key.as_bytes(), candidate.id.as_bytes())?;
-                queue.insert(&sequence, candidate.id.as_bytes())?;
+                // A waiting build joins the queue when what it needs is built.
+                if candidate.state == BuildState::Queued {
+                    queue.insert(&sequence, candidate.id.as_bytes())?;
+                }
                 Ok((candidate.clone(), Requested::Queued))
             });
         let outcome = flatten(result)?;
@@ -266,6 +279,127 @@ impl BuildQueue {
         Ok(false)
     }
 
+    /// A running build held by `holder` stops to wait for the builds `needs` (a requirement
+    /// it found had no wheel); it is queued again by `release`.
+    pub fn wait_on(
+        &self,
+        id: &str,
+        holder: &LeaseHolder,
+        needs: Vec<String>,
+        log_sha256: Option<Sha256Digest>,
+    ) -> Result<BuildRecord, QueueError> {
+        self.update_leased(id, holder, |record| {
+            record.state = BuildState::Waiting;
+            record.lease = None;
+            record.needs = needs.clone();
+            record.log_sha256 = log_sha256;
+            record.clone()
+        })
+    }
+
+    /// Changes what a waiting build waits for.
+    pub fn set_needs(&self, id: &str, needs: Vec<String>) -> Result<(), QueueError> {
+        self.update_waiting(id, |record| record.needs = needs.clone())
+            .map(|_| ())
+    }
+
+    /// Ends a waiting build without running it: a requirement could not be built, or the
+    /// same build (by key) already has this outcome.
+    pub fn settle(
+        &self,
+        id: &str,
+        outcome: Result<BuiltWheel, Failure>,
+    ) -> Result<Option<BuildRecord>, QueueError> {
+        self.update_waiting(id, |record| {
+            record.needs.clear();
+            record.finished_at = Some(timestamp());
+            match &outcome {
+                Ok(wheel) => {
+                    record.state = BuildState::Succeeded;
+                    record.wheel = Some(wheel.clone());
+                }
+                Err(failure) => {
+                    record.state = BuildState::Failed;
+                    record.failure = Some(failure.clone());
+                }
+            }
+        })
+    }
+
+    /// Queues a waiting build whose requirements now resolve, under the key they give it.
+    /// When that key already belongs to another live or final build, nothing changes and
+    /// that build is returned: the waiting one takes its outcome instead of building again.
+    pub fn release(
+        &self,
+        id: &str,
+        key: &str,
+        build_requirements: Option<BuildRequirements>,
+    ) -> Result<Released, QueueError> {
+        let sequence = self.db.generate_id()?.to_be_bytes();
+        let result =
+            (&self.builds, &self.keys, &self.queue).transaction(|(builds, keys, queue)| {
+                let Some(mut record) = tx_get(builds, id.as_bytes())? else {
+                    return Ok(Released::Gone);
+                };
+                if record.state != BuildState::Waiting {
+                    return Ok(Released::Gone);
+                }
+                if let Some(other) = keys.get(key.as_bytes())? {
+                    if other.as_ref() != id.as_bytes() {
+                        if let Some(existing) = tx_get(builds, &other)? {
+                            if existing.is_final() || !existing.is_finished() {
+                                return Ok(Released::Existing(existing));
+                            }
+                        }
+                    }
+                }
+                if keys.get(record.key.as_bytes())?.as_deref() == Some(id.as_bytes()) {
+                    keys.remove(record.key.as_bytes())?;
+                }
+                record.key = key.to_string();
+                record.build_requirements = build_requirements.clone();
+                record.state = BuildState::Queued;
+                record.needs.clear();
+                builds.insert(id.as_bytes(), encode(&record))?;
+                keys.insert(key.as_bytes(), id.as_bytes())?;
+                queue.insert(&sequence, id.as_bytes())?;
+                Ok(Released::Queued(record))
+            });
+        let released = flatten(result)?;
+        self.db.flush()?;
+        Ok(released)
+    }
+
+    /// Builds waiting for others.
+    pub fn waiting(&self) -> Result<Vec<BuildRecord>, QueueError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|record| record.state == BuildState::Waiting)
+            .collect())
+    }
+
+    fn update_waiting(
+        &self,
+        id: &str,
+        change: impl Fn(&mut BuildRecord),
+    ) -> Result<Option<BuildRecord>, QueueError> {
+        let result = self.builds.transaction(|builds| {
+            let Some(mut record) = tx_get(builds, id.as_bytes())? else {
+                return Ok(None);
+            };
+            if record.state != BuildState::Waiting {
+                return Ok(None);
+            }
+            change(&mut record);
+            builds.insert(id.as_bytes(), encode(&record))?;
+            Ok(Some(record))
+        });
+        let record = flatten(result)?;
+        self.db.flush()?;
+        Ok(record)
+    }
+
     /// Puts a running build back in the queue (an infrastructure failure to retry, or a
     /// lease that expired).
     pub fn requeue(&self, id: &str) -> Result<(), QueueError> {
@@ -345,10 +479,7 @@ impl BuildQueue {
         self.finish(
             id,
             holder,
-            Err(Failure {
-                kind: FailureKind::Infrastructure,
-                message,
-            }),
+            Err(Failure::infrastructure(message)),
             log_sha256,
         )
     }

@@ -8,6 +8,8 @@ use crate::pypi::Sha256Digest;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildState {
+    /// Waits for the builds of requirements that had no wheel (`BuildRecord::needs`).
+    Waiting,
     Queued,
     Running,
     Succeeded,
@@ -21,12 +23,45 @@ pub enum BuildState {
 pub enum FailureKind {
     Package,
     Infrastructure,
+    /// A requirement found while building (what the backend adds, a runtime dependency of
+    /// the smoke test) has no wheel for the target: the farm builds it, then this build again.
+    #[serde(rename = "missing-wheel")]
+    MissingWheel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     pub kind: FailureKind,
     pub message: String,
+    /// For `MissingWheel`: the PEP 508 requirement that had no wheel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirement: Option<String>,
+}
+
+impl Failure {
+    pub fn package(message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Package,
+            message: message.into(),
+            requirement: None,
+        }
+    }
+
+    pub fn infrastructure(message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Infrastructure,
+            message: message.into(),
+            requirement: None,
+        }
+    }
+
+    pub fn missing_wheel(requirement: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::MissingWheel,
+            message: message.into(),
+            requirement: Some(requirement.into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +147,9 @@ pub struct BuildRecord {
     /// resolution is off (the builder's own packages, without isolation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_requirements: Option<BuildRequirements>,
+    /// While `Waiting`: the ids of the builds of its requirements that had no wheel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
 }
 
 /// An sdist's build requirements (PEP 517/518) for one target, as resolved through this
@@ -125,6 +163,17 @@ pub struct BuildRequirements {
     /// Why the requirements could not be resolved: the build fails with this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// A requirement with no wheel for the target yet: the build waits for the farm to
+    /// build one, then resolves again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<MissingRequirement>,
+}
+
+/// A requirement that no wheel on this index satisfies for the target, and who asked for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingRequirement {
+    pub requirement: String,
+    pub from: String,
 }
 
 impl BuildRequirements {

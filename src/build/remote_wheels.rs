@@ -8,7 +8,7 @@ use url::Url;
 
 use super::fetcher::WheelLoader;
 use super::index_wheels::wheel_requires_dist;
-use super::records::{Failure, FailureKind};
+use super::records::Failure;
 use super::resolve::{BoxFuture, Candidate, Pinned, ResolveError, WheelSource};
 use crate::auth::Secret;
 use crate::pypi::simple::ProjectDetail;
@@ -158,10 +158,7 @@ impl WheelLoader for RemoteWheels {
         Box::pin(async move {
             self.wheel(&pin.filename, pin.sha256)
                 .await
-                .map_err(|message| Failure {
-                    kind: FailureKind::Infrastructure,
-                    message,
-                })
+                .map_err(Failure::infrastructure)
         })
     }
 }

@@ -81,8 +81,15 @@ struct Report {
 }
 
 enum ReportedOutcome {
-    Wheel { filename: String, bytes: Vec<u8> },
-    Failed { kind: &'static str, message: String },
+    Wheel {
+        filename: String,
+        bytes: Vec<u8>,
+    },
+    Failed {
+        kind: &'static str,
+        message: String,
+        requirement: Option<String>,
+    },
 }
 
 impl Report {
@@ -96,8 +103,10 @@ impl Report {
                 kind: match failure.kind {
                     super::records::FailureKind::Package => "package",
                     super::records::FailureKind::Infrastructure => "infrastructure",
+                    super::records::FailureKind::MissingWheel => "missing-wheel",
                 },
                 message: failure.message,
+                requirement: failure.requirement,
             },
         };
         Ok(Self {
@@ -121,8 +130,16 @@ impl Report {
                     "wheel",
                     reqwest::multipart::Part::bytes(bytes.clone()).file_name(filename.clone()),
                 ),
-            ReportedOutcome::Failed { kind, message } => {
-                form.text("outcome", *kind).text("message", message.clone())
+            ReportedOutcome::Failed {
+                kind,
+                message,
+                requirement,
+            } => {
+                let form = form.text("outcome", *kind).text("message", message.clone());
+                match requirement {
+                    Some(requirement) => form.text("requirement", requirement.clone()),
+                    None => form,
+                }
             }
         }
     }
@@ -298,6 +315,7 @@ impl RemoteWorker {
             outcome: ReportedOutcome::Failed {
                 kind: "infrastructure",
                 message: format!("worker {}: {refusal}", self.name),
+                requirement: None,
             },
         };
         self.report(id, report).await

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use super::build_system::BuildSystem;
 use super::index_wheels::IndexWheels;
 use super::recipe::Recipe;
-use super::records::{BuildRecord, BuildRequirements, Failure, FailureKind};
+use super::records::{BuildRecord, BuildRequirements, Failure, MissingRequirement};
 use super::resolve::{ResolveError, Resolver};
 use super::service::{BuildError, WheelhouseFile};
 use crate::metadata::IndexStore;
@@ -71,6 +71,7 @@ impl Requirements {
             requested,
             pinned: Vec::new(),
             refused: Some(reason),
+            missing: None,
         };
         let system = match BuildSystem::of_sdist(&sdist.0, &bytes) {
             Ok(system) => system,
@@ -106,11 +107,23 @@ impl Requirements {
                 requested,
                 pinned,
                 refused: None,
+                missing: None,
             },
             Err(ResolveError::Source(reason)) => {
                 return Err(BuildError::Resolve {
                     sdist: sdist.0.clone(),
                     reason,
+                });
+            }
+            // Not cached: the farm builds the missing wheel, and the next resolution finds it.
+            Err(ResolveError::NoWheel {
+                requirement, from, ..
+            }) => {
+                return Ok(BuildRequirements {
+                    requested,
+                    pinned: Vec::new(),
+                    refused: None,
+                    missing: Some(MissingRequirement { requirement, from }),
                 });
             }
             Err(error) => refused(requested, error.to_string()),
@@ -136,10 +149,7 @@ impl Requirements {
             return self.recipe_wheelhouse(recipe, target).await;
         };
         if let Some(reason) = &requirements.refused {
-            return Err(Failure {
-                kind: FailureKind::Package,
-                message: format!("build requirements: {reason}"),
-            });
+            return Err(Failure::package(format!("build requirements: {reason}")));
         }
         let wheels = self.index_wheels(target);
         let mut files = Vec::new();
@@ -159,10 +169,8 @@ impl Requirements {
     ) -> Result<Vec<WheelhouseFile>, Failure> {
         let mut files = Vec::new();
         for requirement in &recipe.build_requires {
-            let missing = |why: &str| Failure {
-                kind: FailureKind::Package,
-                message: format!("build requirement `{requirement}`: {why}"),
-            };
+            let missing =
+                |why: &str| Failure::package(format!("build requirement `{requirement}`: {why}"));
             let (name, version) = requirement
                 .split_once("==")
                 .ok_or_else(|| missing("pin it as name==version"))?;
@@ -173,10 +181,10 @@ impl Requirements {
                 .parse()
                 .map_err(|_| missing("not a PEP 440 version"))?;
             let wheels = self.index_wheels(target);
-            let candidates = wheels.list(&project).await.map_err(|error| Failure {
-                kind: FailureKind::Infrastructure,
-                message: error.to_string(),
-            })?;
+            let candidates = wheels
+                .list(&project)
+                .await
+                .map_err(|error| Failure::infrastructure(error.to_string()))?;
             let pin = candidates
                 .into_iter()
                 .find(|candidate| candidate.version == version)

@@ -19,7 +19,7 @@ use pep508_rs::{
     ExtraName, MarkerEnvironment, MarkerEnvironmentBuilder, Requirement, VersionOrUrl,
 };
 
-use super::records::{Failure, FailureKind};
+use super::records::Failure;
 use super::service::WheelhouseFile;
 use crate::pypi::{PackageName, PlatformTag, Sha256Digest, Target, Version};
 
@@ -62,15 +62,14 @@ pub enum ResolveError {
 }
 
 impl ResolveError {
-    /// Only a failing index is ours; the rest fails the same way every time.
+    /// Only a failing index is ours; a missing wheel is one the farm can build; the rest
+    /// fails the same way every time.
     pub fn into_failure(self, what: &str) -> Failure {
-        let kind = match self {
-            Self::Source(_) => FailureKind::Infrastructure,
-            _ => FailureKind::Package,
-        };
-        Failure {
-            kind,
-            message: format!("{what}: {self}"),
+        let message = format!("{what}: {self}");
+        match self {
+            Self::Source(_) => Failure::infrastructure(message),
+            Self::NoWheel { requirement, .. } => Failure::missing_wheel(requirement, message),
+            _ => Failure::package(message),
         }
     }
 }
@@ -377,6 +376,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::build::FailureKind;
 
     /// An index in memory: (project, version, requires-python, requires-dist).
     struct Fake {
@@ -559,6 +559,14 @@ mod tests {
             ResolveError::Source("down".into()).into_failure("x").kind,
             FailureKind::Infrastructure
         );
+        let missing = ResolveError::NoWheel {
+            requirement: "absent>=1".into(),
+            from: "pyproject.toml".into(),
+            target: "cp313-musllinux_1_2_x86_64".into(),
+        }
+        .into_failure("build requirements");
+        assert_eq!(missing.kind, FailureKind::MissingWheel);
+        assert_eq!(missing.requirement.as_deref(), Some("absent>=1"));
     }
 
     #[tokio::test]

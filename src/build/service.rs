@@ -18,6 +18,7 @@ use super::records::{
     timestamp,
 };
 use super::requirements::Requirements;
+use super::resolve::BoxFuture;
 use super::steps::TargetBuilders;
 use crate::executor::ExecutorError;
 use crate::metadata::{FileKind, IndexError, IndexStore};
@@ -97,18 +98,18 @@ pub struct RemoteReport {
 }
 
 pub struct BuildService {
-    queue: BuildQueue,
+    pub(super) queue: BuildQueue,
     pipeline: Pipeline,
-    recipes: RecipeBook,
+    pub(super) recipes: RecipeBook,
     targets: Vec<TargetBuilders>,
-    index: Arc<dyn IndexStore>,
-    mirror: Arc<Mirror>,
+    pub(super) index: Arc<dyn IndexStore>,
+    pub(super) mirror: Arc<Mirror>,
     identities: Mutex<HashMap<String, (String, String)>>,
-    changed: Notify,
+    pub(super) changed: Notify,
     lease_seconds: u64,
     max_attempts: u32,
-    resolve_build_requirements: bool,
-    requirements: Requirements,
+    pub(super) resolve_build_requirements: bool,
+    pub(super) requirements: Requirements,
 }
 
 pub struct ServiceParts {
@@ -319,17 +320,15 @@ impl BuildService {
                 .store
                 .get_bytes(file.sha256)
                 .await
-                .map_err(|error| Failure {
-                    kind: FailureKind::Infrastructure,
-                    message: error.to_string(),
-                })?;
+                .map_err(|error| Failure::infrastructure(error.to_string()))?;
             loaded.push((file.filename.clone(), bytes));
         }
         Ok(loaded)
     }
 
     /// Requests a build of a stored sdist for `target`: a cached result, a running build
-    /// joined, or a new one queued.
+    /// joined, or a new one queued (waiting first for the builds of build requirements that
+    /// have no wheel yet).
     pub async fn request(
         &self,
         project: &PackageName,
@@ -337,51 +336,94 @@ impl BuildService {
         sdist: (String, Sha256Digest),
         target: &Target,
     ) -> Result<(BuildRecord, Requested), BuildError> {
+        self.request_within(project, version, sdist, target, &[])
+            .await
+    }
+
+    /// `request`, made for the builds in `chain` (outermost first) that need this one.
+    pub(super) fn request_within<'a>(
+        &'a self,
+        project: &'a PackageName,
+        version: &'a Version,
+        sdist: (String, Sha256Digest),
+        target: &'a Target,
+        chain: &'a [PackageName],
+    ) -> BoxFuture<'a, Result<(BuildRecord, Requested), BuildError>> {
+        Box::pin(async move {
+            let recipe = self.recipes.for_release(project, version);
+            let build_requirements = match self.resolve_build_requirements {
+                true => Some(self.requirements.for_sdist(&sdist, target, recipe).await?),
+                false => None,
+            };
+            let (key, builder) = self
+                .key_of(&sdist, target, recipe, build_requirements.as_ref())
+                .await?;
+            let missing = build_requirements
+                .as_ref()
+                .and_then(|requirements| requirements.missing.clone());
+            let mut candidate = BuildRecord {
+                id: super::id::BuildId::new().to_string(),
+                key: key.to_string(),
+                project: project.to_string(),
+                version: version.to_string(),
+                target: target.to_string(),
+                sdist_filename: sdist.0,
+                sdist_sha256: sdist.1,
+                builder,
+                state: BuildState::Queued,
+                lease: None,
+                attempts: 0,
+                failure: None,
+                wheel: None,
+                queued_at: timestamp(),
+                started_at: None,
+                finished_at: None,
+                log_sha256: None,
+                build_requirements,
+                needs: Vec::new(),
+            };
+            if let Some(missing) = missing {
+                let mut chain = chain.to_vec();
+                chain.push(project.clone());
+                self.wait_or_fail(&mut candidate, &missing, target, &chain)
+                    .await?;
+            }
+            let (record, requested) = self.queue.request(candidate)?;
+            if requested == Requested::Queued {
+                tracing::info!(build = %record.id, project = %record.project, version = %record.version, target = %record.target, state = ?record.state, "build queued");
+                self.changed.notify_waiters();
+            }
+            if record.state == BuildState::Waiting {
+                // What it waits for may have ended already (a cached failure, a cycle).
+                self.wake(&record).await?;
+                let record = self.queue.get(&record.id)?.unwrap_or(record);
+                return Ok((record, requested));
+            }
+            Ok((record, requested))
+        })
+    }
+
+    /// A build's key and its builder's identity, from its inputs.
+    pub(super) async fn key_of(
+        &self,
+        sdist: &(String, Sha256Digest),
+        target: &Target,
+        recipe: &Recipe,
+        build_requirements: Option<&BuildRequirements>,
+    ) -> Result<(BuildKey, String), BuildError> {
         let builders = self.builders(target)?;
-        let recipe = self.recipes.for_release(project, version);
         let (builder, runtime) = self.identities(builders, recipe).await?;
-        let build_requirements = match self.resolve_build_requirements {
-            true => Some(self.requirements.for_sdist(&sdist, target, recipe).await?),
-            false => None,
-        };
-        let recipe = recipe.canonical_json();
         let key = BuildKey::compute(&KeyInputs {
             sdist_sha256: sdist.1,
             target,
-            recipe: &recipe,
+            recipe: &recipe.canonical_json(),
             builder: &builder,
             runtime: &runtime,
             build_requirements: &build_requirements
-                .as_ref()
                 .map(BuildRequirements::canonical_json)
                 .unwrap_or_default(),
         });
-        let candidate = BuildRecord {
-            id: super::id::BuildId::new().to_string(),
-            key: key.to_string(),
-            project: project.to_string(),
-            version: version.to_string(),
-            target: target.to_string(),
-            sdist_filename: sdist.0,
-            sdist_sha256: sdist.1,
-            builder,
-            state: BuildState::Queued,
-            lease: None,
-            attempts: 0,
-            failure: None,
-            wheel: None,
-            queued_at: timestamp(),
-            started_at: None,
-            finished_at: None,
-            log_sha256: None,
-            build_requirements,
-        };
-        let (record, requested) = self.queue.request(candidate)?;
-        if requested == Requested::Queued {
-            tracing::info!(build = %record.id, project = %record.project, version = %record.version, target = %record.target, "build queued");
-            self.changed.notify_waiters();
-        }
-        Ok((record, requested))
+        Ok((key, builder))
     }
 
     /// Waits until build `id` finishes or `timeout` passes; returns its latest record.
@@ -431,7 +473,10 @@ impl BuildService {
     }
 
     /// The target builders and the recipe a leased build runs with.
-    fn plan(&self, record: &BuildRecord) -> Result<(TargetBuilders, Recipe), BuildError> {
+    pub(super) fn plan(
+        &self,
+        record: &BuildRecord,
+    ) -> Result<(TargetBuilders, Recipe), BuildError> {
         let target: Target = record
             .target
             .parse()
@@ -516,6 +561,10 @@ impl BuildService {
         });
         let log_sha256 = self.store_log(log).await;
         match outcome {
+            Err(failure) if failure.kind == FailureKind::MissingWheel => {
+                self.wait_for_missing(record, holder, failure, log_sha256)
+                    .await?;
+            }
             Err(failure)
                 if failure.kind == FailureKind::Infrastructure
                     && record.attempts < self.max_attempts =>
@@ -535,6 +584,7 @@ impl BuildService {
                 }
             }
         }
+        self.wake_waiting().await;
         self.changed.notify_waiters();
         Ok(())
     }
@@ -650,6 +700,8 @@ impl BuildService {
                     Ok(_) => {}
                     Err(error) => tracing::error!(%error, "could not re-queue expired leases"),
                 }
+                // Builds that wait on others a previous process or a remote worker finished.
+                sweeper.wake_waiting().await;
             }
         });
         for number in 0..count {

@@ -11,7 +11,7 @@ use super::diagnose::first_error;
 use super::fetcher::{Purpose, RequirementFetcher};
 use super::key::{BUILD_REQUIRES_HOOK, BUILD_STEP, BUNDLE_DATA_STEP, REQUIRES_STEP, SMOKE_STEP};
 use super::recipe::Recipe;
-use super::records::{BuildRecord, Failure, FailureKind};
+use super::records::{BuildRecord, Failure};
 use super::runtime_exports::RuntimeExports;
 use crate::executor::{BUILD_LABEL, Executor, INSTANCE_LABEL, Limits, Mount, RunOutcome, RunSpec};
 use crate::metrics::Metrics;
@@ -48,17 +48,11 @@ fn read_prefix(path: &Path, limit: u64) -> Option<Vec<u8>> {
 }
 
 pub fn package(message: impl Into<String>) -> Failure {
-    Failure {
-        kind: FailureKind::Package,
-        message: message.into(),
-    }
+    Failure::package(message)
 }
 
 pub fn infrastructure(message: impl Into<String>) -> Failure {
-    Failure {
-        kind: FailureKind::Infrastructure,
-        message: message.into(),
-    }
+    Failure::infrastructure(message)
 }
 
 /// One container run of a build: `name` is also the step script, `/edelweiss/<name>.sh`.
@@ -624,7 +618,7 @@ mod tests {
         std::fs::write(&secret, r#"["from-the-host"]"#).unwrap();
         std::os::unix::fs::symlink(&secret, &path).unwrap();
         let failure = read_backend_requires(&path).unwrap_err();
-        assert_eq!(failure.kind, FailureKind::Package);
+        assert_eq!(failure.kind, crate::build::FailureKind::Package);
         assert!(
             !failure.message.contains("from-the-host"),
             "{}",

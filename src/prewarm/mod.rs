@@ -2,9 +2,12 @@
 //! wheel for each target before a Docker build runs. Resolution is uv's (`uv pip compile`
 //! against the target-pinned index, wheels only: see [`uv`]); a requirement only an sdist
 //! can satisfy is built by the farm first, and resolution goes on with the built wheel's
-//! metadata. Missing wheels are built through the server's API.
+//! metadata. The same steps run against a [`Farm`]: the server's HTTP API from the CLI
+//! ([`HttpFarm`]), or the build service itself inside the server ([`LocalFarm`]).
 
-mod release;
+mod http;
+mod jobs;
+mod local;
 pub mod uv;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,13 +15,82 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-
+use crate::build::BuildError;
+pub use crate::build::release_to_build;
 use crate::pypi::simple::ProjectDetail;
 use crate::pypi::{DistFilename, PackageName, Target, Version};
+pub use http::HttpFarm;
+pub use jobs::{PrewarmJobs, PrewarmProgress};
+pub use local::LocalFarm;
 use pep440_rs::VersionSpecifiers;
-pub use release::release_to_build;
 use uv::{Pin, Resolution};
+
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrewarmError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("a work directory for uv: {0}")]
+    Work(std::io::Error),
+    #[error(transparent)]
+    Resolve(#[from] uv::ResolveError),
+    #[error("{0}")]
+    Server(String),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("builds need --token")]
+    NoToken,
+    #[error("{project} {version}: still {state} after {timeout:?}")]
+    Timeout {
+        project: String,
+        version: String,
+        state: String,
+        timeout: Duration,
+    },
+    #[error(
+        "resolution for {target} still lacked wheels after {MAX_RESOLUTION_ROUNDS} rounds of builds"
+    )]
+    TooManyRounds { target: Target },
+    #[error("resolution for {target} needs a release that cannot be built")]
+    Unbuildable { target: Target },
+}
+
+/// A release the farm built a wheel of, for a target (as the build API spells them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltRelease {
+    pub project: String,
+    pub version: String,
+    pub target: String,
+}
+
+/// Where prewarm reads pages and has wheels built.
+pub trait Farm: Send + Sync {
+    /// The target-pinned index uv resolves against.
+    fn index_url(&self, target: &Target) -> String;
+    /// The project's page as the target sees it.
+    fn page<'a>(
+        &'a self,
+        target: &'a Target,
+        project: &'a PackageName,
+    ) -> BoxFuture<'a, Result<ProjectDetail, PrewarmError>>;
+    /// Builds one release and waits for it (or `timeout`), calling `progress` with a line
+    /// per change of state.
+    fn build<'a>(
+        &'a self,
+        project: &'a PackageName,
+        version: &'a Version,
+        target: &'a Target,
+        timeout: Duration,
+        progress: &'a mut (dyn FnMut(String) + Send),
+    ) -> BoxFuture<'a, Result<Finished, PrewarmError>>;
+    /// Every build that succeeded so far.
+    fn succeeded_builds(&self) -> BoxFuture<'_, Result<Vec<BuiltRelease>, PrewarmError>>;
+    fn log_url(&self, id: &str) -> String;
+}
 
 /// The requirement lines of `path` and of the files it includes with `-r`, in order.
 /// Index options are the server's business and are dropped with a note.
@@ -26,15 +98,16 @@ pub fn read_requirements(
     path: &Path,
     seen: &mut BTreeSet<PathBuf>,
     notes: &mut Vec<String>,
-) -> anyhow::Result<Vec<String>> {
-    let canonical = path
-        .canonicalize()
-        .with_context(|| format!("reading {}", path.display()))?;
+) -> Result<Vec<String>, PrewarmError> {
+    let read_error = |source| PrewarmError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let canonical = path.canonicalize().map_err(read_error)?;
     if !seen.insert(canonical) {
         return Ok(Vec::new());
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(read_error)?;
     let mut requirements = Vec::new();
     for line in text.replace("\\\n", " ").lines() {
         let line = line.split(" #").next().unwrap_or_default().trim();
@@ -95,99 +168,18 @@ pub struct Finished {
     pub reason: Option<String>,
 }
 
-pub struct Client {
-    pub http: reqwest::blocking::Client,
-    pub server: url::Url,
-    pub token: Option<String>,
-}
-
-impl Client {
-    fn get(&self, path: &str) -> reqwest::blocking::RequestBuilder {
-        let request = self
-            .http
-            .get(self.server.join(path).expect("relative API path"));
-        match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
-    }
-
-    pub fn page(&self, target: &Target, project: &str) -> anyhow::Result<ProjectDetail> {
-        let response = self
-            .get(&format!("t/{target}/simple/{project}/"))
-            .header("Accept", "application/vnd.pypi.simple.v1+json")
-            .send()?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "page of {project}: {}",
-            response.status()
-        );
-        Ok(response.json()?)
-    }
-
-    fn log_url(&self, id: &str) -> anyhow::Result<String> {
-        Ok(self
-            .server
-            .join(&format!("api/v1/builds/{id}"))?
-            .to_string())
-    }
-
-    /// Builds one release and waits for it, printing a line per change of state.
-    pub fn build(
-        &self,
-        project: &str,
-        version: &str,
-        target: &Target,
-        timeout: Duration,
-        progress: &mut dyn FnMut(String),
-    ) -> anyhow::Result<Finished> {
-        let token = self.token.as_deref().context("builds need --token")?;
-        let response = self
-            .http
-            .post(self.server.join("api/v1/builds")?)
-            .bearer_auth(token)
-            .json(&serde_json::json!({"project": project, "version": version, "target": target.to_string()}))
-            .send()?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "build request for {project} {version}: {} {}",
-            response.status(),
-            response.text().unwrap_or_default().trim()
-        );
-        let build: serde_json::Value = response.json()?;
-        let id = build["id"].as_str().context("build id")?.to_string();
-        let (started, mut last) = (Instant::now(), String::new());
-        loop {
-            let build: serde_json::Value =
-                self.get(&format!("api/v1/builds/{id}")).send()?.json()?;
-            let state = build["state"].as_str().unwrap_or("unknown").to_string();
-            if state != last {
-                progress(format!(
-                    "  {project} {version} [{target}]: {state} ({:.0?})",
-                    started.elapsed()
-                ));
-                last = state.clone();
-            }
-            match state.as_str() {
-                "succeeded" | "failed" => {
-                    return Ok(Finished {
-                        succeeded: state == "succeeded",
-                        id,
-                        reason: build["failure"]["message"].as_str().map(str::to_string),
-                    });
-                }
-                _ if started.elapsed() > timeout => {
-                    anyhow::bail!("{project} {version}: still {state} after {timeout:?}")
-                }
-                _ => std::thread::sleep(Duration::from_secs(2)),
-            }
-        }
-    }
-}
-
-fn builds(client: &Client) -> anyhow::Result<Vec<serde_json::Value>> {
-    let listing: serde_json::Value = client.get("api/v1/builds").send()?.json()?;
-    Ok(listing["builds"].as_array().cloned().unwrap_or_default())
+/// One line of a state change of a build, as prewarm prints it.
+pub fn state_line(
+    project: &PackageName,
+    version: &Version,
+    target: &Target,
+    state: &str,
+    since: Instant,
+) -> String {
+    format!(
+        "  {project} {version} [{target}]: {state} ({:.0?})",
+        since.elapsed()
+    )
 }
 
 /// A build prewarm started while resolving: an sdist-only release that resolution needed.
@@ -237,31 +229,51 @@ fn direct_specifiers(requirements: &[String]) -> BTreeMap<PackageName, Vec<Versi
     specifiers
 }
 
+/// `uv pip compile` off the async runtime (it waits on a child process).
+async fn compile(
+    requirements: &[String],
+    target: &Target,
+    index_url: String,
+    work: &Path,
+    refresh: &[PackageName],
+) -> Result<Resolution, PrewarmError> {
+    let (requirements, target, work, refresh) = (
+        requirements.to_vec(),
+        target.clone(),
+        work.to_path_buf(),
+        refresh.to_vec(),
+    );
+    tokio::task::spawn_blocking(move || {
+        uv::compile(&requirements, &target, &index_url, &work, &refresh)
+    })
+    .await
+    .map_err(|error| PrewarmError::Server(format!("uv's resolution stopped: {error}")))?
+    .map_err(PrewarmError::from)
+}
+
 /// Resolves wheels only; while uv lacks wheels, builds one release of each project it
 /// names and resolves again with the built wheels. `None` when a needed build failed or no
 /// release could be built (said through `progress` and `built`).
-fn resolve_with_builds(
-    client: &Client,
+async fn resolve_with_builds(
+    farm: &dyn Farm,
     requirements: &[String],
     target: &Target,
     work: &Path,
     timeout: Duration,
-    progress: &mut dyn FnMut(String),
+    progress: &mut (dyn FnMut(String) + Send),
     built: &mut Vec<BuiltNow>,
-) -> anyhow::Result<Option<Vec<Pin>>> {
-    let index_url = client
-        .server
-        .join(&format!("t/{target}/simple/"))?
-        .to_string();
+) -> Result<Option<Vec<Pin>>, PrewarmError> {
     let direct = direct_specifiers(requirements);
     let mut refresh: Vec<PackageName> = Vec::new();
     for _ in 0..MAX_RESOLUTION_ROUNDS {
-        let lacking = match uv::compile(requirements, target, &index_url, work, &refresh)? {
+        let resolution =
+            compile(requirements, target, farm.index_url(target), work, &refresh).await?;
+        let lacking = match resolution {
             Resolution::Pinned(pins) => return Ok(Some(pins)),
             Resolution::LacksWheels(lacking) => lacking,
         };
         for wanted in lacking {
-            let detail = client.page(target, wanted.name.as_ref())?;
+            let detail = farm.page(target, &wanted.name).await?;
             let mut allowed = direct.get(&wanted.name).cloned().unwrap_or_default();
             allowed.extend(wanted.specifiers);
             let tried: BTreeSet<Version> = built
@@ -281,18 +293,14 @@ fn resolve_with_builds(
                 wanted.name
             ));
             let started = Instant::now();
-            let finished = client.build(
-                wanted.name.as_ref(),
-                &version.to_string(),
-                target,
-                timeout,
-                progress,
-            )?;
+            let finished = farm
+                .build(&wanted.name, &version, target, timeout, progress)
+                .await?;
             let succeeded = finished.succeeded;
             built.push(BuiltNow {
                 name: wanted.name.clone(),
                 version,
-                log_url: client.log_url(&finished.id)?,
+                log_url: farm.log_url(&finished.id),
                 finished,
                 seconds: started.elapsed().as_secs_f64(),
             });
@@ -302,35 +310,36 @@ fn resolve_with_builds(
             refresh.push(wanted.name);
         }
     }
-    anyhow::bail!(
-        "resolution for {target} still lacked wheels after {MAX_RESOLUTION_ROUNDS} rounds of builds"
-    )
+    Err(PrewarmError::TooManyRounds {
+        target: target.clone(),
+    })
 }
 
 /// For each target: resolve (building what resolution needs first), then make sure every
 /// pin has a wheel, building what lacks one. `progress` gets one line per step and per
 /// change of a build's state.
-pub fn run(
-    client: &Client,
+pub async fn run(
+    farm: &dyn Farm,
     requirements: &[String],
     targets: &[Target],
     timeout: Duration,
-    progress: &mut dyn FnMut(String),
-) -> anyhow::Result<Vec<Row>> {
-    let work = tempfile::tempdir()?;
-    let built_before = builds(client)?;
+    progress: &mut (dyn FnMut(String) + Send),
+) -> Result<Vec<Row>, PrewarmError> {
+    let work = tempfile::tempdir().map_err(PrewarmError::Work)?;
+    let built_before = farm.succeeded_builds().await?;
     let mut rows = Vec::new();
     for target in targets {
         let mut built = Vec::new();
         let resolved = resolve_with_builds(
-            client,
+            farm,
             requirements,
             target,
             work.path(),
             timeout,
             progress,
             &mut built,
-        )?;
+        )
+        .await?;
         let Some(pins) = resolved else {
             rows.extend(
                 built
@@ -339,7 +348,9 @@ pub fn run(
                     .map(|build| build.row(target)),
             );
             if built.iter().all(|build| build.finished.succeeded) {
-                anyhow::bail!("resolution for {target} needs a release that cannot be built");
+                return Err(PrewarmError::Unbuildable {
+                    target: target.clone(),
+                });
             }
             continue;
         };
@@ -353,13 +364,12 @@ pub fn run(
                 continue;
             }
             let started = Instant::now();
-            let detail = client.page(target, name.as_ref())?;
+            let detail = farm.page(target, &name).await?;
             if has_wheel(&detail, &version.to_string(), target) {
-                let ours = built_before.iter().any(|build| {
-                    build["project"] == name.as_ref()
-                        && build["version"] == version.to_string().as_str()
-                        && build["target"] == target.to_string().as_str()
-                        && build["state"] == "succeeded"
+                let ours = built_before.contains(&BuiltRelease {
+                    project: name.to_string(),
+                    version: version.to_string(),
+                    target: target.to_string(),
                 });
                 rows.push(Row {
                     project: name.to_string(),
@@ -376,15 +386,11 @@ pub fn run(
                 });
                 continue;
             }
-            let finished = client.build(
-                name.as_ref(),
-                &version.to_string(),
-                target,
-                timeout,
-                progress,
-            )?;
+            let finished = farm
+                .build(&name, &version, target, timeout, progress)
+                .await?;
             let build = BuiltNow {
-                log_url: client.log_url(&finished.id)?,
+                log_url: farm.log_url(&finished.id),
                 name,
                 version,
                 finished,

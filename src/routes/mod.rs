@@ -27,8 +27,6 @@ pub use body::BodyError;
 use crate::app::AppState;
 use crate::auth::{Access, AuthError, Caller};
 
-pub use prewarm::PrewarmJobs;
-
 /// The whole API, one route a line.
 #[rustfmt::skip]
 pub fn configure(config: &mut web::ServiceConfig) {

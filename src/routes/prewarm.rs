@@ -1,49 +1,16 @@
 //! `POST /api/v1/prewarm` and `GET /api/v1/prewarm/<id>`: prewarm as an API. The server runs
-//! the same steps as `edelweiss prewarm` against its own HTTP API (uv must be on its PATH,
-//! or named by `EDELWEISS_UV`); progress is kept in memory.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! the same steps as `edelweiss prewarm` with its own build service (uv must be on its PATH,
+//! or named by `EDELWEISS_UV`); progress is kept in memory (`prewarm::PrewarmJobs`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::auth::{Access, token_from_header};
+use crate::auth::Access;
 use crate::error::ApiError;
-use crate::prewarm::{Client, Row};
+use crate::prewarm::LocalFarm;
 use crate::pypi::Target;
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PrewarmProgress {
-    /// `running`, `succeeded` (every requirement has a wheel) or `failed`.
-    pub state: String,
-    pub lines: Vec<String>,
-    pub rows: Vec<Row>,
-    pub error: Option<String>,
-}
-
-#[derive(Default)]
-pub struct PrewarmJobs(Mutex<HashMap<String, PrewarmProgress>>);
-
-impl PrewarmJobs {
-    fn update(&self, id: &str, change: impl FnOnce(&mut PrewarmProgress)) {
-        let mut jobs = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        change(jobs.entry(id.to_string()).or_default());
-    }
-
-    fn get(&self, id: &str) -> Option<PrewarmProgress> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(id)
-            .cloned()
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,11 +37,6 @@ pub async fn start(
     let caller = super::authorize(&request, &state, Access::Write)?;
     let body: PrewarmRequest =
         super::body::json(&request, payload, PREWARM_LIMIT, state.request_timeout).await?;
-    let token = request
-        .headers()
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(token_from_header);
     let targets: Vec<Target> = body
         .targets
         .iter()
@@ -98,41 +60,24 @@ pub async fn start(
             .collect::<Vec<_>>()
             .join(" ")
     );
-    state
-        .prewarms
-        .update(&id, |job| job.state = "running".into());
+    state.prewarms.start(&id);
     let (job_state, job_id, timeout) = (
-        state.clone(),
+        state.clone().into_inner(),
         id.clone(),
         std::time::Duration::from_secs(body.build_timeout_seconds),
     );
-    tokio::task::spawn_blocking(move || {
-        let client = Client {
-            http: reqwest::blocking::Client::new(),
+    tokio::spawn(async move {
+        let farm = LocalFarm {
+            index: &job_state.index,
+            mirror: &job_state.mirror,
+            builds: &job_state.builds,
             server: job_state.self_url.clone(),
-            token,
         };
-        let mut progress = |line: String| {
-            job_state
-                .prewarms
-                .update(&job_id, |job| job.lines.push(line))
-        };
-        let result = crate::prewarm::run(&client, &requirements, &targets, timeout, &mut progress);
-        job_state.prewarms.update(&job_id, |job| match result {
-            Ok(rows) => {
-                job.state = if rows.iter().any(|row| row.source == "failed") {
-                    "failed"
-                } else {
-                    "succeeded"
-                }
-                .into();
-                job.rows = rows;
-            }
-            Err(error) => {
-                job.state = "failed".into();
-                job.error = Some(format!("{error:#}"));
-            }
-        });
+        let jobs = &job_state.prewarms;
+        let mut progress = |line: String| jobs.line(&job_id, line);
+        let result =
+            crate::prewarm::run(&farm, &requirements, &targets, timeout, &mut progress).await;
+        jobs.finish(&job_id, result.map_err(|error| error.to_string()));
     });
     super::audit::record(
         &request,

@@ -14,7 +14,7 @@ use super::body::{self, JSON_LIMIT};
 use super::form::{self, FormShape, MAX_FIELD_BYTES};
 use crate::app::AppState;
 use crate::auth::{Access, AuthError, Caller, CredentialId, credential_id};
-use crate::build::{BuildRecord, Failure, FailureKind, LeaseHolder, Recorded, RemoteReport};
+use crate::build::{BuildRecord, Failure, LeaseHolder, Recorded, RemoteReport};
 use crate::error::ApiError;
 use crate::pypi::Sha256Digest;
 
@@ -120,13 +120,15 @@ pub async fn blob(
     stream_blob(&state, digest).await
 }
 
-/// The result form: `worker`, `outcome` (`succeeded`, `package` or `infrastructure`),
-/// `message`, `wheel_sha256`, and the files `log` and `wheel`.
+/// The result form: `worker`, `outcome` (`succeeded`, `package`, `infrastructure` or
+/// `missing-wheel` with its `requirement`), `message`, `wheel_sha256`, and the files `log`
+/// and `wheel`.
 const RESULT_FORM: FormShape = FormShape {
     file: "wheel",
     kept: &[
         ("worker", MAX_FIELD_BYTES),
         ("outcome", MAX_FIELD_BYTES),
+        ("requirement", MAX_FIELD_BYTES),
         ("message", MAX_MESSAGE_BYTES),
         ("wheel_sha256", MAX_FIELD_BYTES),
         ("log", MAX_LOG_BYTES),
@@ -167,17 +169,15 @@ pub async fn result(
             audit_result(&request, &caller, &record, &field("worker"), recorded);
             return Ok(result_response(record, recorded));
         }
-        "package" => Err(Failure {
-            kind: FailureKind::Package,
-            message: field("message"),
-        }),
-        "infrastructure" => Err(Failure {
-            kind: FailureKind::Infrastructure,
-            message: field("message"),
-        }),
+        "package" => Err(Failure::package(field("message"))),
+        "infrastructure" => Err(Failure::infrastructure(field("message"))),
+        "missing-wheel" => Err(Failure::missing_wheel(
+            missing_requirement(&field("requirement"))?,
+            field("message"),
+        )),
         other => {
             return Err(ApiError::BadRequest(format!(
-                "unknown outcome `{other}`: expected succeeded, package or infrastructure"
+                "unknown outcome `{other}`: expected succeeded, package, infrastructure or missing-wheel"
             )));
         }
     };
@@ -187,6 +187,19 @@ pub async fn result(
         .await?;
     audit_result(&request, &caller, &record, &field("worker"), recorded);
     Ok(result_response(record, recorded))
+}
+
+/// A worker's missing requirement: a PEP 508 requirement on an index project (no URL), in
+/// its canonical spelling, before the farm queues a build for it.
+fn missing_requirement(text: &str) -> Result<String, ApiError> {
+    crate::build::index_requirement(text)
+        .map(|requirement| requirement.to_string())
+        .map_err(|reason| {
+            ApiError::BadRequest(format!(
+                "`requirement` of a missing-wheel result: {}",
+                crate::untrusted::sanitize(&reason, crate::untrusted::MESSAGE_CHARS)
+            ))
+        })
 }
 
 fn audit_result(

@@ -1,5 +1,5 @@
-//! Which release of a project to build when resolution needs a wheel that nobody has: the
-//! newest final, non-yanked release with an sdist that every known specifier allows and
+//! Which release of a project to build when resolution (prewarm's, or a build's own
+//! requirements) needs a wheel that nobody has: the newest final, non-yanked release with an sdist that every known specifier allows and
 //! whose `Requires-Python` admits the target, and that was not tried already.
 
 use std::collections::BTreeSet;
