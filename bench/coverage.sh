@@ -38,6 +38,10 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$BENCH_DIR")
+COMMAND_LINE="bench/coverage.sh"
+for variable in PINS ONLY TIME_LIMIT STEPS; do
+  [[ -n ${!variable:-} ]] && COMMAND_LINE="$variable=\"${!variable}\" $COMMAND_LINE"
+done
 PINS=${PINS:-$BENCH_DIR/coverage-pins.txt}
 OUT=${OUT:-/tmp/edelweiss-coverage}
 TIME_LIMIT=${TIME_LIMIT:-900}
@@ -45,10 +49,6 @@ STEPS=${STEPS:-pypi pip farm}
 TARGET=cp313-musllinux_1_2_x86_64
 PLATFORM=musllinux_1_2_x86_64
 ROOT_PYTHON=/usr/local/bin/python3.13
-COMMAND_LINE="bench/coverage.sh"
-for variable in ONLY TIME_LIMIT STEPS; do
-  [[ -n ${!variable:-} ]] && COMMAND_LINE="$variable=\"${!variable}\" $COMMAND_LINE"
-done
 
 log() { printf '[coverage.sh] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -163,13 +163,17 @@ EOF
 }
 
 # Runs a command for at most LIMIT seconds, niced, in a root with the host's network (pip needs
-# PyPI), the pin's directory at /tmp/pin, read-only root, fresh /tmp.
+# PyPI), the pin's directory at /tmp/pin, read-only root, fresh /tmp. The roots have no
+# resolv.conf and a read-only root cannot take a mount point: /etc is a tmpfs holding the
+# root's entries and the host's resolv.conf.
 in_root_online() {
-  local limit=$1 root=$2 pin_dir=$3
+  local limit=$1 root=$2 pin_dir=$3 entry etc=()
   shift 3
-  local resolv=()
-  [[ -e $root/etc/resolv.conf ]] && resolv=(--ro-bind /etc/resolv.conf /etc/resolv.conf)
-  nice -n 19 timeout "$limit" bwrap --ro-bind "$root" / "${resolv[@]}" --proc /proc --dev /dev --tmpfs /tmp \
+  for entry in "$root"/etc/*; do
+    [[ $entry == */resolv.conf ]] || etc+=(--ro-bind "$entry" "/etc/${entry##*/}")
+  done
+  nice -n 19 timeout "$limit" bwrap --ro-bind "$root" / --tmpfs /etc "${etc[@]}" \
+    --ro-bind /etc/resolv.conf /etc/resolv.conf --proc /proc --dev /dev --tmpfs /tmp \
     --bind "$pin_dir" /tmp/pin --unshare-pid --die-with-parent --clearenv \
     --setenv PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --setenv HOME /tmp/home --setenv TMPDIR /tmp --setenv PIP_NO_CACHE_DIR 1 \
