@@ -17,7 +17,10 @@
 #     runtime root for the smoke test, PyPI as the upstream, build requirements resolved
 #     (resolve_build_requirements = true), one data directory shared by all pins (so the
 #     mirror's cache of build requirements is shared, as on a server); the one-line failure
-#     reason the CLI prints is recorded.
+#     reason the CLI prints is recorded;
+#   - fresh (only when STEPS names it, for pins the shared farm step did not build): the same
+#     build in a data directory of its own, which tells a failure caused by what earlier
+#     builds left in the shared one from a failure of the pin itself.
 # Then prints a Markdown section: the table and the ratio farm wheels / pip's working wheels.
 # Every step is capped in time and runs under `nice -n 19`; results are kept in OUT, and a pin
 # whose step has a result there is skipped, so an interrupted run continues where it stopped
@@ -32,7 +35,8 @@
 #                   [what workers/musl-root/build prints, with --runtime, --cxx, --rust; with no
 #                   --rust in this tree, ROOT rust pins run on the base root]
 #   TIME_LIMIT      seconds per pip step and per farm container run [900]
-#   STEPS           which steps run ["pypi pip farm"]; the report always covers all
+#   STEPS           which steps run ["pypi pip farm"; add "fresh" for the step above]; the
+#                   report covers every step with results
 # Needs: bwrap, runc, timeout, python3 (host), network to PyPI; runs as root (runc).
 set -euo pipefail
 
@@ -59,7 +63,7 @@ for tool in bwrap runc timeout python3; do
   command -v "$tool" >/dev/null || die "$tool not found"
 done
 [[ -f $PINS ]] || die "no pin list at $PINS"
-mkdir -p "$OUT"/{results,logs,pip,farm}
+mkdir -p "$OUT"/{results,logs,pip,farm,fresh,fresh-data}
 STARTED=$SECONDS
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -81,6 +85,7 @@ lines = [line.rstrip() for line in open(sys.argv[1], errors="replace")]
 patterns = [
     r"fatal error: .*", r"\berror: (?!subprocess-exited-with-error|metadata-generation-failed|"
     r"failed-wheel-build-for-install|command '.*' failed)[^\n]*",
+    r"\bERROR: (?!Failed building wheel|Could not build wheels|Failed to build|Subproject )[^\n]*",
     r"\bundefined reference to .*", r"Error relocating .*", r"symbol not found.*",
     r"(ModuleNotFoundError|ImportError|RuntimeError|AttributeError|TypeError|NameError|"
     r"SyntaxError|FileNotFoundError|OSError|CalledProcessError|[A-Za-z]+Error): .*",
@@ -258,19 +263,20 @@ pip_step() {
   record "$OUT/results/$(slug "$pin").pip" wheel $((SECONDS - started)) "$(basename "$wheel")"
 }
 
+# farm_step PIN ROOT_KIND STEP DATA_DIR: STEP is farm or fresh.
 farm_step() {
-  local pin=$1 root_kind=$2 out log started status=0 wheel reason builder
-  out="$OUT/farm/$(slug "$pin")"
-  log="$OUT/logs/$(slug "$pin").farm.log"
+  local pin=$1 root_kind=$2 step=$3 data=$4 out log started status=0 wheel reason builder
+  out="$OUT/$step/$(slug "$pin")"
+  log="$OUT/logs/$(slug "$pin").$step.log"
   builder=$(builder_for "$root_kind")
   started=$SECONDS
   # The farm bounds each container run itself; this outer bound is for everything around them.
   EDELWEISS_LOG=warn nice -n 19 timeout $((3 * TIME_LIMIT)) "$BINARY" --config "$OUT/farm.toml" \
     build "$pin" --target "$TARGET" --executor runc --rootfs "$builder" \
-    --runtime "$RUNTIME_ROOT" --data "$OUT/data" --out "$out" >"$log" 2>&1 || status=$?
+    --runtime "$RUNTIME_ROOT" --data "$data" --out "$out" >"$log" 2>&1 || status=$?
   wheel=$(sed -n 's/^wheel: \(.*\.whl\) (sha256 .*$/\1/p' "$log")
   if ((status == 0)) && [[ -n $wheel ]]; then
-    record "$OUT/results/$(slug "$pin").farm" wheel $((SECONDS - started)) "$(basename "$wheel")"
+    record "$OUT/results/$(slug "$pin").$step" wheel $((SECONDS - started)) "$(basename "$wheel")"
     return
   fi
   if ((status == 124)); then
@@ -279,7 +285,7 @@ farm_step() {
     reason=$(sed -n 's/^Error: build [^ ]* failed ([A-Za-z]*): //p' "$log" | head -n 1)
     [[ -n $reason ]] || reason=$(grep -v '^ *$' "$log" | tail -n 1)
   fi
-  record "$OUT/results/$(slug "$pin").farm" failed $((SECONDS - started)) "$reason"
+  record "$OUT/results/$(slug "$pin").$step" failed $((SECONDS - started)) "$reason"
 }
 
 report() {
@@ -313,21 +319,27 @@ for line in open(pins_file):
     pin, backend, root, *_ = line.split()
     if only and pin not in only:
         continue
-    rows.append((pin, backend, root, result(pin, "pypi"), result(pin, "pip"), result(pin, "farm")))
-total = sum(r[4][1] + r[5][1] for r in rows)
+    rows.append((pin, backend, root, result(pin, "pypi"), result(pin, "pip"), result(pin, "farm"),
+                 result(pin, "fresh")))
+total = sum(r[4][1] + r[5][1] + r[6][1] for r in rows)
+fresh = any(r[6][0] != "not run" for r in rows)
 print(f"- Total build time of the {len(rows)} pins: {total / 60:.0f} min (pip and farm steps, as "
       f"recorded; this invocation's wall time {wall / 60:.0f} min)")
 unqualified = [(r[0], r[3][0]) for r in rows if r[3][0] not in ("ok", "not run")]
 print(f"- PyPI (simple API): {len(rows) - len(unqualified)} of {len(rows)} pins have an sdist "
       "and no cp313/abi3 musllinux wheel" + "".join(f"; {p}: {why}" for p, why in unqualified))
 print()
-print("| pin | backend | root | pip | farm | farm's reason (pip's, where pip failed too) | pip s | farm s |")
-print("|---|---|---|---|---|---|---:|---:|")
-for pin, backend, root, _, pip, farm in rows:
+fresh_header = (" farm, own data dir |", "---|") if fresh else ("", "")
+print(f"| pin | backend | root | pip | farm |{fresh_header[0]} farm's reason (pip's, where pip failed too) | pip s | farm s |")
+print(f"|---|---|---|---|---|{fresh_header[1]}---|---:|---:|")
+for pin, backend, root, _, pip, farm, own in rows:
     reason = farm[2] if farm[0] != "wheel" else ""
+    if own[0] not in ("not run", farm[0]):
+        reason += f" (own data dir: {own[0]}{': ' + own[2] if own[0] != 'wheel' else ''})"
     if pip[0] != "wheel":
         reason = (reason + " — " if reason else "") + f"pip: {pip[2]}"
-    print(f"| {pin} | {backend} | {root} | {pip[0]} | {farm[0]} | {cell(reason)} | {pip[1]} | {farm[1]} |")
+    own_cell = f" {own[0] if own[0] != 'not run' else '—'} |" if fresh else ""
+    print(f"| {pin} | {backend} | {root} | {pip[0]} | {farm[0]} |{own_cell} {cell(reason)} | {pip[1]} | {farm[1]} |")
 working = [r for r in rows if r[4][0] == "wheel"]
 both = [r for r in working if r[5][0] == "wheel"]
 farm_total = sum(r[5][0] == "wheel" for r in rows)
@@ -338,12 +350,16 @@ if working:
           f"{sum(r[4][0] == 'broken' for r in rows)} broken, {sum(r[4][0] == 'failed' for r in rows)} "
           f"failed; the farm built {farm_total} of {len(rows)}, "
           f"{sum(r[5][0] == 'wheel' and r[4][0] != 'wheel' for r in rows)} of them where pip had no working wheel.")
+if fresh:
+    own_built = [r for r in working if r[5][0] == "wheel" or r[6][0] == "wheel"]
+    print(f"With each failed pin built again in a data directory of its own: {len(own_built)} / "
+          f"{len(working)} = {100 * len(own_built) / len(working):.0f}%.")
 gaps = [r for r in working if r[5][0] != "wheel"]
 if gaps:
     print()
     print("Farm failures where pip made a working wheel:")
-    for pin, *_, farm in gaps:
-        print(f"- {pin}: {cell(farm[2])}")
+    for pin, *_, farm, own in gaps:
+        print(f"- {pin}: {cell(farm[2])}" + (f" (own data dir: {own[0]})" if own[0] != "not run" else ""))
 EOF
 }
 
@@ -379,8 +395,13 @@ while read -r pin _ root_kind _; do
   fi
   if [[ $STEPS == *farm* && ! -f $base.farm ]]; then
     log "$pin: farm"
-    farm_step "$pin" "$root_kind"
+    farm_step "$pin" "$root_kind" farm "$OUT/data"
     log "$pin: farm $(cut -f1,2 "$base.farm" | tr '\t' ' ') s"
+  fi
+  if [[ $STEPS == *fresh* && -f $base.farm && $(cut -f1 "$base.farm") != wheel && ! -f $base.fresh ]]; then
+    log "$pin: farm, own data directory"
+    farm_step "$pin" "$root_kind" fresh "$OUT/fresh-data/$(slug "$pin")"
+    log "$pin: farm, own data directory: $(cut -f1,2 "$base.fresh" | tr '\t' ' ') s"
   fi
 done < <(read_pins)
 report
