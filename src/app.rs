@@ -9,8 +9,8 @@ use actix_web::dev::{Server, Service as _};
 use actix_web::{App, HttpServer, web};
 
 use crate::auth::Tokens;
-use crate::build::BuildService;
-use crate::config::{OnDemandSettings, Settings};
+use crate::build::{BuildService, OnDemandPages};
+use crate::config::Settings;
 use crate::index::Index;
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
@@ -21,7 +21,7 @@ use crate::storage::BlobStore;
 
 /// Everything a request handler may use.
 pub struct AppState {
-    pub index: Index,
+    pub index: Arc<Index>,
     pub ingestor: Ingestor,
     pub store: BlobStore,
     pub mirror: Arc<Mirror>,
@@ -33,7 +33,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Longest a multipart form may take to arrive (`limits.upload_timeout_seconds`).
     pub upload_timeout: Duration,
-    pub on_demand: OnDemandSettings,
+    /// Project pages, with the builds they lack queued or waited for.
+    pub on_demand: Arc<OnDemandPages>,
     pub prewarms: crate::prewarm::PrewarmJobs,
     /// This server's own base URL, for the prewarm API's calls to itself.
     pub self_url: url::Url,
@@ -80,8 +81,15 @@ impl Application {
                 source: std::io::Error::other(error),
             }
         })?;
+        let index = Arc::new(Index::new(services.index, services.published));
+        let on_demand = Arc::new(OnDemandPages::new(
+            index.clone(),
+            services.mirror.clone(),
+            services.builds.clone(),
+            settings.on_demand.clone(),
+        ));
         let state = web::Data::new(AppState {
-            index: Index::new(services.index, services.published),
+            index,
             ingestor: services.ingestor,
             store: services.store,
             mirror: services.mirror,
@@ -96,7 +104,7 @@ impl Application {
             max_upload_bytes: settings.limits.max_upload_bytes,
             request_timeout: Duration::from_secs(settings.limits.request_timeout_seconds),
             upload_timeout: Duration::from_secs(settings.limits.upload_timeout_seconds),
-            on_demand: settings.on_demand.clone(),
+            on_demand,
             prewarms: crate::prewarm::PrewarmJobs::default(),
             self_url,
         });

@@ -6,9 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::index::{
-    Body, CachedPage, Index, PageKey, Scope, View, merged_detail, project_detail, render_detail,
-};
+use crate::index::{Body, CachedPage, Index, PageKey, Scope, View, merged_detail, render_detail};
 use crate::metadata::IndexError;
 use crate::mirror::{Mirror, MirrorError, UpstreamError};
 use crate::pypi::simple::ProjectDetail;
@@ -62,20 +60,12 @@ struct Listing {
 /// The files held here alone, as of a version read before them.
 fn local_listing(index: &Index, name: &PackageName) -> Result<Option<Listing>, CatalogError> {
     let version = index.pages().version(&Scope::Project(name.clone()));
-    let Some(project) = index.store().project(name)? else {
-        return Ok(None);
-    };
-    Ok(Some(Listing {
-        detail: project_detail(&project, &index.store().files(name)?),
+    Ok(index.local_detail(name)?.map(|detail| Listing {
+        detail,
         version,
         expires_at: None,
         stale: None,
     }))
-}
-
-fn uploaded(index: &Index, name: &PackageName) -> Result<bool, IndexError> {
-    let project = index.store().project(name)?;
-    Ok(project.is_some_and(|project| project.uploaded))
 }
 
 /// `name`'s page model, or `None` when neither this index nor an upstream has it.
@@ -85,17 +75,17 @@ async fn listing(
     name: &PackageName,
 ) -> Result<Option<Listing>, CatalogError> {
     // One record, not every file's, before deciding whether to ask the upstream.
-    if mirror.hides_upstream(name, uploaded(index, name)?) {
+    if mirror.hides_upstream(name, index.is_uploaded(name)?) {
         return local_listing(index, name);
     }
     let upstream = mirror.project_page(name).await;
     // Read after the upstream's page, whose refresh counts as a write to the project, and
     // before every record the page is made from, which are read again for that reason.
     let version = index.pages().version(&Scope::Project(name.clone()));
-    if mirror.hides_upstream(name, uploaded(index, name)?) {
+    if mirror.hides_upstream(name, index.is_uploaded(name)?) {
         return local_listing(index, name);
     }
-    let local = index.store().files(name)?;
+    let local = index.local_files(name)?;
     let upstream = match upstream {
         Ok(upstream) => upstream,
         Err(error) if !local.is_empty() => {

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::metadata::{FileRecord, IndexError, IndexStore};
-use crate::pypi::PackageName;
 use crate::pypi::simple::ProjectDetail;
+use crate::pypi::{PackageName, Sha256Digest};
 
 pub struct Index {
     store: Arc<dyn IndexStore>,
@@ -36,10 +36,6 @@ pub struct Index {
 impl Index {
     pub fn new(store: Arc<dyn IndexStore>, published: Published) -> Self {
         Self { store, published }
-    }
-
-    pub fn store(&self) -> &Arc<dyn IndexStore> {
-        &self.store
     }
 
     pub fn pages(&self) -> &PageCache {
@@ -60,6 +56,50 @@ impl Index {
             Body::Html => html::project_list(&list).into_bytes(),
         });
         Ok(pages.keep(pages.rendered(key, version, rendered, None)))
+    }
+
+    /// One small read of the records: the database answers.
+    pub fn check_readable(&self) -> Result<(), IndexError> {
+        self.store.ping()
+    }
+
+    /// Whether any file of `name` was uploaded here (not built): one record read, not every
+    /// file's.
+    pub fn is_uploaded(&self, name: &PackageName) -> Result<bool, IndexError> {
+        let project = self.store.project(name)?;
+        Ok(project.is_some_and(|project| project.uploaded))
+    }
+
+    /// Every file of `name` held here.
+    pub fn local_files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError> {
+        self.store.files(name)
+    }
+
+    /// The page model of `name`'s files held here, `None` when the project is not held.
+    pub fn local_detail(&self, name: &PackageName) -> Result<Option<ProjectDetail>, IndexError> {
+        let Some(project) = self.store.project(name)? else {
+            return Ok(None);
+        };
+        Ok(Some(project_detail(&project, &self.store.files(name)?)))
+    }
+
+    /// The blob a `/files/<digest>/<filename>` URL names among the files held here: the
+    /// file itself, or the METADATA extracted from a wheel (`<wheel>.metadata`, PEP 658).
+    pub fn local_blob(
+        &self,
+        digest: Sha256Digest,
+        filename: &str,
+    ) -> Result<Option<Sha256Digest>, IndexError> {
+        if let Some(record) = self.store.file_by_digest(digest, filename)? {
+            return Ok(Some(record.sha256));
+        }
+        let Some(wheel) = filename.strip_suffix(".metadata") else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .file_by_digest(digest, wheel)?
+            .and_then(|record| record.metadata_sha256))
     }
 
     /// Yanks (`Some(reason)`) or restores (`None`) a file (PEP 592); its pages change with it.

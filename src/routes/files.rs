@@ -19,24 +19,6 @@ fn not_found(digest: &str, filename: &str) -> ApiError {
     ApiError::NotFound(format!("no file {filename} with sha256 {digest}"))
 }
 
-/// Which local blob a URL names: the file itself, or its extracted METADATA.
-fn resolve_local(
-    state: &AppState,
-    digest: Sha256Digest,
-    filename: &str,
-) -> Result<Option<Sha256Digest>, ApiError> {
-    let store = state.index.store();
-    if let Some(record) = store.file_by_digest(digest, filename)? {
-        return Ok(Some(record.sha256));
-    }
-    let Some(wheel) = filename.strip_suffix(".metadata") else {
-        return Ok(None);
-    };
-    Ok(store
-        .file_by_digest(digest, wheel)?
-        .and_then(|record| record.metadata_sha256))
-}
-
 fn etag_matches(request: &HttpRequest, etag: &str) -> bool {
     let header = request
         .headers()
@@ -60,7 +42,7 @@ pub async fn file(
     let digest: Sha256Digest = digest_text
         .parse()
         .map_err(|_| not_found(&digest_text, &filename))?;
-    if let Some(blob) = resolve_local(&state, digest, &filename)? {
+    if let Some(blob) = state.index.local_blob(digest, &filename)? {
         return serve_blob(&request, &state, blob, &filename).await;
     }
     match state.mirror.open_file(digest, &filename).await? {

@@ -121,7 +121,7 @@ pub async fn document(
     let (mut detail, stale) = catalog::detail(&state.index, &state.mirror, &path.name)
         .await?
         .ok_or_else(|| not_in_index(&path.name))?;
-    if path.target.is_some() && state.on_demand.wheels_only {
+    if path.target.is_some() && state.on_demand.target_view() == View::WheelsOnly {
         detail = View::WheelsOnly.apply(&detail).into_owned();
     }
     let release = release(&detail, &path)?;

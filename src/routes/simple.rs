@@ -7,12 +7,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::auth::Access;
-use crate::build::{MissingWheel, missing_wheels};
-use crate::catalog::{self, ServedPage};
-use crate::config::OnMiss;
+use crate::catalog::ServedPage;
 use crate::error::ApiError;
-use crate::index::{CachedPage, Format, View, choose_coding, negotiate};
-use crate::pypi::{PackageName, Target, parse_package_name, target_from_user_agent};
+use crate::index::{CachedPage, Format, choose_coding, negotiate};
+use crate::pypi::{PackageName, parse_package_name};
 
 pub(super) fn redirect(location: String) -> HttpResponse {
     HttpResponse::MovedPermanently()
@@ -101,102 +99,30 @@ pub async fn project(
         return Ok(redirect(format!("/simple/{name}/")));
     }
     let format = format_for(&request)?;
-    let served = catalog::page(&state.index, &state.mirror, &name, View::All, format.body())
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok());
+    let served = state
+        .on_demand
+        .simple_page(&name, user_agent, format.body())
         .await?
         .ok_or_else(|| not_in_index(&name))?;
-    let mut response = respond(&request, &state, &served.page, format);
+    Ok(respond_served(&request, &state, &served, format))
+}
+
+/// A project page, marked stale when its upstream's part is.
+pub(super) fn respond_served(
+    request: &HttpRequest,
+    state: &AppState,
+    served: &ServedPage,
+    format: Format,
+) -> HttpResponse {
+    let mut response = respond(request, state, &served.page, format);
     if let Some(error) = &served.stale {
         mark_stale(&mut response, &error.to_string());
     }
-    if let Some(target) = client_target(&request, &state) {
-        queue_missing(&state, &name, served, target);
-    }
-    Ok(response)
-}
-
-/// pip and uv say what they run on: the farm's target for that client, when on-demand
-/// builds are on and the farm builds for it.
-fn client_target(request: &HttpRequest, state: &web::Data<AppState>) -> Option<Target> {
-    if !state.on_demand.infer_from_user_agent || state.on_demand.on_miss == OnMiss::Off {
-        return None;
-    }
-    let user_agent = request.headers().get(header::USER_AGENT)?.to_str().ok()?;
-    target_from_user_agent(user_agent).and_then(|client| state.builds.target_for_client(&client))
-}
-
-/// The releases `served` lacks a wheel for on `target`, when known without reading the
-/// records again: checked before for this version of the page, or from the page model the
-/// request just made.
-fn known_missing(
-    state: &AppState,
-    name: &PackageName,
-    served: &ServedPage,
-    target: &Target,
-) -> Option<Arc<[MissingWheel]>> {
-    let version = served.page.version();
-    let known = state.builds.known_missing();
-    if let Some(missing) = known.get(name, target, version) {
-        return Some(missing);
-    }
-    let detail = served.detail.as_ref()?;
-    let missing: Arc<[MissingWheel]> =
-        missing_wheels(detail, target, state.on_demand.releases).into();
-    known.remember(name, target, version, missing.clone());
-    Some(missing)
-}
-
-/// The releases `served` lacks a wheel for on `target`, made from the records again when
-/// not known; remembered for this version of the page.
-pub(super) async fn missing_for(
-    state: &AppState,
-    name: &PackageName,
-    served: &ServedPage,
-    target: &Target,
-) -> Result<Arc<[MissingWheel]>, ApiError> {
-    if let Some(missing) = known_missing(state, name, served, target) {
-        return Ok(missing);
-    }
-    let missing: Arc<[MissingWheel]> =
-        match catalog::detail(&state.index, &state.mirror, name).await? {
-            Some((detail, _)) => missing_wheels(&detail, target, state.on_demand.releases).into(),
-            None => Arc::from([]),
-        };
-    let version = served.page.version();
-    state
-        .builds
-        .known_missing()
-        .remember(name, target, version, missing.clone());
-    Ok(missing)
-}
-
-/// Queues, in the background, the builds `served` lacks for `target`; when that is not
-/// known yet, it is found out in the background too, so the page is not held up.
-pub(super) fn queue_missing(
-    state: &web::Data<AppState>,
-    name: &PackageName,
-    served: ServedPage,
-    target: Target,
-) {
-    let known = known_missing(state, name, &served, &target);
-    if known.as_ref().is_some_and(|missing| missing.is_empty()) {
-        return;
-    }
-    let (state, name) = (state.clone(), name.clone());
-    tokio::spawn(async move {
-        let missing = match known {
-            Some(missing) => missing,
-            None => match missing_for(&state, &name, &served, &target).await {
-                Ok(missing) => missing,
-                Err(error) => {
-                    tracing::warn!(project = %name, %error, "could not check for missing wheels");
-                    return;
-                }
-            },
-        };
-        if !missing.is_empty() {
-            state.builds.queue_missing(&name, &missing, &target).await;
-        }
-    });
+    response
 }
 
 pub(super) fn not_in_index(name: &PackageName) -> ApiError {
