@@ -4,7 +4,6 @@
 mod assignment_check;
 mod build_system;
 mod crates;
-mod dependencies;
 mod diagnose;
 mod fetcher;
 mod id;
@@ -30,13 +29,12 @@ pub use crates::{
     CrateLoader, CrateName, CrateRegistry, CrateVersion, LockError, LockedCrate, LockedCrates,
     locked_crates, parse_lock,
 };
-pub use dependencies::index_requirement;
 pub use diagnose::{Diagnosis, first_error};
 pub use id::{BuildId, BuildIdError};
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
 pub use on_demand::{KnownMissing, MissingWheel, missing_wheels, release_has_wheel};
 pub use pipeline::{Pipeline, PipelineResult};
-pub use queue::{BuildQueue, QueueError, Released, Requested};
+pub use queue::{BuildQueue, QueueError, Released, Requested, SledBuildQueue};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
 pub use records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, FailureKind, Holding, Lease,
@@ -48,6 +46,7 @@ pub use resolve::{Pinned, ResolveError};
 pub use runtime_exports::RuntimeExports;
 pub use service::{
     Assignment, BuildError, BuildService, Recorded, RemoteReport, ServiceParts, WheelhouseFile,
+    index_requirement,
 };
 pub use steps::{
     ContainerSteps, StepsResult, TargetBuilders, TestedWheel, check_wheel, default_import_check,

@@ -105,11 +105,7 @@ impl Farm for LocalFarm<'_> {
 
     fn succeeded_builds(&self) -> BoxFuture<'_, Result<Vec<BuiltRelease>, PrewarmError>> {
         Box::pin(async move {
-            let records = self
-                .builds
-                .queue()
-                .list()
-                .map_err(|error| PrewarmError::Build(error.into()))?;
+            let records = self.builds.list().await.map_err(PrewarmError::Build)?;
             Ok(records
                 .into_iter()
                 .filter(|record| record.state == BuildState::Succeeded)

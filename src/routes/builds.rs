@@ -79,8 +79,8 @@ pub async fn list(
     super::authorize(&request, &state, Access::Read)?;
     let builds: Vec<serde_json::Value> = state
         .builds
-        .queue()
-        .list()?
+        .list()
+        .await?
         .iter()
         .map(|record| view(record, None))
         .collect();
@@ -96,8 +96,8 @@ pub async fn show(
     let id = path.into_inner();
     let record = state
         .builds
-        .queue()
-        .get(&id)?
+        .record(&id)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no build {id}")))?;
     let log = state.builds.log_text(&record).await;
     Ok(HttpResponse::Ok().json(view(&record, log)))

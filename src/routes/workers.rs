@@ -73,7 +73,7 @@ pub async fn heartbeat(
     let (_, credential) = worker_credential(&request, &state)?;
     let body: WorkerName = body::json(&request, payload, JSON_LIMIT, state.request_timeout).await?;
     let holder = LeaseHolder::remote(&body.worker, credential);
-    state.builds.heartbeat_remote(&path, &holder)?;
+    state.builds.heartbeat_remote(&path, &holder).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -93,7 +93,7 @@ pub async fn sdist(
 ) -> Result<HttpResponse, ApiError> {
     let (_, credential) = worker_credential(&request, &state)?;
     let not_leased = || ApiError::NotFound(format!("no build {path} leased with this token"));
-    let record = state.builds.queue().get(&path)?.ok_or_else(not_leased)?;
+    let record = state.builds.record(&path).await?.ok_or_else(not_leased)?;
     if !record.lets_fetch(&credential, record.sdist_sha256) {
         return Err(not_leased());
     }
@@ -114,7 +114,7 @@ pub async fn blob(
         ))
     };
     let digest: Sha256Digest = path.parse().map_err(|_| not_leased())?;
-    if !state.builds.queue().lets_fetch(&credential, digest)? {
+    if !state.builds.lets_fetch(&credential, digest).await? {
         return Err(not_leased());
     }
     stream_blob(&state, digest).await
