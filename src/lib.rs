@@ -42,4 +42,6 @@ pub mod routes;
 pub mod services;
 pub mod status;
 pub mod storage;
+#[cfg(test)]
+mod test_archives;
 pub mod untrusted;

@@ -162,21 +162,7 @@ fn pyproject_in_zip(filename: &str, bytes: &[u8]) -> Result<Option<String>, Buil
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
-        for (path, bytes) in entries {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder.append_data(&mut header, path, *bytes).unwrap();
-        }
-        builder.into_inner().unwrap().finish().unwrap()
-    }
+    use crate::test_archives::tar_gz;
 
     #[test]
     fn declared_requirements_are_read_from_the_top_pyproject() {

@@ -98,6 +98,12 @@ const ERROR_MARKS: &[&str] = &[
     "error: linking with",
     "Caused by: ",
     "Error: ",
+    // setuptools-rust without cargo; meson fetching a wrap subproject offline; zig's linker;
+    // auditwheel handed a wheel with no extension in it.
+    "can't find Rust compiler",
+    "Git program not found",
+    "unsupported linker arg",
+    "does not look like a platform wheel",
 ];
 
 /// pip's and the backends' own framing around a failure: never the reason itself.
@@ -223,6 +229,27 @@ mod tests {
             ),
             "error: failed to run custom build command for `pyo3-build-config v0.22.2`"
         );
+    }
+
+    #[test]
+    fn names_toolchain_and_repair_errors_that_have_no_error_prefix() {
+        for line in [
+            "error: can't find Rust compiler",
+            "ERROR: Git program not found, cannot download libcsiphash-1.wrap via git.",
+            "error: unsupported linker arg: --fatal-warnings",
+            "INFO:auditwheel.main_repair:This does not look like a platform wheel, no ELF executable or shared library file (including compiled Python C extension) found in the wheel archive",
+        ] {
+            let log = format!("running build\n{line}\nerror: subprocess-exited-with-error\n");
+            assert_eq!(
+                diagnosis(&log),
+                line.chars().take(MAX_LINE_CHARS).collect::<String>()
+                    + if line.chars().count() > MAX_LINE_CHARS {
+                        "…"
+                    } else {
+                        ""
+                    }
+            );
+        }
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub const BUNDLE_DATA_STEP: &str = include_str!("../../workers/steps/bundle_data
 pub const REQUIRES_STEP: &str = include_str!("../../workers/steps/requires.sh");
 pub const BUILD_REQUIRES_HOOK: &str = include_str!("../../workers/steps/build_requires.py");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct BuildKey(Sha256Digest);
 
 pub struct KeyInputs<'a> {

@@ -567,39 +567,44 @@ pub fn check_wheel(
     Ok(parsed)
 }
 
-/// `import a; import b` for the wheel's top-level packages and modules.
+/// `import a; import b` for the wheel's top-level packages and modules; a PEP 420 namespace
+/// (a top-level directory without `__init__.py`, such as `zope/` or `google/`) is imported
+/// through the packages and modules one level inside it.
 pub fn default_import_check(wheel: &Path) -> Result<String, String> {
     let file = std::fs::File::open(wheel).map_err(|error| error.to_string())?;
     let mut archive = zip::ZipArchive::new(file).map_err(|error| error.to_string())?;
-    let mut modules = std::collections::BTreeSet::new();
+    let mut names = Vec::with_capacity(archive.len());
     for index in 0..archive.len() {
         let entry = archive.by_index(index).map_err(|error| error.to_string())?;
-        let name = entry.name().map_err(|error| error.to_string())?.to_string();
-        let mut parts = name.split('/');
-        let (Some(top), rest) = (parts.next(), parts.next()) else {
-            continue;
-        };
+        names.push(entry.name().map_err(|error| error.to_string())?.to_string());
+    }
+    let mut modules = std::collections::BTreeSet::new();
+    let mut namespaces = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for name in &names {
+        let parts: Vec<&str> = name.split('/').collect();
+        let top = parts[0];
         if top.ends_with(".dist-info") || top.ends_with(".data") || top.ends_with(".libs") {
             continue;
         }
-        let module = match rest {
-            Some("__init__.py") => Some(top.to_string()),
-            None => top
-                .strip_suffix(".py")
-                .or_else(|| {
-                    top.split_once('.')
-                        .filter(|(_, ext)| ext.ends_with("so"))
-                        .map(|(stem, _)| stem)
-                })
-                .map(str::to_string),
-            Some(_) => None,
-        };
-        modules.extend(module.filter(|module| {
-            !module.is_empty()
-                && module
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        }));
+        match parts[1..] {
+            [] => modules.extend(module_of_file(top)),
+            ["__init__.py"] => modules.extend(identifier(top)),
+            [inner] => namespaces
+                .entry(top.to_string())
+                .or_default()
+                .extend(module_of_file(inner)),
+            [inner, "__init__.py"] => namespaces
+                .entry(top.to_string())
+                .or_default()
+                .extend(identifier(inner)),
+            _ => {}
+        }
+    }
+    for (top, inner) in namespaces {
+        if modules.contains(&top) || identifier(&top).is_none() {
+            continue;
+        }
+        modules.extend(inner.into_iter().map(|module| format!("{top}.{module}")));
     }
     if modules.is_empty() {
         return Err("the wheel has no top-level module to import".into());
@@ -609,6 +614,25 @@ pub fn default_import_check(wheel: &Path) -> Result<String, String> {
         .map(|module| format!("import {module}"))
         .collect::<Vec<_>>()
         .join("; "))
+}
+
+/// The module a file in a package directory is: `a.py` and `a.cpython-313-….so` are `a`.
+fn module_of_file(file: &str) -> Option<String> {
+    let stem = file.strip_suffix(".py").or_else(|| {
+        file.split_once('.')
+            .filter(|(_, ext)| ext.ends_with("so"))
+            .map(|(stem, _)| stem)
+    })?;
+    identifier(stem)
+}
+
+/// A name the import check may spell: a wheel's paths are a package's, so anything but a
+/// plain identifier is left out of the command.
+fn identifier(name: &str) -> Option<String> {
+    let plain = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    plain.then(|| name.to_string())
 }
 
 #[cfg(test)]
@@ -660,6 +684,50 @@ mod tests {
             "{}",
             failure.message
         );
+    }
+
+    fn wheel_of(dir: &Path, files: &[&str]) -> std::path::PathBuf {
+        let path = dir.join("demo-1.0-cp313-cp313-musllinux_1_2_x86_64.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for file in files {
+            zip.start_file(*file, zip::write::SimpleFileOptions::default())
+                .unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn the_import_check_imports_packages_modules_and_inside_namespaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |files: &[&str]| default_import_check(&wheel_of(dir.path(), files));
+        assert_eq!(
+            check(&[
+                "demo/__init__.py",
+                "demo/_speedups.cpython-313-x86_64-linux-musl.so",
+                "single.py",
+                "_ext.cpython-313-x86_64-linux-musl.so",
+                "demo-1.0.dist-info/METADATA",
+                "demo.libs/libz-1a2b.so.1",
+            ])
+            .unwrap(),
+            "import _ext; import demo; import single"
+        );
+        assert_eq!(
+            check(&[
+                "zope/interface/__init__.py",
+                "zope/interface/_zope_interface_coptimizations.cpython-313-x86_64-linux-musl.so",
+                "zope/other.py",
+                "zope.interface-6.2.dist-info/METADATA",
+            ])
+            .unwrap(),
+            "import zope.interface; import zope.other"
+        );
+        assert_eq!(
+            check(&["ok/__init__.py", "bad-name.py", "9lives.py", "ok/x;y.py"]).unwrap(),
+            "import ok"
+        );
+        assert!(check(&["demo-1.0.dist-info/METADATA"]).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{BoxFuture, BuiltRelease, Farm, Finished, PrewarmError, state_line};
+use super::{BuiltRelease, Farm, Finished, PrewarmError, state_line};
 use crate::pypi::simple::ProjectDetail;
 use crate::pypi::{PackageName, Target, Version};
 
@@ -47,8 +47,15 @@ impl HttpFarm {
             .await
             .map_err(|error| server_error(path, error))
     }
+}
 
-    async fn project_page(
+#[async_trait::async_trait]
+impl Farm for HttpFarm {
+    fn index_url(&self, target: &Target) -> String {
+        self.url(&format!("t/{target}/simple/")).to_string()
+    }
+
+    async fn page(
         &self,
         target: &Target,
         project: &PackageName,
@@ -69,7 +76,7 @@ impl HttpFarm {
             .map_err(|error| server_error(&what, error))
     }
 
-    async fn build_and_wait(
+    async fn build(
         &self,
         project: &PackageName,
         version: &Version,
@@ -129,7 +136,7 @@ impl HttpFarm {
         }
     }
 
-    async fn succeeded(&self) -> Result<Vec<BuiltRelease>, PrewarmError> {
+    async fn succeeded_builds(&self) -> Result<Vec<BuiltRelease>, PrewarmError> {
         let listing = self.json("api/v1/builds").await?;
         Ok(listing["builds"]
             .as_array()
@@ -144,35 +151,6 @@ impl HttpFarm {
                 })
             })
             .collect())
-    }
-}
-
-impl Farm for HttpFarm {
-    fn index_url(&self, target: &Target) -> String {
-        self.url(&format!("t/{target}/simple/")).to_string()
-    }
-
-    fn page<'a>(
-        &'a self,
-        target: &'a Target,
-        project: &'a PackageName,
-    ) -> BoxFuture<'a, Result<ProjectDetail, PrewarmError>> {
-        Box::pin(self.project_page(target, project))
-    }
-
-    fn build<'a>(
-        &'a self,
-        project: &'a PackageName,
-        version: &'a Version,
-        target: &'a Target,
-        timeout: Duration,
-        progress: &'a mut (dyn FnMut(String) + Send),
-    ) -> BoxFuture<'a, Result<Finished, PrewarmError>> {
-        Box::pin(self.build_and_wait(project, version, target, timeout, progress))
-    }
-
-    fn succeeded_builds(&self) -> BoxFuture<'_, Result<Vec<BuiltRelease>, PrewarmError>> {
-        Box::pin(self.succeeded())
     }
 
     fn log_url(&self, id: &str) -> String {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{BoxFuture, BuiltRelease, Farm, Finished, PrewarmError, state_line};
+use super::{BuiltRelease, Farm, Finished, PrewarmError, state_line};
 use crate::build::{BuildService, BuildState};
 use crate::index::Index;
 use crate::mirror::Mirror;
@@ -22,8 +22,20 @@ pub struct LocalFarm<'a> {
     pub server: url::Url,
 }
 
-impl LocalFarm<'_> {
-    async fn project_page(&self, project: &PackageName) -> Result<ProjectDetail, PrewarmError> {
+#[async_trait::async_trait]
+impl Farm for LocalFarm<'_> {
+    fn index_url(&self, target: &Target) -> String {
+        self.server
+            .join(&format!("t/{target}/simple/"))
+            .expect("a relative path")
+            .to_string()
+    }
+
+    async fn page(
+        &self,
+        _target: &Target,
+        project: &PackageName,
+    ) -> Result<ProjectDetail, PrewarmError> {
         crate::catalog::detail(self.index, self.mirror, project)
             .await
             .map_err(|error| PrewarmError::Server(format!("the page of {project}: {error}")))?
@@ -31,7 +43,7 @@ impl LocalFarm<'_> {
             .ok_or_else(|| PrewarmError::Server(format!("{project} is not in this index")))
     }
 
-    async fn build_and_wait(
+    async fn build(
         &self,
         project: &PackageName,
         version: &Version,
@@ -74,48 +86,18 @@ impl LocalFarm<'_> {
             }
         }
     }
-}
 
-impl Farm for LocalFarm<'_> {
-    fn index_url(&self, target: &Target) -> String {
-        self.server
-            .join(&format!("t/{target}/simple/"))
-            .expect("a relative path")
-            .to_string()
-    }
-
-    fn page<'a>(
-        &'a self,
-        _target: &'a Target,
-        project: &'a PackageName,
-    ) -> BoxFuture<'a, Result<ProjectDetail, PrewarmError>> {
-        Box::pin(self.project_page(project))
-    }
-
-    fn build<'a>(
-        &'a self,
-        project: &'a PackageName,
-        version: &'a Version,
-        target: &'a Target,
-        timeout: Duration,
-        progress: &'a mut (dyn FnMut(String) + Send),
-    ) -> BoxFuture<'a, Result<Finished, PrewarmError>> {
-        Box::pin(self.build_and_wait(project, version, target, timeout, progress))
-    }
-
-    fn succeeded_builds(&self) -> BoxFuture<'_, Result<Vec<BuiltRelease>, PrewarmError>> {
-        Box::pin(async move {
-            let records = self.builds.list().await.map_err(PrewarmError::Build)?;
-            Ok(records
-                .into_iter()
-                .filter(|record| record.state == BuildState::Succeeded)
-                .map(|record| BuiltRelease {
-                    project: record.project,
-                    version: record.version,
-                    target: record.target,
-                })
-                .collect())
-        })
+    async fn succeeded_builds(&self) -> Result<Vec<BuiltRelease>, PrewarmError> {
+        let records = self.builds.list().await.map_err(PrewarmError::Build)?;
+        Ok(records
+            .into_iter()
+            .filter(|record| record.state == BuildState::Succeeded)
+            .map(|record| BuiltRelease {
+                project: record.project,
+                version: record.version,
+                target: record.target,
+            })
+            .collect())
     }
 
     fn log_url(&self, id: &str) -> String {

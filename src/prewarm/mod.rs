@@ -26,8 +26,6 @@ pub use local::LocalFarm;
 use pep440_rs::VersionSpecifiers;
 use uv::{Pin, Resolution};
 
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
 #[derive(Debug, thiserror::Error)]
 pub enum PrewarmError {
     #[error("reading {path}: {source}")]
@@ -69,27 +67,28 @@ pub struct BuiltRelease {
 }
 
 /// Where prewarm reads pages and has wheels built.
+#[async_trait::async_trait]
 pub trait Farm: Send + Sync {
     /// The target-pinned index uv resolves against.
     fn index_url(&self, target: &Target) -> String;
     /// The project's page as the target sees it.
-    fn page<'a>(
-        &'a self,
-        target: &'a Target,
-        project: &'a PackageName,
-    ) -> BoxFuture<'a, Result<ProjectDetail, PrewarmError>>;
+    async fn page(
+        &self,
+        target: &Target,
+        project: &PackageName,
+    ) -> Result<ProjectDetail, PrewarmError>;
     /// Builds one release and waits for it (or `timeout`), calling `progress` with a line
     /// per change of state.
-    fn build<'a>(
-        &'a self,
-        project: &'a PackageName,
-        version: &'a Version,
-        target: &'a Target,
+    async fn build(
+        &self,
+        project: &PackageName,
+        version: &Version,
+        target: &Target,
         timeout: Duration,
-        progress: &'a mut (dyn FnMut(String) + Send),
-    ) -> BoxFuture<'a, Result<Finished, PrewarmError>>;
+        progress: &mut (dyn FnMut(String) + Send),
+    ) -> Result<Finished, PrewarmError>;
     /// Every build that succeeded so far.
-    fn succeeded_builds(&self) -> BoxFuture<'_, Result<Vec<BuiltRelease>, PrewarmError>>;
+    async fn succeeded_builds(&self) -> Result<Vec<BuiltRelease>, PrewarmError>;
     fn log_url(&self, id: &str) -> String;
 }
 

@@ -110,6 +110,15 @@ impl<'de> serde::Deserialize<'de> for Target {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_target_is_held_as_its_text_and_parsed_back() {
+        let json = serde_json::to_string(&target()).unwrap();
+        assert_eq!(json, "\"cp313-musllinux_1_2_x86_64\"");
+        assert_eq!(serde_json::from_str::<Target>(&json).unwrap(), target());
+        let error = serde_json::from_str::<Target>("\"cp313-../etc\"").unwrap_err();
+        assert!(error.to_string().contains("cp313-../etc"), "{error}");
+    }
+
     fn target() -> Target {
         "cp313-musllinux_1_2_x86_64".parse().unwrap()
     }

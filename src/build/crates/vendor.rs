@@ -110,20 +110,16 @@ mod tests {
     use crate::build::FailureKind;
 
     fn crate_file(top: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
-        for (path, bytes) in files {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, format!("{top}/{path}"), *bytes)
-                .unwrap();
-        }
-        builder.into_inner().unwrap().finish().unwrap()
+        let paths: Vec<String> = files
+            .iter()
+            .map(|(path, _)| format!("{top}/{path}"))
+            .collect();
+        let entries: Vec<(&str, &[u8])> = paths
+            .iter()
+            .zip(files)
+            .map(|(path, (_, bytes))| (path.as_str(), *bytes))
+            .collect();
+        crate::test_archives::tar_gz(&entries)
     }
 
     struct Files(Vec<(LockedCrate, Bytes)>);
