@@ -23,6 +23,7 @@ mod runtime_exports;
 mod service;
 mod steps;
 mod symbols;
+pub mod wire;
 
 pub use build_system::{BuildSystem, BuildSystemError};
 pub use crates::{
@@ -44,10 +45,8 @@ pub use release::release_to_build;
 pub use remote_worker::{RemoteWorker, WorkerError};
 pub use resolve::{Pinned, ResolveError};
 pub use runtime_exports::RuntimeExports;
-pub use service::{
-    Assignment, BuildError, BuildService, Recorded, RemoteReport, ServiceParts, WheelhouseFile,
-    index_requirement,
-};
+pub use service::{BuildError, BuildService, RemoteReport, ServiceParts, index_requirement};
 pub use steps::{
     ContainerSteps, StepsResult, TargetBuilders, TestedWheel, check_wheel, default_import_check,
 };
+pub use wire::{Assignment, Recorded, WheelhouseFile};

@@ -93,9 +93,9 @@ impl Farm for LocalFarm<'_> {
             .into_iter()
             .filter(|record| record.state == BuildState::Succeeded)
             .map(|record| BuiltRelease {
-                project: record.project,
-                version: record.version,
-                target: record.target,
+                project: record.project.to_string(),
+                version: record.version.to_string(),
+                target: record.target.to_string(),
             })
             .collect())
     }

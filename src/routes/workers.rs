@@ -7,30 +7,16 @@ use actix_multipart::Multipart;
 use actix_web::body::SizedStream;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 
 use super::audit;
 use super::body::{self, JSON_LIMIT};
 use super::form::{self, FormShape, MAX_FIELD_BYTES};
 use crate::app::AppState;
 use crate::auth::{Access, AuthError, Caller, CredentialId, credential_id};
-use crate::build::{BuildRecord, Failure, LeaseHolder, Recorded, RemoteReport};
+use crate::build::wire::{LeaseRequest, ResultOutcome, WorkerName};
+use crate::build::{BuildRecord, Failure, FailureKind, LeaseHolder, Recorded, RemoteReport};
 use crate::error::ApiError;
 use crate::pypi::Sha256Digest;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseRequest {
-    worker: String,
-    #[serde(default)]
-    targets: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkerName {
-    worker: String,
-}
 
 const MAX_LOG_BYTES: usize = 16 << 20;
 /// A failure's summary; one naming every unresolved symbol of a large wheel runs long.
@@ -146,8 +132,14 @@ pub async fn result(
     let (wheel, log) = (form.file.take(), form.take("log"));
     let field = |name: &str| form.text(name);
     let holder = LeaseHolder::remote(&field("worker"), credential);
-    let outcome = match field("outcome").as_str() {
-        "succeeded" => {
+    let outcome: ResultOutcome =
+        field("outcome")
+            .parse()
+            .map_err(|error: crate::build::wire::UnknownOutcome| {
+                ApiError::BadRequest(error.to_string())
+            })?;
+    let outcome = match outcome {
+        ResultOutcome::Succeeded => {
             let (filename, spooled) = wheel.ok_or_else(|| {
                 ApiError::BadRequest("a succeeded result carries a `wheel` file".into())
             })?;
@@ -169,17 +161,14 @@ pub async fn result(
             audit_result(&request, &caller, &record, &field("worker"), recorded);
             return Ok(result_response(record, recorded));
         }
-        "package" => Err(Failure::package(field("message"))),
-        "infrastructure" => Err(Failure::infrastructure(field("message"))),
-        "missing-wheel" => Err(Failure::missing_wheel(
+        ResultOutcome::Failed(FailureKind::Package) => Err(Failure::package(field("message"))),
+        ResultOutcome::Failed(FailureKind::Infrastructure) => {
+            Err(Failure::infrastructure(field("message")))
+        }
+        ResultOutcome::Failed(FailureKind::MissingWheel) => Err(Failure::missing_wheel(
             missing_requirement(&field("requirement"))?,
             field("message"),
         )),
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown outcome `{other}`: expected succeeded, package, infrastructure or missing-wheel"
-            )));
-        }
     };
     let (record, recorded) = state
         .builds

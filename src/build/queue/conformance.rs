@@ -8,6 +8,7 @@ use super::{
     record_result, waits_for_any,
 };
 use crate::auth::CredentialId;
+use crate::build::BuildKey;
 use crate::build::records::{
     BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, LeaseHolder, timestamp,
 };
@@ -18,10 +19,10 @@ const TARGET: &str = "cp312-musllinux_1_2_x86_64";
 pub(super) fn candidate(id: &str, key: &str) -> BuildRecord {
     BuildRecord {
         id: id.to_string(),
-        key: key.to_string(),
-        project: format!("project-{id}"),
-        version: "1.0".to_string(),
-        target: TARGET.to_string(),
+        key: BuildKey::labelled(key),
+        project: format!("project-{id}").parse().unwrap(),
+        version: "1.0".parse().unwrap(),
+        target: TARGET.parse().unwrap(),
         sdist_filename: format!("project-{id}-1.0.tar.gz"),
         sdist_sha256: Sha256Digest::of(id.as_bytes()),
         builder: "builder".to_string(),
@@ -115,14 +116,14 @@ async fn an_infrastructure_failure_does_not_answer_the_key(queue: &dyn BuildQueu
 
 async fn leases_go_in_request_order_and_by_target(queue: &dyn BuildQueue) {
     let other = BuildRecord {
-        target: "cp311-musllinux_1_2_x86_64".to_string(),
+        target: "cp311-musllinux_1_2_x86_64".parse().unwrap(),
         ..candidate("a", "ka")
     };
     queue.request(other).await.unwrap();
     queue.request(candidate("b", "kb")).await.unwrap();
     queue.request(candidate("c", "kc")).await.unwrap();
     let worker = LeaseHolder::local("w");
-    let targets = [TARGET.to_string()];
+    let targets = [TARGET.parse().unwrap()];
     let first = queue.lease(&worker, &targets, 600).await.unwrap();
     assert_eq!(first.map(|record| record.id).as_deref(), Some("b"));
     let second = queue.lease(&worker, &targets, 600).await.unwrap();
@@ -276,17 +277,23 @@ async fn a_waiting_build_is_queued_when_what_it_needs_is_built(queue: &dyn Build
         .unwrap();
     assert_eq!(needs_of(queue, &waiting).await.unwrap(), Needs::Built);
 
-    let released = queue.release("top", "kt2", None).await.unwrap();
+    let released = queue
+        .release("top", &BuildKey::labelled("kt2"), None)
+        .await
+        .unwrap();
     let Released::Queued(queued) = released else {
         panic!("the key is free: {released:?}");
     };
     assert_eq!(
-        (queued.key.as_str(), queued.state),
-        ("kt2", BuildState::Queued)
+        (queued.key, queued.state),
+        (BuildKey::labelled("kt2"), BuildState::Queued)
     );
     assert!(waiting_ids(queue).await.is_empty());
     assert_eq!(
-        queue.release("top", "kt2", None).await.unwrap(),
+        queue
+            .release("top", &BuildKey::labelled("kt2"), None)
+            .await
+            .unwrap(),
         Released::Gone
     );
     lease_expecting(queue, &worker, "top").await;
@@ -337,7 +344,10 @@ async fn a_waiting_build_fails_when_what_it_needs_fails(queue: &dyn BuildQueue) 
 async fn a_released_build_follows_one_that_holds_its_new_key(queue: &dyn BuildQueue) {
     queue.request(candidate("live", "shared")).await.unwrap();
     queue.request(waiting_on("top", "kt", &[])).await.unwrap();
-    let released = queue.release("top", "shared", None).await.unwrap();
+    let released = queue
+        .release("top", &BuildKey::labelled("shared"), None)
+        .await
+        .unwrap();
     assert!(matches!(&released, Released::Existing(existing) if existing.id == "live"));
     assert_eq!(state_of(queue, "top").await, BuildState::Waiting);
     queue
@@ -366,7 +376,7 @@ async fn a_running_build_waits_and_a_cycle_is_found(queue: &dyn BuildQueue) {
     assert_eq!(waiting_ids(queue).await, vec!["a", "b"]);
 
     let cycle = waits_for_any(queue, &a, |waiting| waiting.id == "a").await;
-    let expected = ["project-a", "project-b", "project-a"].map(String::from);
+    let expected = ["project-a", "project-b", "project-a"].map(|name| name.parse().unwrap());
     assert_eq!(cycle.unwrap(), Some(expected.to_vec()));
     let none = waits_for_any(queue, &a, |waiting| waiting.id == "elsewhere").await;
     assert_eq!(none.unwrap(), None);

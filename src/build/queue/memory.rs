@@ -8,15 +8,16 @@ use async_trait::async_trait;
 
 use super::{BuildQueue, QueueError, Released, Requested, check_holder, transitions};
 use crate::auth::CredentialId;
+use crate::build::BuildKey;
 use crate::build::records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, LeaseHolder, unix_now,
 };
-use crate::pypi::Sha256Digest;
+use crate::pypi::{Sha256Digest, Target};
 
 #[derive(Default)]
 struct State {
     builds: HashMap<String, BuildRecord>,
-    keys: HashMap<String, String>,
+    keys: HashMap<BuildKey, String>,
     /// Sequence → id, in request order.
     queue: BTreeMap<u64, String>,
     next_sequence: u64,
@@ -78,7 +79,7 @@ impl BuildQueue for MemoryBuildQueue {
         }
         state
             .keys
-            .insert(candidate.key.clone(), candidate.id.clone());
+            .insert(candidate.key, candidate.id.clone());
         if candidate.state == BuildState::Queued {
             state.enqueue(&candidate.id);
         }
@@ -89,7 +90,7 @@ impl BuildQueue for MemoryBuildQueue {
     async fn lease(
         &self,
         holder: &LeaseHolder,
-        targets: &[String],
+        targets: &[Target],
         lease_seconds: u64,
     ) -> Result<Option<BuildRecord>, QueueError> {
         let mut state = self.state();
@@ -188,11 +189,11 @@ impl BuildQueue for MemoryBuildQueue {
     async fn release(
         &self,
         id: &str,
-        key: &str,
+        key: &BuildKey,
         build_requirements: Option<BuildRequirements>,
     ) -> Result<Released, QueueError> {
         let mut state = self.state();
-        let Some(old_key) = state.waiting(id).map(|record| record.key.clone()) else {
+        let Some(old_key) = state.waiting(id).map(|record| record.key) else {
             return Ok(Released::Gone);
         };
         let holder = state.keys.get(key).filter(|other| *other != id);
@@ -204,7 +205,7 @@ impl BuildQueue for MemoryBuildQueue {
         if state.keys.get(&old_key).map(String::as_str) == Some(id) {
             state.keys.remove(&old_key);
         }
-        state.keys.insert(key.to_string(), id.to_string());
+        state.keys.insert(*key, id.to_string());
         state.enqueue(id);
         let record = state.builds.get_mut(id).expect("waiting above");
         transitions::release(record, key, &build_requirements);

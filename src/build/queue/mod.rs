@@ -16,7 +16,8 @@ use async_trait::async_trait;
 
 use super::records::{BuildRecord, BuildRequirements, BuiltWheel, Failure, Holding, LeaseHolder};
 use crate::auth::CredentialId;
-use crate::pypi::Sha256Digest;
+use crate::build::BuildKey;
+use crate::pypi::{Sha256Digest, Target};
 
 pub use self::sled::SledBuildQueue;
 pub use schedule::{Needs, Outcome, needs_of, record_result, waits_for_any};
@@ -73,7 +74,7 @@ pub trait BuildQueue: Send + Sync {
     async fn lease(
         &self,
         holder: &LeaseHolder,
-        targets: &[String],
+        targets: &[Target],
         lease_seconds: u64,
     ) -> Result<Option<BuildRecord>, QueueError>;
 
@@ -138,7 +139,7 @@ pub trait BuildQueue: Send + Sync {
     async fn release(
         &self,
         id: &str,
-        key: &str,
+        key: &BuildKey,
         build_requirements: Option<BuildRequirements>,
     ) -> Result<Released, QueueError>;
 

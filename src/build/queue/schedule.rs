@@ -7,7 +7,7 @@ use super::{BuildQueue, QueueError};
 use crate::build::records::{
     BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, LeaseHolder,
 };
-use crate::pypi::Sha256Digest;
+use crate::pypi::{PackageName, Sha256Digest};
 
 /// Builds looked at when following what a build waits for.
 const MAX_WALK: usize = 1_000;
@@ -110,7 +110,7 @@ pub async fn waits_for_any(
     queue: &dyn BuildQueue,
     start: &BuildRecord,
     stops_at: impl Fn(&BuildRecord) -> bool,
-) -> Result<Option<Vec<String>>, QueueError> {
+) -> Result<Option<Vec<PackageName>>, QueueError> {
     let mut seen = BTreeSet::new();
     let mut stack = vec![(start.clone(), vec![start.project.clone()])];
     while let Some((record, path)) = stack.pop() {

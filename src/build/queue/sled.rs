@@ -10,10 +10,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::{BuildQueue, QueueError, Released, Requested, check_holder, transitions};
 use crate::auth::CredentialId;
+use crate::build::BuildKey;
 use crate::build::records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, LeaseHolder, unix_now,
 };
-use crate::pypi::Sha256Digest;
+use crate::pypi::{Sha256Digest, Target};
 
 impl From<sled::Error> for QueueError {
     fn from(error: sled::Error) -> Self {
@@ -219,7 +220,7 @@ impl BuildQueue for SledBuildQueue {
     ) -> Result<(BuildRecord, Requested), QueueError> {
         let sequence = self.sequence()?;
         self.transact(|tx| {
-            if let Some(id) = tx.keys.get(candidate.key.as_bytes())? {
+            if let Some(id) = tx.keys.get(candidate.key.to_string().as_bytes())? {
                 if let Some(existing) = tx.get(&id)? {
                     if existing.is_final() {
                         return Ok((existing, Requested::Cached));
@@ -230,8 +231,10 @@ impl BuildQueue for SledBuildQueue {
                 }
             }
             tx.put(&candidate)?;
-            tx.keys
-                .insert(candidate.key.as_bytes(), candidate.id.as_bytes())?;
+            tx.keys.insert(
+                candidate.key.to_string().as_bytes(),
+                candidate.id.as_bytes(),
+            )?;
             if candidate.state == BuildState::Queued {
                 tx.enqueue(&sequence, &candidate.id)?;
             }
@@ -242,7 +245,7 @@ impl BuildQueue for SledBuildQueue {
     async fn lease(
         &self,
         holder: &LeaseHolder,
-        targets: &[String],
+        targets: &[Target],
         lease_seconds: u64,
     ) -> Result<Option<BuildRecord>, QueueError> {
         for entry in self.queue.iter() {
@@ -347,7 +350,7 @@ impl BuildQueue for SledBuildQueue {
     async fn release(
         &self,
         id: &str,
-        key: &str,
+        key: &BuildKey,
         build_requirements: Option<BuildRequirements>,
     ) -> Result<Released, QueueError> {
         let sequence = self.sequence()?;
@@ -358,7 +361,7 @@ impl BuildQueue for SledBuildQueue {
             if record.state != BuildState::Waiting {
                 return Ok(Released::Gone);
             }
-            if let Some(other) = tx.keys.get(key.as_bytes())? {
+            if let Some(other) = tx.keys.get(key.to_string().as_bytes())? {
                 if other.as_ref() != id.as_bytes() {
                     if let Some(existing) = tx.get(&other)? {
                         if transitions::answers_key(&existing) {
@@ -367,12 +370,12 @@ impl BuildQueue for SledBuildQueue {
                     }
                 }
             }
-            if tx.keys.get(record.key.as_bytes())?.as_deref() == Some(id.as_bytes()) {
-                tx.keys.remove(record.key.as_bytes())?;
+            if tx.keys.get(record.key.to_string().as_bytes())?.as_deref() == Some(id.as_bytes()) {
+                tx.keys.remove(record.key.to_string().as_bytes())?;
             }
             transitions::release(&mut record, key, &build_requirements);
             tx.put(&record)?;
-            tx.keys.insert(key.as_bytes(), id.as_bytes())?;
+            tx.keys.insert(key.to_string().as_bytes(), id.as_bytes())?;
             tx.enqueue(&sequence, id)?;
             Ok(Released::Queued(record))
         })

@@ -2,6 +2,7 @@
 //! backend reads the record, checks the step applies, applies one of these and writes it
 //! back atomically.
 
+use crate::build::BuildKey;
 use crate::build::records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, Lease, LeaseHolder, timestamp,
     unix_now,
@@ -82,10 +83,10 @@ pub fn settle(record: &mut BuildRecord, outcome: &Result<BuiltWheel, Failure>) {
 /// A waiting build joins the queue under `key`.
 pub fn release(
     record: &mut BuildRecord,
-    key: &str,
+    key: &BuildKey,
     build_requirements: &Option<BuildRequirements>,
 ) {
-    record.key = key.to_string();
+    record.key = *key;
     record.build_requirements = build_requirements.clone();
     record.state = BuildState::Queued;
     record.needs.clear();

@@ -41,10 +41,10 @@ pub fn index_requirement(text: &str) -> Result<Requirement, String> {
 pub enum DependencyError {
     #[error("`{requirement}` is not a requirement on an index project: {reason}")]
     Requirement { requirement: String, reason: String },
-    #[error("the build requirements form a cycle: {}", .0.join(" → "))]
-    Cycle(Vec<String>),
-    #[error("builds needing builds went {MAX_DEPTH} deep: {}", .0.join(" → "))]
-    TooDeep(Vec<String>),
+    #[error("the build requirements form a cycle: {}", arrows(.0))]
+    Cycle(Vec<PackageName>),
+    #[error("builds needing builds went {MAX_DEPTH} deep: {}", arrows(.0))]
+    TooDeep(Vec<PackageName>),
     #[error("no release of {project} with an sdist fits `{requirement}` on {target}")]
     NoRelease {
         project: String,
@@ -54,6 +54,14 @@ pub enum DependencyError {
     /// The index, the mirror or the queue failed: worth another attempt.
     #[error(transparent)]
     Build(#[from] BuildError),
+}
+
+fn arrows(projects: &[PackageName]) -> String {
+    projects
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" → ")
 }
 
 impl DependencyError {
@@ -86,7 +94,7 @@ impl BuildService {
             chain
                 .iter()
                 .chain(std::iter::once(&project))
-                .map(ToString::to_string)
+                .cloned()
                 .collect::<Vec<_>>()
         };
         if chain.contains(&project) {
@@ -121,13 +129,12 @@ impl BuildService {
             .request_within(&project, &version, sdist, target, chain)
             .await?;
         if record.state == BuildState::Waiting {
-            let projects: Vec<String> = chain.iter().map(ToString::to_string).collect();
             let on_chain = |waiting: &BuildRecord| {
-                waiting.target == record.target && projects.contains(&waiting.project)
+                waiting.target == record.target && chain.contains(&waiting.project)
             };
             let cycle = waits_for_any(&*self.queue, &record, on_chain).await;
             if let Some(mut cycle) = cycle.map_err(BuildError::from)? {
-                cycle.insert(0, chain.last().map(ToString::to_string).unwrap_or_default());
+                cycle.splice(0..0, chain.last().cloned());
                 return Err(DependencyError::Cycle(cycle));
             }
         }
@@ -240,9 +247,8 @@ impl BuildService {
         record: &BuildRecord,
         failure: &Failure,
     ) -> Result<Result<BuildRecord, Failure>, BuildError> {
-        let (Some(requirement), Ok(target)) =
-            (&failure.requirement, record.target.parse::<Target>())
-        else {
+        let target = &record.target;
+        let Some(requirement) = &failure.requirement else {
             return Ok(Err(Failure::package(failure.message.clone())));
         };
         if record.attempts >= MAX_RUNS {
@@ -251,11 +257,9 @@ impl BuildService {
                 failure.message
             ))));
         }
-        let project = crate::pypi::parse_package_name(&record.project)
-            .map_err(|_| super::targets::unknown_release(record))?;
-        let chain = std::slice::from_ref(&project);
+        let chain = std::slice::from_ref(&record.project);
         Ok(
-            match self.build_requirement(requirement, &target, chain).await {
+            match self.build_requirement(requirement, target, chain).await {
                 Ok(dependency) if dependency.state == BuildState::Succeeded => {
                     Err(Failure::package(format!(
                         "{}, even after {} {} was built ({})",

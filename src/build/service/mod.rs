@@ -33,8 +33,7 @@ use crate::pypi::Sha256Digest;
 use crate::storage::StorageError;
 
 pub use dependencies::index_requirement;
-pub use remote::{Assignment, Recorded, RemoteReport};
-pub use wheelhouse::WheelhouseFile;
+pub use remote::RemoteReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

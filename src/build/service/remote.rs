@@ -3,46 +3,12 @@
 
 use std::path::PathBuf;
 
-use super::targets::unknown_release;
-use super::wheelhouse::{WheelhouseFile, fetchable};
+use super::wheelhouse::fetchable;
 use super::{BuildError, BuildService};
 use crate::build::queue::{QueueError, check_holder};
-use crate::build::recipe::Recipe;
 use crate::build::records::{BuildRecord, BuildState, Failure, LeaseHolder};
+use crate::build::wire::{Assignment, Recorded};
 use crate::pypi::Target;
-
-/// A build handed to a remote worker.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Assignment {
-    pub build: BuildRecord,
-    pub recipe: Recipe,
-    /// Fetched from `/api/v1/workers/blobs/<sha256>`.
-    pub wheelhouse: Vec<WheelhouseFile>,
-    /// The builder for this build's recipe, as the server's target names it.
-    pub builder: String,
-    pub runtime: String,
-    pub lease_seconds: u64,
-}
-
-/// Whether a remote result was recorded by this report or earlier (by a retry or by another
-/// worker's result).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    Now,
-    Already,
-}
-
-impl Recorded {
-    /// The `Edelweiss-Result` response header the worker reads.
-    pub const HEADER: &'static str = "edelweiss-result";
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Now => "recorded",
-            Self::Already => "already-recorded",
-        }
-    }
-}
 
 /// What a remote worker reports: a tested wheel (spooled here, and its filename) or a
 /// failure, and the log.
@@ -57,7 +23,7 @@ impl BuildService {
     pub async fn lease_remote(
         &self,
         holder: &LeaseHolder,
-        targets: &[String],
+        targets: &[Target],
     ) -> Result<Option<Assignment>, BuildError> {
         let leased = self
             .queue
@@ -115,17 +81,11 @@ impl BuildService {
             return Ok((record, Recorded::Already));
         }
         check_holder(&record, holder)?;
-        let target: Target = record
-            .target
-            .parse()
-            .map_err(|_| unknown_release(&record))?;
         let outcome = match report.outcome {
-            Ok((path, filename)) => {
-                match crate::build::steps::check_wheel(&filename, &record, &target) {
-                    Ok(_) => self.pipeline.ingest(&path, &filename).await,
-                    Err(failure) => Err(failure),
-                }
-            }
+            Ok((path, filename)) => match crate::build::steps::check_wheel(&filename, &record) {
+                Ok(_) => self.pipeline.ingest(&path, &filename).await,
+                Err(failure) => Err(failure),
+            },
             Err(failure) => Err(failure),
         };
         self.record_outcome(&record, holder, outcome, &report.log)

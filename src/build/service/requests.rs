@@ -175,10 +175,10 @@ impl BuildService {
             .await?;
         Ok(BuildRecord {
             id: BuildId::new().to_string(),
-            key: key.to_string(),
-            project: project.to_string(),
-            version: version.to_string(),
-            target: target.to_string(),
+            key,
+            project: project.clone(),
+            version: version.clone(),
+            target: target.clone(),
             sdist_filename: sdist.0,
             sdist_sha256: sdist.1,
             builder,

@@ -7,7 +7,7 @@ use crate::build::key::{BuildKey, KeyInputs};
 use crate::build::recipe::Recipe;
 use crate::build::records::{BuildRecord, BuildRequirements};
 use crate::build::steps::TargetBuilders;
-use crate::pypi::{Sha256Digest, Target, Version};
+use crate::pypi::{Sha256Digest, Target};
 
 impl BuildService {
     pub fn serves(&self, target: &Target) -> bool {
@@ -31,6 +31,13 @@ impl BuildService {
             .collect();
         usable.sort_by_key(|target| target.to_string());
         usable.last().map(|target| (*target).clone())
+    }
+
+    pub fn targets(&self) -> Vec<Target> {
+        self.targets
+            .iter()
+            .map(|builders| builders.target.clone())
+            .collect()
     }
 
     pub fn target_names(&self) -> Vec<String> {
@@ -109,31 +116,8 @@ impl BuildService {
         &self,
         record: &BuildRecord,
     ) -> Result<(TargetBuilders, Recipe), BuildError> {
-        let target: Target = record
-            .target
-            .parse()
-            .map_err(|_| BuildError::UnknownTarget {
-                target: record.target.clone(),
-                configured: self.target_names().join(", "),
-            })?;
-        let builders = self.builders(&target)?.clone();
-        let project = crate::pypi::parse_package_name(&record.project)
-            .map_err(|_| unknown_release(record))?;
-        let version: Version = record
-            .version
-            .parse()
-            .map_err(|_| unknown_release(record))?;
-        Ok((
-            builders,
-            self.recipes.for_release(&project, &version).clone(),
-        ))
-    }
-}
-
-/// A record whose project or version no longer parses: nothing can be built from it.
-pub(super) fn unknown_release(record: &BuildRecord) -> BuildError {
-    BuildError::NoSdist {
-        project: record.project.clone(),
-        version: record.version.clone(),
+        let builders = self.builders(&record.target)?.clone();
+        let recipe = self.recipes.for_release(&record.project, &record.version);
+        Ok((builders, recipe.clone()))
     }
 }

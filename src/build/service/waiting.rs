@@ -4,7 +4,6 @@
 
 use super::dependencies::DependencyError;
 use super::outcomes::sanitized;
-use super::targets::unknown_release;
 use super::{BuildError, BuildService};
 use crate::build::queue::{Needs, Released, needs_of};
 use crate::build::records::{BuildRecord, BuildState, BuiltWheel, Failure};
@@ -71,14 +70,16 @@ impl BuildService {
             false => record.build_requirements.clone(),
         };
         if let Some(missing) = requirements.as_ref().and_then(|r| r.missing.clone()) {
-            let project = crate::pypi::parse_package_name(&record.project)
-                .map_err(|_| unknown_release(record))?;
             let context = format!(
                 "build requirement `{}` (from {}) has no wheel for {target}",
                 missing.requirement, missing.from
             );
             return match self
-                .build_requirement(&missing.requirement, &target, &[project])
+                .build_requirement(
+                    &missing.requirement,
+                    &target,
+                    std::slice::from_ref(&record.project),
+                )
                 .await
             {
                 Ok(dependency) if dependency.state == BuildState::Succeeded => {
@@ -100,7 +101,6 @@ impl BuildService {
         let (key, _) = self
             .key_of(&sdist, &target, &recipe, requirements.as_ref(), crates)
             .await?;
-        let key = key.to_string();
         match self.queue.release(&record.id, &key, requirements).await? {
             Released::Queued(queued) => {
                 tracing::info!(build = %queued.id, project = %queued.project, version = %queued.version, "build queued after the builds it waited for");

@@ -4,14 +4,8 @@
 use super::BuildService;
 use crate::build::recipe::Recipe;
 use crate::build::records::{BuildRecord, Failure};
+use crate::build::wire::WheelhouseFile;
 use crate::pypi::{Sha256Digest, Target};
-
-/// A wheel of a build's requirements, held in the blob store.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct WheelhouseFile {
-    pub filename: String,
-    pub sha256: Sha256Digest,
-}
 
 impl BuildService {
     /// The wheelhouse of a leased build, with its crates stored: a lock that cannot be

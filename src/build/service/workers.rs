@@ -18,7 +18,7 @@ impl BuildService {
     /// Takes one queued build and runs it; false when the queue had nothing for us.
     pub async fn work_once(&self, worker: &str) -> Result<bool, BuildError> {
         let holder = LeaseHolder::local(worker);
-        let targets = self.target_names();
+        let targets = self.targets();
         let leased = self.queue.lease(&holder, &targets, self.lease_seconds);
         let Some(record) = leased.await? else {
             return Ok(false);
