@@ -223,11 +223,10 @@ impl BuildService {
     ) -> Result<(), BuildError> {
         let dependency = match self.missing_wheel_build(record, &failure).await? {
             Ok(dependency) => dependency,
-            Err(fails) => {
-                let outcome = Err(fails);
+            Err(ends_with) => {
                 let queue = &self.queue;
                 queue
-                    .finish(&record.id, holder, outcome, log_sha256)
+                    .finish(&record.id, holder, Err(ends_with), log_sha256)
                     .await?;
                 return Ok(());
             }
