@@ -14,7 +14,7 @@ use crate::build::records::{
 };
 use crate::pypi::Sha256Digest;
 
-const TARGET: &str = "cp312-musllinux_1_2_x86_64";
+const TARGET: &str = "cp313-musllinux_1_2_x86_64";
 
 pub(super) fn candidate(id: &str, key: &str) -> BuildRecord {
     BuildRecord {
@@ -51,7 +51,7 @@ fn waiting_on(id: &str, key: &str, needs: &[&str]) -> BuildRecord {
 
 fn wheel(id: &str) -> BuiltWheel {
     BuiltWheel {
-        filename: format!("project_{id}-1.0-cp312-cp312-musllinux_1_2_x86_64.whl"),
+        filename: format!("project_{id}-1.0-cp313-cp313-musllinux_1_2_x86_64.whl"),
         sha256: Sha256Digest::of(format!("wheel {id}").as_bytes()),
     }
 }
@@ -116,7 +116,7 @@ async fn an_infrastructure_failure_does_not_answer_the_key(queue: &dyn BuildQueu
 
 async fn leases_go_in_request_order_and_by_target(queue: &dyn BuildQueue) {
     let other = BuildRecord {
-        target: "cp311-musllinux_1_2_x86_64".parse().unwrap(),
+        target: "cp312-musllinux_1_2_x86_64".parse().unwrap(),
         ..candidate("a", "ka")
     };
     queue.request(other).await.unwrap();

@@ -11,7 +11,6 @@ use std::str::FromStr;
 
 use pep508_rs::{Requirement, VersionOrUrl};
 
-use super::outcomes::sanitized;
 use super::{BuildError, BuildService};
 use crate::build::queue::waits_for_any;
 use crate::build::records::{BuildRecord, BuildState, Failure, LeaseHolder, MissingRequirement};
@@ -65,14 +64,30 @@ fn arrows(projects: &[PackageName]) -> String {
 }
 
 impl DependencyError {
-    /// The failure of the build that needed it, escaped and bounded: requirement text
-    /// comes from sdists and workers.
+    /// The failure of the build that needed it, after `context` (text already made safe):
+    /// this error's own text quotes requirements from sdists and workers, so it is escaped
+    /// and bounded.
     pub(super) fn failure(&self, context: &str) -> Failure {
-        sanitized(match self {
-            Self::Build(error) => Failure::infrastructure(format!("{context}: {error}")),
-            error => Failure::package(format!("{context}: {error}")),
-        })
+        let reason = untrusted(&self.to_string());
+        match self {
+            Self::Build(_) => Failure::infrastructure(format!("{context}: {reason}")),
+            _ => Failure::package(format!("{context}: {reason}")),
+        }
     }
+}
+
+/// Text from an sdist or a worker, escaped and bounded for a failure message.
+fn untrusted(text: &str) -> String {
+    crate::untrusted::sanitize(text, crate::untrusted::MESSAGE_CHARS)
+}
+
+/// Why a build fails or waits when a build requirement has no wheel, made safe to store.
+pub(super) fn no_wheel_context(missing: &MissingRequirement, target: &Target) -> String {
+    format!(
+        "build requirement `{}` (from {}) has no wheel for {target}",
+        untrusted(&missing.requirement),
+        untrusted(&missing.from)
+    )
 }
 
 impl BuildService {
@@ -197,17 +212,15 @@ impl BuildService {
             Err(error) => {
                 candidate.state = BuildState::Failed;
                 candidate.finished_at = Some(crate::build::records::timestamp());
-                candidate.failure = Some(error.failure(&format!(
-                    "build requirement `{}` (from {}) has no wheel for {target}",
-                    missing.requirement, missing.from
-                )));
+                candidate.failure = Some(error.failure(&no_wheel_context(missing, target)));
             }
         }
         Ok(())
     }
 
-    /// A running build stopped on a requirement with no wheel (`failure` says which): it
-    /// waits for a build of it, or fails when none can be made.
+    /// A running build stopped on a requirement with no wheel (`failure` says which, its
+    /// message already made safe): it waits for a build of it, or fails when none can be
+    /// made.
     pub(super) async fn wait_for_missing(
         &self,
         record: &BuildRecord,
@@ -217,11 +230,10 @@ impl BuildService {
     ) -> Result<(), BuildError> {
         let dependency = match self.missing_wheel_build(record, &failure).await? {
             Ok(dependency) => dependency,
-            Err(fails) => {
-                let outcome = Err(sanitized(fails));
+            Err(ends_with) => {
                 let queue = &self.queue;
                 queue
-                    .finish(&record.id, holder, outcome, log_sha256)
+                    .finish(&record.id, holder, Err(ends_with), log_sha256)
                     .await?;
                 return Ok(());
             }
@@ -292,5 +304,37 @@ mod tests {
         assert!(index_requirement("thing @ https://example.com/thing.whl").is_err());
         assert!(index_requirement("not a requirement ((").is_err());
         assert!(index_requirement(&"a".repeat(MAX_REQUIREMENT_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn failures_quoting_requirement_text_escape_it_once() {
+        let forged = "evil\n2026-12-01T00:00:00Z INFO forged";
+        let missing = MissingRequirement {
+            requirement: forged.to_string(),
+            from: "pyproject.toml\u{1b}[31m".to_string(),
+        };
+        let target: Target = "cp313-musllinux_1_2_x86_64".parse().unwrap();
+        let error = DependencyError::Requirement {
+            requirement: forged.to_string(),
+            reason: "expected a version".to_string(),
+        };
+        let failure = error.failure(&no_wheel_context(&missing, &target));
+        assert_eq!(failure.kind, crate::build::records::FailureKind::Package);
+        assert!(
+            !failure.message.chars().any(char::is_control),
+            "{}",
+            failure.message
+        );
+        assert_eq!(
+            failure.message.matches("evil\\n2026").count(),
+            2,
+            "{}",
+            failure.message
+        );
+        assert!(
+            !failure.message.contains("\\\\"),
+            "escaped twice: {}",
+            failure.message
+        );
     }
 }

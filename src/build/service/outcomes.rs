@@ -10,7 +10,7 @@ use crate::storage::PutOutcome;
 
 /// A failure as it is stored and shown: its message may carry a worker's words or a name a
 /// build made up, so it is escaped and bounded.
-pub(super) fn sanitized(failure: Failure) -> Failure {
+fn sanitized(failure: Failure) -> Failure {
     Failure {
         message: crate::untrusted::sanitize(&failure.message, crate::untrusted::MESSAGE_CHARS),
         ..failure

@@ -2,8 +2,7 @@
 //! has succeeded, settled with the outcome of the same build (by key), or failed with the
 //! reason when what they wait for failed.
 
-use super::dependencies::DependencyError;
-use super::outcomes::sanitized;
+use super::dependencies::{DependencyError, no_wheel_context};
 use super::{BuildError, BuildService};
 use crate::build::queue::{Needs, Released, needs_of};
 use crate::build::records::{BuildRecord, BuildState, BuiltWheel, Failure};
@@ -33,13 +32,13 @@ impl BuildService {
         }
     }
 
-    /// Ends a waiting build without running it.
+    /// Ends a waiting build without running it. Every failure here is made of text already
+    /// made safe: a stored failure, names and versions that parsed, `no_wheel_context`.
     async fn settle(
         &self,
         record: &BuildRecord,
         outcome: Result<BuiltWheel, Failure>,
     ) -> Result<(), BuildError> {
-        let outcome = outcome.map_err(sanitized);
         let Some(settled) = self.queue.settle(&record.id, outcome).await? else {
             return Ok(());
         };
@@ -70,10 +69,7 @@ impl BuildService {
             false => record.build_requirements.clone(),
         };
         if let Some(missing) = requirements.as_ref().and_then(|r| r.missing.clone()) {
-            let context = format!(
-                "build requirement `{}` (from {}) has no wheel for {target}",
-                missing.requirement, missing.from
-            );
+            let context = no_wheel_context(&missing, &target);
             return match self
                 .build_requirement(
                     &missing.requirement,
