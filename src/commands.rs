@@ -184,8 +184,8 @@ pub async fn build(settings: Settings, args: &BuildArgs) -> anyhow::Result<()> {
         services.builds.work_once("cli").await?;
         record = services
             .builds
-            .queue()
-            .get(&record.id)?
+            .record(&record.id)
+            .await?
             .context("the build record vanished")?;
         println!(
             "build {}: {:?} after {:.0?}",

@@ -77,6 +77,16 @@ fn index_status(error: &IndexError) -> StatusCode {
     }
 }
 
+fn queue_status(error: &QueueError) -> StatusCode {
+    match error {
+        QueueError::Conflict { .. } => StatusCode::CONFLICT,
+        QueueError::OtherCredential { .. } => StatusCode::FORBIDDEN,
+        QueueError::NotFound { .. } => StatusCode::NOT_FOUND,
+        QueueError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        QueueError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -104,12 +114,7 @@ impl ResponseError for ApiError {
             Self::Mirror(MirrorError::Index(error)) => index_status(error),
             Self::Mirror(MirrorError::Storage(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Mirror(MirrorError::NoMetadata { .. }) => StatusCode::NOT_FOUND,
-            Self::Build(BuildError::Queue(QueueError::NotLeased { .. }))
-            | Self::Queue(QueueError::NotLeased { .. }) => StatusCode::CONFLICT,
-            Self::Build(BuildError::Queue(QueueError::OtherCredential { .. }))
-            | Self::Queue(QueueError::OtherCredential { .. }) => StatusCode::FORBIDDEN,
-            Self::Build(BuildError::Queue(QueueError::NotFound { .. }))
-            | Self::Queue(QueueError::NotFound { .. }) => StatusCode::NOT_FOUND,
+            Self::Build(BuildError::Queue(error)) | Self::Queue(error) => queue_status(error),
             Self::Build(BuildError::UnknownTarget { .. }) => StatusCode::BAD_REQUEST,
             Self::Build(BuildError::NoSdist { .. }) => StatusCode::NOT_FOUND,
             Self::Build(BuildError::Mirror(MirrorError::Upstream(_))) => StatusCode::BAD_GATEWAY,
@@ -119,9 +124,7 @@ impl ResponseError for ApiError {
                 | BuildError::Storage(_)
                 | BuildError::Mirror(_),
             ) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Build(BuildError::Queue(_) | BuildError::Index(_)) | Self::Queue(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Build(BuildError::Index(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

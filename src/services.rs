@@ -8,8 +8,8 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 
 use crate::build::{
-    BuildQueue, BuildService, ContainerSteps, CrateRegistry, Pipeline, RecipeBook, RecipeError,
-    SHIPPED, ServiceParts, TargetBuilders,
+    BuildService, ContainerSteps, CrateRegistry, Pipeline, RecipeBook, RecipeError, SHIPPED,
+    ServiceParts, SledBuildQueue, TargetBuilders,
 };
 use crate::config::{ConfigError, ExecutorKind, Settings};
 use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
@@ -204,7 +204,7 @@ impl Services {
         )
         .map_err(StartupError::CrateRegistry)?;
         let builds = Arc::new(BuildService::new(ServiceParts {
-            queue: BuildQueue::open(index.database())?,
+            queue: Arc::new(SledBuildQueue::open(index.database())?),
             pipeline,
             recipes,
             targets,

@@ -98,9 +98,9 @@ pub fn overview(view: &Overview) -> String {
         let _ = writeln!(
             body,
             "<tr><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td><a href=\"/builds/{id}\">log</a></td></tr>",
-            escape(&build.project),
-            escape(&build.version),
-            escape(&build.target),
+            escape(build.project.as_ref()),
+            escape(&build.version.to_string()),
+            escape(&build.target.to_string()),
             state(build),
             state(build),
             duration(build)
@@ -156,13 +156,13 @@ pub fn build(record: &BuildRecord, log: Option<&str>) -> String {
         .map(|failure| format!("{:?}: {}", failure.kind, failure.message));
     let wheel = record.wheel.as_ref().map(|wheel| wheel.filename.clone());
     let rows = [
-        ("project", Some(record.project.clone())),
-        ("version", Some(record.version.clone())),
-        ("target", Some(record.target.clone())),
+        ("project", Some(record.project.to_string())),
+        ("version", Some(record.version.to_string())),
+        ("target", Some(record.target.to_string())),
         ("status", Some(state(record).to_string())),
         ("duration", Some(duration(record))),
         ("attempts", Some(record.attempts.to_string())),
-        ("key", Some(record.key.clone())),
+        ("key", Some(record.key.to_string())),
         ("sdist", Some(record.sdist_filename.clone())),
         ("wheel", wheel),
         ("failure", failure),

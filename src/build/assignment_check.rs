@@ -4,7 +4,7 @@
 //! parsed by the same typed parsers as uploads before anything touches the filesystem.
 
 use super::id::{BuildId, BuildIdError};
-use super::service::Assignment;
+use super::wire::Assignment;
 use crate::pypi::{PackageName, SdistFilename, Sha256Digest, Target, Version, WheelFilename};
 use crate::untrusted::{PREFIX_CHARS, sanitize};
 
@@ -59,16 +59,12 @@ impl CheckedAssignment {
             ))
         })?;
         let build = &assignment.build;
-        let project = crate::pypi::parse_package_name(&build.project)
-            .map_err(|_| inputs(refused("the project", &build.project, "a project name")))?;
-        let version = build
-            .version
-            .parse()
-            .map_err(|_| inputs(refused("the version", &build.version, "a PEP 440 version")))?;
-        let target = build
-            .target
-            .parse()
-            .map_err(|_| inputs(refused("the target", &build.target, "a target")))?;
+        // The project, version and target were parsed with the record.
+        let (project, version, target) = (
+            build.project.clone(),
+            build.version.clone(),
+            build.target.clone(),
+        );
         let sdist = build.sdist_filename.parse().map_err(|_| {
             inputs(refused(
                 "the sdist filename",
@@ -110,7 +106,7 @@ mod tests {
         let digest = Sha256Digest::of(b"bytes").to_hex();
         serde_json::json!({
             "build": {
-                "id": "b0123456789abcdef", "key": "k", "project": "demo", "version": "1.0",
+                "id": "b0123456789abcdef", "key": digest, "project": "demo", "version": "1.0",
                 "target": "cp313-musllinux_1_2_x86_64", "sdist_filename": "demo-1.0.tar.gz",
                 "sdist_sha256": digest, "builder": "b", "state": "running", "lease": null,
                 "attempts": 1, "failure": null, "wheel": null, "queued_at": "t",
@@ -169,6 +165,9 @@ mod tests {
             ("/wheelhouse/0/filename", "/tmp/x-1.0-py3-none-any.whl"),
             ("/wheelhouse/0/sha256", "../../not-a-digest"),
             ("/build/project", "demo\n2026 INFO forged"),
+            ("/build/version", "1.0/../../x"),
+            ("/build/target", "cp313-../../etc"),
+            ("/build/key", "../k"),
             ("/build/crates/crates/0/name", "../../../etc"),
             ("/build/crates/crates/0/version", "1.0.0/../../x"),
             ("/build/crates/crates/0/sha256", "../x"),

@@ -83,6 +83,12 @@ impl BuildKey {
     pub fn from_hex(hex: &str) -> Option<Self> {
         hex.parse().ok().map(Self)
     }
+
+    /// A key named by a label, for tests of what is done with keys.
+    #[cfg(test)]
+    pub fn labelled(label: &str) -> Self {
+        Self(Sha256Digest::of(label.as_bytes()))
+    }
 }
 
 impl fmt::Display for BuildKey {

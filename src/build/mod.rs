@@ -4,7 +4,6 @@
 mod assignment_check;
 mod build_system;
 mod crates;
-mod dependencies;
 mod diagnose;
 mod fetcher;
 mod id;
@@ -25,20 +24,20 @@ mod runtime_exports;
 mod service;
 mod steps;
 mod symbols;
+pub mod wire;
 
 pub use build_system::{BuildSystem, BuildSystemError};
 pub use crates::{
     CrateLoader, CrateName, CrateRegistry, CrateVersion, LockError, LockedCrate, LockedCrates,
     locked_crates, parse_lock,
 };
-pub use dependencies::index_requirement;
 pub use diagnose::{Diagnosis, first_error};
 pub use id::{BuildId, BuildIdError};
 pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
 pub use on_demand::{KnownMissing, MissingWheel, missing_wheels, release_has_wheel};
 pub use on_demand_pages::{OnDemandPages, PageStream, TargetPage};
 pub use pipeline::{Pipeline, PipelineResult};
-pub use queue::{BuildQueue, QueueError, Released, Requested};
+pub use queue::{BuildQueue, QueueError, Released, Requested, SledBuildQueue};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
 pub use records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, FailureKind, Holding, Lease,
@@ -48,9 +47,8 @@ pub use release::release_to_build;
 pub use remote_worker::{RemoteWorker, WorkerError};
 pub use resolve::{Pinned, ResolveError};
 pub use runtime_exports::RuntimeExports;
-pub use service::{
-    Assignment, BuildError, BuildService, Recorded, RemoteReport, ServiceParts, WheelhouseFile,
-};
+pub use service::{BuildError, BuildService, RemoteReport, ServiceParts, index_requirement};
 pub use steps::{
     ContainerSteps, StepsResult, TargetBuilders, TestedWheel, check_wheel, default_import_check,
 };
+pub use wire::{Assignment, Recorded, WheelhouseFile};

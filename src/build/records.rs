@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::BuildKey;
 use crate::auth::CredentialId;
-use crate::pypi::Sha256Digest;
+use crate::pypi::{PackageName, Sha256Digest, Target, Version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -125,10 +126,10 @@ pub enum Holding {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRecord {
     pub id: String,
-    pub key: String,
-    pub project: String,
-    pub version: String,
-    pub target: String,
+    pub key: BuildKey,
+    pub project: PackageName,
+    pub version: Version,
+    pub target: Target,
     pub sdist_filename: String,
     pub sdist_sha256: Sha256Digest,
     pub builder: String,

@@ -13,9 +13,10 @@ use url::Url;
 use super::assignment_check::{AssignmentError, CheckedAssignment};
 use super::crates::{CrateLoader, LockedCrate};
 use super::id::BuildId;
+use super::records::FailureKind;
 use super::resolve::BoxFuture;
-use super::service::Assignment;
 use super::steps::{ContainerSteps, TargetBuilders, infrastructure};
+use super::wire::{Assignment, LeaseRequest, Recorded, ResultOutcome, WorkerName};
 use crate::auth::Secret;
 use crate::pypi::{Sha256Digest, Target};
 use crate::untrusted::{MESSAGE_CHARS, PREFIX_CHARS, sanitize};
@@ -88,7 +89,7 @@ enum ReportedOutcome {
         bytes: Vec<u8>,
     },
     Failed {
-        kind: &'static str,
+        kind: FailureKind,
         message: String,
         requirement: Option<String>,
     },
@@ -102,11 +103,7 @@ impl Report {
                 bytes: std::fs::read(&wheel.path)?,
             },
             Err(failure) => ReportedOutcome::Failed {
-                kind: match failure.kind {
-                    super::records::FailureKind::Package => "package",
-                    super::records::FailureKind::Infrastructure => "infrastructure",
-                    super::records::FailureKind::MissingWheel => "missing-wheel",
-                },
+                kind: failure.kind,
                 message: failure.message,
                 requirement: failure.requirement,
             },
@@ -126,7 +123,7 @@ impl Report {
             );
         match &self.outcome {
             ReportedOutcome::Wheel { filename, bytes } => form
-                .text("outcome", "succeeded")
+                .text("outcome", ResultOutcome::Succeeded.as_str())
                 .text("wheel_sha256", Sha256Digest::of(bytes).to_hex())
                 .part(
                     "wheel",
@@ -137,7 +134,9 @@ impl Report {
                 message,
                 requirement,
             } => {
-                let form = form.text("outcome", *kind).text("message", message.clone());
+                let form = form
+                    .text("outcome", ResultOutcome::Failed(*kind).as_str())
+                    .text("message", message.clone());
                 match requirement {
                     Some(requirement) => form.text("requirement", requirement.clone()),
                     None => form,
@@ -175,8 +174,10 @@ impl RemoteWorker {
 
     /// The server's offer as JSON, parsed by `CheckedAssignment` before any use.
     async fn lease(&self) -> Result<Option<serde_json::Value>, WorkerError> {
-        let targets: Vec<String> = self.targets.iter().map(ToString::to_string).collect();
-        let body = serde_json::json!({ "worker": self.name, "targets": targets });
+        let body = LeaseRequest {
+            worker: self.name.clone(),
+            targets: self.targets.clone(),
+        };
         let response = self
             .client
             .post(self.url("api/v1/workers/lease"))
@@ -210,7 +211,9 @@ impl RemoteWorker {
                 let sent = client
                     .post(url.clone())
                     .bearer_auth(token.expose())
-                    .json(&serde_json::json!({ "worker": worker }))
+                    .json(&WorkerName {
+                        worker: worker.clone(),
+                    })
                     .send()
                     .await;
                 match sent {
@@ -315,7 +318,7 @@ impl RemoteWorker {
         let report = Report {
             log: format!("===== edelweiss worker {}: {refusal}\n", self.name).into_bytes(),
             outcome: ReportedOutcome::Failed {
-                kind: "infrastructure",
+                kind: FailureKind::Infrastructure,
                 message: format!("worker {}: {refusal}", self.name),
                 requirement: None,
             },
@@ -426,8 +429,8 @@ impl RemoteWorker {
                 let response = self.check(response).await?;
                 let already = response
                     .headers()
-                    .get(super::service::Recorded::HEADER)
-                    .is_some_and(|value| value == super::service::Recorded::Already.as_str());
+                    .get(Recorded::HEADER)
+                    .is_some_and(|value| value == Recorded::Already.as_str());
                 if already {
                     tracing::warn!(build = %id, "the server already had a wheel for this build (an earlier send of this result, or another worker's); nothing changed");
                 } else {

@@ -20,7 +20,7 @@ use pep508_rs::{
 };
 
 use super::records::Failure;
-use super::service::WheelhouseFile;
+use super::wire::WheelhouseFile;
 use crate::pypi::{PackageName, PlatformTag, Sha256Digest, Target, Version};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -227,11 +227,7 @@ impl ContainerSteps {
         }
     }
 
-    fn single_wheel(
-        output: &Path,
-        record: &BuildRecord,
-        target: &Target,
-    ) -> Result<TestedWheel, Failure> {
+    fn single_wheel(output: &Path, record: &BuildRecord) -> Result<TestedWheel, Failure> {
         let wheels: Vec<PathBuf> = std::fs::read_dir(output)
             .map_err(|error| infrastructure(error.to_string()))?
             .filter_map(|entry| entry.ok().map(|entry| entry.path()))
@@ -247,7 +243,7 @@ impl ContainerSteps {
             .file_name()
             .and_then(|name| name.to_str())
             .unwrap_or_default();
-        check_wheel(name, record, target).map(|filename| TestedWheel {
+        check_wheel(name, record).map(|filename| TestedWheel {
             path: wheel.clone(),
             filename,
         })
@@ -271,8 +267,8 @@ impl ContainerSteps {
                 "EDELWEISS_SDIST".into(),
                 format!("/input/{}", record.sdist_filename),
             ),
-            ("EDELWEISS_PROJECT".into(), record.project.clone()),
-            ("EDELWEISS_VERSION".into(), record.version.clone()),
+            ("EDELWEISS_PROJECT".into(), record.project.to_string()),
+            ("EDELWEISS_VERSION".into(), record.version.to_string()),
             (
                 "EDELWEISS_PLATFORM".into(),
                 builders.target.platform.to_string(),
@@ -325,7 +321,7 @@ impl ContainerSteps {
             work,
         );
         self.run_step(build, "build step").await?;
-        let wheel = Self::single_wheel(&work.join("output"), record, &builders.target)?;
+        let wheel = Self::single_wheel(&work.join("output"), record)?;
         self.runtime_exports
             .check(
                 self.executor.as_ref(),
@@ -458,8 +454,8 @@ impl ContainerSteps {
         let requires = super::index_wheels::wheel_requires_dist(&filename, &bytes)
             .map_err(|error| package(format!("the built wheel's metadata: {error}")))?;
         let itself = super::resolve::Pinned {
-            project: record.project.clone(),
-            version: record.version.clone(),
+            project: record.project.to_string(),
+            version: record.version.to_string(),
             filename: filename.clone(),
             sha256: crate::pypi::Sha256Digest::of(&bytes),
         };
@@ -545,15 +541,12 @@ fn append_note(work: &Path, note: &str) {
 }
 
 /// A built wheel's name must be the build's project and version and install on the target.
-pub fn check_wheel(
-    name: &str,
-    record: &BuildRecord,
-    target: &Target,
-) -> Result<WheelFilename, Failure> {
+pub fn check_wheel(name: &str, record: &BuildRecord) -> Result<WheelFilename, Failure> {
+    let target = &record.target;
     let parsed: WheelFilename = name
         .parse()
         .map_err(|error| package(format!("the build produced an invalid wheel name: {error}")))?;
-    if parsed.name.as_ref() != record.project || parsed.version.to_string() != record.version {
+    if parsed.name != record.project || parsed.version != record.version {
         return Err(package(format!(
             "the build produced {name}, not {} {}",
             record.project, record.version

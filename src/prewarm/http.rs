@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{BuiltRelease, Farm, Finished, PrewarmError, state_line};
+use crate::build::BuildState;
+use crate::build::wire::{BuildList, BuildRequest, BuildView};
 use crate::pypi::simple::ProjectDetail;
 use crate::pypi::{PackageName, Target, Version};
 
@@ -33,7 +35,7 @@ impl HttpFarm {
         }
     }
 
-    async fn json(&self, path: &str) -> Result<serde_json::Value, PrewarmError> {
+    async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, PrewarmError> {
         let response = self
             .get(path)
             .send()
@@ -90,7 +92,11 @@ impl Farm for HttpFarm {
             .http
             .post(self.url("api/v1/builds"))
             .bearer_auth(token)
-            .json(&serde_json::json!({"project": project.to_string(), "version": version.to_string(), "target": target.to_string()}))
+            .json(&BuildRequest {
+                project: project.clone(),
+                version: version.clone(),
+                target: target.clone(),
+            })
             .send()
             .await
             .map_err(|error| server_error(&what, error))?;
@@ -99,35 +105,33 @@ impl Farm for HttpFarm {
             let text = response.text().await.unwrap_or_default();
             return Err(server_error(&what, format!("{status} {}", text.trim())));
         }
-        let build: serde_json::Value = response
+        let build: BuildView = response
             .json()
             .await
             .map_err(|error| server_error(&what, error))?;
-        let id = build["id"]
-            .as_str()
-            .ok_or_else(|| server_error(&what, "no build id in the answer"))?
-            .to_string();
-        let (started, mut last) = (Instant::now(), String::new());
+        let id = build.id;
+        let (started, mut last) = (Instant::now(), None);
         loop {
-            let build = self.json(&format!("api/v1/builds/{id}")).await?;
-            let state = build["state"].as_str().unwrap_or("unknown").to_string();
-            if state != last {
-                progress(state_line(project, version, target, &state, started));
-                last = state.clone();
+            let build: BuildView = self.json(&format!("api/v1/builds/{id}")).await?;
+            let state = build.state;
+            if last != Some(state) {
+                let name = crate::status::state_name(state);
+                progress(state_line(project, version, target, name, started));
+                last = Some(state);
             }
-            match state.as_str() {
-                "succeeded" | "failed" => {
+            match state {
+                BuildState::Succeeded | BuildState::Failed => {
                     return Ok(Finished {
-                        succeeded: state == "succeeded",
+                        succeeded: state == BuildState::Succeeded,
                         id,
-                        reason: build["failure"]["message"].as_str().map(str::to_string),
+                        reason: build.failure.map(|failure| failure.message),
                     });
                 }
                 _ if started.elapsed() > timeout => {
                     return Err(PrewarmError::Timeout {
                         project: project.to_string(),
                         version: version.to_string(),
-                        state,
+                        state: crate::status::state_name(state).to_string(),
                         timeout,
                     });
                 }
@@ -137,18 +141,15 @@ impl Farm for HttpFarm {
     }
 
     async fn succeeded_builds(&self) -> Result<Vec<BuiltRelease>, PrewarmError> {
-        let listing = self.json("api/v1/builds").await?;
-        Ok(listing["builds"]
-            .as_array()
+        let listing: BuildList = self.json("api/v1/builds").await?;
+        Ok(listing
+            .builds
             .into_iter()
-            .flatten()
-            .filter(|build| build["state"] == "succeeded")
-            .filter_map(|build| {
-                Some(BuiltRelease {
-                    project: build["project"].as_str()?.to_string(),
-                    version: build["version"].as_str()?.to_string(),
-                    target: build["target"].as_str()?.to_string(),
-                })
+            .filter(|build| build.state == BuildState::Succeeded)
+            .map(|build| BuiltRelease {
+                project: build.project.to_string(),
+                version: build.version.to_string(),
+                target: build.target.to_string(),
             })
             .collect())
     }

@@ -88,18 +88,14 @@ impl Farm for LocalFarm<'_> {
     }
 
     async fn succeeded_builds(&self) -> Result<Vec<BuiltRelease>, PrewarmError> {
-        let records = self
-            .builds
-            .queue()
-            .list()
-            .map_err(|error| PrewarmError::Build(error.into()))?;
+        let records = self.builds.list().await.map_err(PrewarmError::Build)?;
         Ok(records
             .into_iter()
             .filter(|record| record.state == BuildState::Succeeded)
             .map(|record| BuiltRelease {
-                project: record.project,
-                version: record.version,
-                target: record.target,
+                project: record.project.to_string(),
+                version: record.version.to_string(),
+                target: record.target.to_string(),
             })
             .collect())
     }

@@ -2,23 +2,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 
 use super::audit;
 use super::body::{self, JSON_LIMIT};
 use crate::app::AppState;
 use crate::auth::Access;
+use crate::build::wire::BuildRequest;
 use crate::build::{BuildRecord, Requested};
 use crate::error::ApiError;
-use crate::pypi::{Target, Version, parse_package_name};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BuildRequest {
-    project: String,
-    version: String,
-    target: String,
-}
 
 fn view(record: &BuildRecord, log: Option<String>) -> serde_json::Value {
     let mut value = serde_json::to_value(record).unwrap_or_default();
@@ -41,15 +32,11 @@ pub async fn request(
     let caller = super::authorize(&request, &state, Access::Write)?;
     let body: BuildRequest =
         body::json(&request, payload, JSON_LIMIT, state.request_timeout).await?;
-    let project = parse_package_name(&body.project)
-        .map_err(|error| ApiError::BadRequest(error.to_string()))?;
-    let version: Version = body.version.parse().map_err(|_| {
-        ApiError::BadRequest(format!("`{}` is not a PEP 440 version", body.version))
-    })?;
-    let target: Target = body
-        .target
-        .parse()
-        .map_err(|error: crate::pypi::TargetError| ApiError::BadRequest(error.to_string()))?;
+    let BuildRequest {
+        project,
+        version,
+        target,
+    } = body;
     let sdist = state.builds.find_sdist(&project, &version).await?;
     let (record, requested) = state
         .builds
@@ -79,8 +66,8 @@ pub async fn list(
     super::authorize(&request, &state, Access::Read)?;
     let builds: Vec<serde_json::Value> = state
         .builds
-        .queue()
-        .list()?
+        .list()
+        .await?
         .iter()
         .map(|record| view(record, None))
         .collect();
@@ -96,8 +83,8 @@ pub async fn show(
     let id = path.into_inner();
     let record = state
         .builds
-        .queue()
-        .get(&id)?
+        .record(&id)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no build {id}")))?;
     let log = state.builds.log_text(&record).await;
     Ok(HttpResponse::Ok().json(view(&record, log)))

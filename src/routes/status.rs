@@ -12,7 +12,7 @@ pub async fn overview(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     super::authorize(&request, &state, Access::Read)?;
-    let builds = state.builds.queue().list()?;
+    let builds = state.builds.list().await?;
     let (page_cache, file_cache) = state.metrics.cache_lookups();
     let upstreams = state.metrics.upstream_outcomes();
     let configured: Vec<String> = state.mirror.upstream_names();
@@ -38,8 +38,8 @@ pub async fn build(
     super::authorize(&request, &state, Access::Read)?;
     let record = state
         .builds
-        .queue()
-        .get(&path)?
+        .record(&path)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no build {path}")))?;
     let log = state.builds.log_text(&record).await;
     Ok(HttpResponse::Ok()

@@ -7,30 +7,16 @@ use actix_multipart::Multipart;
 use actix_web::body::SizedStream;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 
 use super::audit;
 use super::body::{self, JSON_LIMIT};
 use super::form::{self, FormShape, MAX_FIELD_BYTES};
 use crate::app::AppState;
 use crate::auth::{Access, AuthError, Caller, CredentialId, credential_id};
-use crate::build::{BuildRecord, Failure, LeaseHolder, Recorded, RemoteReport};
+use crate::build::wire::{LeaseRequest, ResultOutcome, WorkerName};
+use crate::build::{BuildRecord, Failure, FailureKind, LeaseHolder, Recorded, RemoteReport};
 use crate::error::ApiError;
 use crate::pypi::Sha256Digest;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseRequest {
-    worker: String,
-    #[serde(default)]
-    targets: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkerName {
-    worker: String,
-}
 
 const MAX_LOG_BYTES: usize = 16 << 20;
 /// A failure's summary; one naming every unresolved symbol of a large wheel runs long.
@@ -73,7 +59,7 @@ pub async fn heartbeat(
     let (_, credential) = worker_credential(&request, &state)?;
     let body: WorkerName = body::json(&request, payload, JSON_LIMIT, state.request_timeout).await?;
     let holder = LeaseHolder::remote(&body.worker, credential);
-    state.builds.heartbeat_remote(&path, &holder)?;
+    state.builds.heartbeat_remote(&path, &holder).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -93,7 +79,7 @@ pub async fn sdist(
 ) -> Result<HttpResponse, ApiError> {
     let (_, credential) = worker_credential(&request, &state)?;
     let not_leased = || ApiError::NotFound(format!("no build {path} leased with this token"));
-    let record = state.builds.queue().get(&path)?.ok_or_else(not_leased)?;
+    let record = state.builds.record(&path).await?.ok_or_else(not_leased)?;
     if !record.lets_fetch(&credential, record.sdist_sha256) {
         return Err(not_leased());
     }
@@ -114,7 +100,7 @@ pub async fn blob(
         ))
     };
     let digest: Sha256Digest = path.parse().map_err(|_| not_leased())?;
-    if !state.builds.queue().lets_fetch(&credential, digest)? {
+    if !state.builds.lets_fetch(&credential, digest).await? {
         return Err(not_leased());
     }
     stream_blob(&state, digest).await
@@ -146,8 +132,14 @@ pub async fn result(
     let (wheel, log) = (form.file.take(), form.take("log"));
     let field = |name: &str| form.text(name);
     let holder = LeaseHolder::remote(&field("worker"), credential);
-    let outcome = match field("outcome").as_str() {
-        "succeeded" => {
+    let outcome: ResultOutcome =
+        field("outcome")
+            .parse()
+            .map_err(|error: crate::build::wire::UnknownOutcome| {
+                ApiError::BadRequest(error.to_string())
+            })?;
+    let outcome = match outcome {
+        ResultOutcome::Succeeded => {
             let (filename, spooled) = wheel.ok_or_else(|| {
                 ApiError::BadRequest("a succeeded result carries a `wheel` file".into())
             })?;
@@ -169,17 +161,14 @@ pub async fn result(
             audit_result(&request, &caller, &record, &field("worker"), recorded);
             return Ok(result_response(record, recorded));
         }
-        "package" => Err(Failure::package(field("message"))),
-        "infrastructure" => Err(Failure::infrastructure(field("message"))),
-        "missing-wheel" => Err(Failure::missing_wheel(
+        ResultOutcome::Failed(FailureKind::Package) => Err(Failure::package(field("message"))),
+        ResultOutcome::Failed(FailureKind::Infrastructure) => {
+            Err(Failure::infrastructure(field("message")))
+        }
+        ResultOutcome::Failed(FailureKind::MissingWheel) => Err(Failure::missing_wheel(
             missing_requirement(&field("requirement"))?,
             field("message"),
         )),
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown outcome `{other}`: expected succeeded, package, infrastructure or missing-wheel"
-            )));
-        }
     };
     let (record, recorded) = state
         .builds
