@@ -529,7 +529,7 @@ fn assignment(id: &str, root: &Path, sdist: &[u8], wheel: &[u8]) -> serde_json::
     let root = root.display().to_string();
     serde_json::json!({
         "build": {
-            "id": id, "key": "k", "project": "canary-ext", "version": "1.0", "target": TARGET,
+            "id": id, "key": sha256_hex(b"build key"), "project": "canary-ext", "version": "1.0", "target": TARGET,
             "sdist_filename": "canary_ext-1.0.tar.gz", "sdist_sha256": sha256_hex(sdist),
             "builder": format!("rootfs:{}", sha256_hex(ROOT_ID)), "state": "running",
             "lease": null, "attempts": 1, "failure": null, "wheel": null,
