@@ -12,7 +12,8 @@
 //!   and PyPI's JSON API documents.
 //! - [`mirror`]: the pull-through cache of upstream indexes; [`catalog`]: what a page lists.
 //! - [`build`]: the build farm (keys, recipes, queue and leases, container steps, build
-//!   requirements, remote workers); [`executor`]: runc, docker and podman.
+//!   requirements, remote workers and the wire format they share with the server,
+//!   on-demand pages); [`executor`]: runc, docker and podman.
 //! - [`prewarm`]: requirements files resolved wheels-only, and what lacks a wheel built.
 //! - [`routes`]: the HTTP API; [`error`] maps every error to a response; [`status`]: the
 //!   status page's model.
