@@ -60,7 +60,8 @@ impl Application {
             }
             services
                 .builds
-                .spawn_workers(settings.build.workers, &services.instance);
+                .spawn_workers(settings.build.workers, &services.instance)
+                .await;
         }
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
             address: settings.listen,

@@ -73,24 +73,22 @@ impl BuildService {
             .await
     }
 
-    /// Runs `count` workers for the life of the process, after re-queuing whatever a
-    /// previous process left running.
-    pub fn spawn_workers(self: &Arc<Self>, count: usize, instance: &str) {
-        let service = self.clone();
-        let instance = instance.to_string();
-        tokio::spawn(async move {
-            match service.queue.requeue_abandoned(true).await {
-                Ok(ids) if !ids.is_empty() => {
-                    tracing::warn!(?ids, "re-queued builds interrupted by a restart")
-                }
-                Ok(_) => {}
-                Err(error) => tracing::error!(%error, "could not re-queue interrupted builds"),
+    /// Re-queues whatever a previous process left running, then runs `count` workers and
+    /// the sweeper for the life of the process. The re-queue is done before this returns, so
+    /// no lease taken after start-up (a remote worker's included) is mistaken for a leftover.
+    pub async fn spawn_workers(self: &Arc<Self>, count: usize, instance: &str) {
+        match self.queue.requeue_abandoned(true).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(?ids, "re-queued builds interrupted by a restart")
             }
-            for number in 0..count {
-                tokio::spawn(service.clone().work(format!("{instance}-local-{number}")));
-            }
-            service.sweep().await;
-        });
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "could not re-queue interrupted builds"),
+        }
+        for number in 0..count {
+            tokio::spawn(self.clone().work(format!("{instance}-local-{number}")));
+        }
+        let sweeper = self.clone();
+        tokio::spawn(async move { sweeper.sweep().await });
     }
 
     /// One in-process worker, forever.
