@@ -122,15 +122,7 @@ impl Services {
         )?);
         let spool_dir = fresh_dir(data_dir.join("spool"))?;
         let work_root = fresh_dir(data_dir.join("work"))?;
-        let store = BlobStore::open(&settings.resolved_storage_url()?)?;
-        let swept = store.sweep_partial_writes(started)?;
-        if swept.files > 0 {
-            tracing::info!(
-                files = swept.files,
-                bytes = swept.bytes,
-                "removed partial blob writes left by a crash"
-            );
-        }
+        let store = open_store(settings, started)?;
         let metrics = Arc::new(Metrics::default());
         metrics.set_files_stored(crate::metadata::IndexStore::file_count(index.as_ref())?);
         let published = Published::new(
@@ -159,10 +151,6 @@ impl Services {
             ingestor: ingestor.clone(),
             published: published.clone(),
         })?);
-        let recipes = match settings.build.recipes.as_os_str().is_empty() {
-            true => RecipeBook::parse(SHIPPED, "config/recipes.toml (shipped)")?,
-            false => RecipeBook::load(&settings.build.recipes)?,
-        };
         let executor = executor(settings);
         let instance = instance_id(settings);
         let build = &settings.build;
@@ -178,42 +166,17 @@ impl Services {
             ingestor: ingestor.clone(),
             work_root,
         };
-        let targets = build
-            .targets
-            .iter()
-            .map(|target| TargetBuilders {
-                target: target.name.clone(),
-                builder: target.builder.clone(),
-                runtime: if target.runtime.is_empty() {
-                    target.builder.clone()
-                } else {
-                    target.runtime.clone()
-                },
-            })
-            .collect();
-        let crate_registry = CrateRegistry::new(
-            build
-                .crate_registry_url()
-                .map_err(|reason| ConfigError::Invalid {
-                    key: "build.crate_registry",
-                    reason,
-                })?,
-            Duration::from_secs(settings.mirror.connect_timeout_seconds),
-            Duration::from_secs(settings.mirror.read_timeout_seconds),
-            store.clone(),
-        )
-        .map_err(StartupError::CrateRegistry)?;
         let builds = Arc::new(BuildService::new(ServiceParts {
             queue: Arc::new(SledBuildQueue::open(index.database())?),
             pipeline,
-            recipes,
-            targets,
+            recipes: recipe_book(settings)?,
+            targets: target_builders(settings),
             index: index.clone(),
             mirror: mirror.clone(),
             lease_seconds: build.lease_seconds,
             max_attempts: build.max_attempts,
             resolve_build_requirements: build.resolve_build_requirements,
-            crate_registry,
+            crate_registry: crate_registry(settings, &store)?,
         }));
         Ok(Self {
             index,
@@ -227,4 +190,62 @@ impl Services {
             instance,
         })
     }
+}
+
+/// The blob store, with what a crash left half-written removed.
+fn open_store(
+    settings: &Settings,
+    started: std::time::SystemTime,
+) -> Result<BlobStore, StartupError> {
+    let store = BlobStore::open(&settings.resolved_storage_url()?)?;
+    let swept = store.sweep_partial_writes(started)?;
+    if swept.files > 0 {
+        tracing::info!(
+            files = swept.files,
+            bytes = swept.bytes,
+            "removed partial blob writes left by a crash"
+        );
+    }
+    Ok(store)
+}
+
+fn recipe_book(settings: &Settings) -> Result<RecipeBook, StartupError> {
+    Ok(match settings.build.recipes.as_os_str().is_empty() {
+        true => RecipeBook::parse(SHIPPED, "config/recipes.toml (shipped)")?,
+        false => RecipeBook::load(&settings.build.recipes)?,
+    })
+}
+
+/// Each configured target's builder and runtime (the builder's own when none is named).
+fn target_builders(settings: &Settings) -> Vec<TargetBuilders> {
+    settings
+        .build
+        .targets
+        .iter()
+        .map(|target| TargetBuilders {
+            target: target.name.clone(),
+            builder: target.builder.clone(),
+            runtime: if target.runtime.is_empty() {
+                target.builder.clone()
+            } else {
+                target.runtime.clone()
+            },
+        })
+        .collect()
+}
+
+fn crate_registry(settings: &Settings, store: &BlobStore) -> Result<CrateRegistry, StartupError> {
+    CrateRegistry::new(
+        settings
+            .build
+            .crate_registry_url()
+            .map_err(|reason| ConfigError::Invalid {
+                key: "build.crate_registry",
+                reason,
+            })?,
+        Duration::from_secs(settings.mirror.connect_timeout_seconds),
+        Duration::from_secs(settings.mirror.read_timeout_seconds),
+        store.clone(),
+    )
+    .map_err(StartupError::CrateRegistry)
 }

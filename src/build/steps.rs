@@ -257,39 +257,36 @@ impl ContainerSteps {
         work: &Path,
         inputs: &BuildInputs<'_>,
     ) -> Result<TestedWheel, Failure> {
+        let wheel = self
+            .build_wheel(record, builders, recipe, work, inputs)
+            .await?;
+        self.runtime_exports
+            .check(
+                self.executor.as_ref(),
+                &builders.runtime,
+                &builders.target,
+                &wheel.path,
+            )
+            .await?;
+        self.smoke_test(record, builders, recipe, work, &wheel, inputs.fetcher)
+            .await?;
+        Ok(wheel)
+    }
+
+    /// The requires and build steps in the builder: the sdist in, one checked wheel out.
+    async fn build_wheel(
+        &self,
+        record: &BuildRecord,
+        builders: &TargetBuilders,
+        recipe: &Recipe,
+        work: &Path,
+        inputs: &BuildInputs<'_>,
+    ) -> Result<TestedWheel, Failure> {
         Self::prepare(work, record, inputs.sdist, inputs.wheelhouse).map_err(|error| {
             infrastructure(format!("cannot prepare {}: {error}", work.display()))
         })?;
         Self::vendor_crates(record, work, inputs.crates).await?;
-        let mut env = vec![
-            ("PATH".to_string(), PATH.to_string()),
-            (
-                "EDELWEISS_SDIST".into(),
-                format!("/input/{}", record.sdist_filename),
-            ),
-            ("EDELWEISS_PROJECT".into(), record.project.to_string()),
-            ("EDELWEISS_VERSION".into(), record.version.to_string()),
-            (
-                "EDELWEISS_PLATFORM".into(),
-                builders.target.platform.to_string(),
-            ),
-            (
-                "EDELWEISS_VERSION_MUST_MATCH".into(),
-                recipe.version_must_match.clone(),
-            ),
-        ];
-        if !recipe.bundle_data.is_empty() {
-            env.push((
-                "EDELWEISS_BUNDLE_DATA".into(),
-                serde_json::to_string(&recipe.bundle_data).expect("strings serialize"),
-            ));
-        }
-        env.extend(
-            recipe
-                .env
-                .iter()
-                .map(|(key, value)| (key.clone(), value.clone())),
-        );
+        let mut env = build_env(record, builders, recipe);
         let mounts = vec![
             mount(work.join("steps"), "/edelweiss", true),
             mount(work.join("input"), "/input", true),
@@ -321,15 +318,20 @@ impl ContainerSteps {
             work,
         );
         self.run_step(build, "build step").await?;
-        let wheel = Self::single_wheel(&work.join("output"), record)?;
-        self.runtime_exports
-            .check(
-                self.executor.as_ref(),
-                &builders.runtime,
-                &builders.target,
-                &wheel.path,
-            )
-            .await?;
+        Self::single_wheel(&work.join("output"), record)
+    }
+
+    /// The wheel installed alone (or with its runtime dependencies) in a fresh container of
+    /// the runtime, and the recipe's import check run.
+    async fn smoke_test(
+        &self,
+        record: &BuildRecord,
+        builders: &TargetBuilders,
+        recipe: &Recipe,
+        work: &Path,
+        wheel: &TestedWheel,
+        fetcher: Option<&dyn RequirementFetcher>,
+    ) -> Result<(), Failure> {
         let import_check = match recipe.import_check.trim() {
             "" => default_import_check(&wheel.path).map_err(package)?,
             check => check.to_string(),
@@ -346,9 +348,9 @@ impl ContainerSteps {
             mount(work.join("steps"), "/edelweiss", true),
             mount(work.join("output"), "/output", true),
         ];
-        if let Some(fetcher) = inputs.fetcher {
+        if let Some(fetcher) = fetcher {
             if self
-                .runtime_dependencies(record, &wheel, work, fetcher)
+                .runtime_dependencies(record, wheel, work, fetcher)
                 .await?
             {
                 env.push(("EDELWEISS_RUNTIME_WHEELHOUSE".into(), "1".into()));
@@ -365,8 +367,7 @@ impl ContainerSteps {
             },
             work,
         );
-        self.run_step(smoke, "smoke test").await?;
-        Ok(wheel)
+        self.run_step(smoke, "smoke test").await
     }
 
     /// The record's crates unpacked into the build's read-only input as cargo's vendor
@@ -538,6 +539,45 @@ fn append_note(work: &Path, note: &str) {
     if let Err(error) = appended {
         tracing::warn!(%error, "could not write a build note");
     }
+}
+
+/// The build step's environment: the sdist, the release, the platform and the recipe's
+/// settings.
+fn build_env(
+    record: &BuildRecord,
+    builders: &TargetBuilders,
+    recipe: &Recipe,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("PATH".to_string(), PATH.to_string()),
+        (
+            "EDELWEISS_SDIST".into(),
+            format!("/input/{}", record.sdist_filename),
+        ),
+        ("EDELWEISS_PROJECT".into(), record.project.to_string()),
+        ("EDELWEISS_VERSION".into(), record.version.to_string()),
+        (
+            "EDELWEISS_PLATFORM".into(),
+            builders.target.platform.to_string(),
+        ),
+        (
+            "EDELWEISS_VERSION_MUST_MATCH".into(),
+            recipe.version_must_match.clone(),
+        ),
+    ];
+    if !recipe.bundle_data.is_empty() {
+        env.push((
+            "EDELWEISS_BUNDLE_DATA".into(),
+            serde_json::to_string(&recipe.bundle_data).expect("strings serialize"),
+        ));
+    }
+    env.extend(
+        recipe
+            .env
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
+    env
 }
 
 /// A built wheel's name must be the build's project and version and install on the target.
