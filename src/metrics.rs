@@ -86,65 +86,104 @@ struct PageCounters {
 const COMPRESSED_CODINGS: [&str; 2] = ["gzip", "zstd"];
 const SENT_CODINGS: [&str; 3] = ["identity", "gzip", "zstd"];
 
-/// Registers `metric` under `name` and gives back the handle that moves it.
-fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+/// A family's name and help as registered: the encoder adds `_total` to a counter's name
+/// and a full stop to its help.
+type Descriptor = (&'static str, &'static str);
+
+/// Every family, in the order `/metrics` shows them.
+mod family {
+    use super::Descriptor;
+
+    pub const HTTP_REQUESTS: Descriptor = (
+        "edelweiss_http_requests",
+        "HTTP requests by route and status",
+    );
+    pub const UPSTREAM_REQUESTS: Descriptor = (
+        "edelweiss_upstream_requests",
+        "Requests to upstream indexes by outcome",
+    );
+    pub const UPSTREAM_PAGE_CACHE: Descriptor = (
+        "edelweiss_upstream_page_cache",
+        "Upstream project page lookups: hit, miss, stale",
+    );
+    pub const UPSTREAM_FILE_CACHE: Descriptor = (
+        "edelweiss_upstream_file_cache",
+        "Upstream file lookups: hit or miss",
+    );
+    pub const BUILD_CONTAINERS: Descriptor = (
+        "edelweiss_build_containers_started",
+        "Build step containers started",
+    );
+    pub const METADATA_EXTRACTIONS: Descriptor = (
+        "edelweiss_metadata_extractions",
+        "METADATA read from mirrored wheels once stored: stored or refused",
+    );
+    pub const FILE_BYTES_SERVED: Descriptor = (
+        "edelweiss_file_bytes_served",
+        "Bytes of files and metadata files sent",
+    );
+    pub const UPSTREAM_BYTES: Descriptor = (
+        "edelweiss_upstream_bytes_fetched",
+        "Bytes of files fetched from upstreams",
+    );
+    pub const FILES_STORED: Descriptor = ("edelweiss_files_stored", "Files recorded in the index");
+    pub const UPLOADS_REJECTED: Descriptor = (
+        "edelweiss_uploads_rejected",
+        "Uploads refused by validation or auth",
+    );
+    pub const PAGE_LOOKUPS: Descriptor = (
+        "edelweiss_page_cache_lookups",
+        "Rendered page lookups: hit (kept) or miss (made)",
+    );
+    pub const PAGE_RENDERS: Descriptor = (
+        "edelweiss_page_renders",
+        "Project and list pages rendered from the records",
+    );
+    pub const PAGE_EVICTIONS: Descriptor = (
+        "edelweiss_page_cache_evictions",
+        "Rendered pages dropped to stay within the budget",
+    );
+    pub const PAGE_BYTES: Descriptor = (
+        "edelweiss_page_cache_bytes",
+        "Bytes of rendered and compressed pages kept",
+    );
+    pub const PAGE_BUDGET: Descriptor = (
+        "edelweiss_page_cache_budget_bytes",
+        "The most bytes of pages kept (limits.page_cache_bytes)",
+    );
+    pub const PAGE_COMPRESSIONS: Descriptor = (
+        "edelweiss_page_compressions",
+        "Pages compressed, once per kept page and coding",
+    );
+    pub const PAGE_RESPONSES: Descriptor = (
+        "edelweiss_page_responses",
+        "Page bodies sent, by content coding",
+    );
+}
+
+/// Registers a new metric and gives back the handle that moves it.
+fn register<M: Metric + Clone + Default>(registry: &mut Registry, (name, help): Descriptor) -> M {
+    let metric = M::default();
     registry.register(name, help, metric.clone());
     metric
 }
 
 impl PageCounters {
     fn register(registry: &mut Registry) -> Self {
-        let lookups: Family<ResultLabel, Counter> = register(
-            registry,
-            "edelweiss_page_cache_lookups",
-            "Rendered page lookups: hit (kept) or miss (made)",
-            Family::default(),
-        );
+        let lookups: Family<ResultLabel, Counter> = register(registry, family::PAGE_LOOKUPS);
+        let result = |result| lookups.get_or_create_owned(&ResultLabel { result });
         Self {
-            hits: lookups.get_or_create_owned(&ResultLabel { result: "hit" }),
-            misses: lookups.get_or_create_owned(&ResultLabel { result: "miss" }),
-            renders: register(
-                registry,
-                "edelweiss_page_renders",
-                "Project and list pages rendered from the records",
-                Counter::default(),
-            ),
-            evictions: register(
-                registry,
-                "edelweiss_page_cache_evictions",
-                "Rendered pages dropped to stay within the budget",
-                Counter::default(),
-            ),
-            bytes: register(
-                registry,
-                "edelweiss_page_cache_bytes",
-                "Bytes of rendered and compressed pages kept",
-                Level::default(),
-            ),
-            budget: register(
-                registry,
-                "edelweiss_page_cache_budget_bytes",
-                "The most bytes of pages kept (limits.page_cache_bytes)",
-                Level::default(),
-            ),
+            hits: result("hit"),
+            misses: result("miss"),
+            renders: register(registry, family::PAGE_RENDERS),
+            evictions: register(registry, family::PAGE_EVICTIONS),
+            bytes: register(registry, family::PAGE_BYTES),
+            budget: register(registry, family::PAGE_BUDGET),
             compressions: coding_counters(
-                &register(
-                    registry,
-                    "edelweiss_page_compressions",
-                    "Pages compressed, once per kept page and coding",
-                    Family::default(),
-                ),
+                &register(registry, family::PAGE_COMPRESSIONS),
                 COMPRESSED_CODINGS,
             ),
-            sent: coding_counters(
-                &register(
-                    registry,
-                    "edelweiss_page_responses",
-                    "Page bodies sent, by content coding",
-                    Family::default(),
-                ),
-                SENT_CODINGS,
-            ),
+            sent: coding_counters(&register(registry, family::PAGE_RESPONSES), SENT_CODINGS),
         }
     }
 }
@@ -171,72 +210,21 @@ fn count(family: &Family<ResultLabel, Counter>, result: &'static str) -> u64 {
 }
 
 impl Default for Metrics {
-    /// Registers every family in the order `/metrics` shows them.
     fn default() -> Self {
         let mut registry = Registry::default();
         let registry = &mut registry;
         Self {
-            requests: register(
-                registry,
-                "edelweiss_http_requests",
-                "HTTP requests by route and status",
-                Family::default(),
-            ),
-            upstream_requests: register(
-                registry,
-                "edelweiss_upstream_requests",
-                "Requests to upstream indexes by outcome",
-                Family::default(),
-            ),
+            requests: register(registry, family::HTTP_REQUESTS),
+            upstream_requests: register(registry, family::UPSTREAM_REQUESTS),
             upstreams_seen: Mutex::default(),
-            page_cache: register(
-                registry,
-                "edelweiss_upstream_page_cache",
-                "Upstream project page lookups: hit, miss, stale",
-                Family::default(),
-            ),
-            file_cache: register(
-                registry,
-                "edelweiss_upstream_file_cache",
-                "Upstream file lookups: hit or miss",
-                Family::default(),
-            ),
-            build_containers: register(
-                registry,
-                "edelweiss_build_containers_started",
-                "Build step containers started",
-                Family::default(),
-            ),
-            metadata_extractions: register(
-                registry,
-                "edelweiss_metadata_extractions",
-                "METADATA read from mirrored wheels once stored: stored or refused",
-                Family::default(),
-            ),
-            file_bytes_served: register(
-                registry,
-                "edelweiss_file_bytes_served",
-                "Bytes of files and metadata files sent",
-                Counter::default(),
-            ),
-            upstream_bytes: register(
-                registry,
-                "edelweiss_upstream_bytes_fetched",
-                "Bytes of files fetched from upstreams",
-                Counter::default(),
-            ),
-            files_stored: register(
-                registry,
-                "edelweiss_files_stored",
-                "Files recorded in the index",
-                Level::default(),
-            ),
-            uploads_rejected: register(
-                registry,
-                "edelweiss_uploads_rejected",
-                "Uploads refused by validation or auth",
-                Counter::default(),
-            ),
+            page_cache: register(registry, family::UPSTREAM_PAGE_CACHE),
+            file_cache: register(registry, family::UPSTREAM_FILE_CACHE),
+            build_containers: register(registry, family::BUILD_CONTAINERS),
+            metadata_extractions: register(registry, family::METADATA_EXTRACTIONS),
+            file_bytes_served: register(registry, family::FILE_BYTES_SERVED),
+            upstream_bytes: register(registry, family::UPSTREAM_BYTES),
+            files_stored: register(registry, family::FILES_STORED),
+            uploads_rejected: register(registry, family::UPLOADS_REJECTED),
             pages: PageCounters::register(registry),
             registry: std::mem::take(registry),
         }
