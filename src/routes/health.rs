@@ -20,6 +20,6 @@ pub async fn metrics(
 ) -> Result<HttpResponse, ApiError> {
     super::authorize(&request, &state, Access::Read)?;
     Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .content_type(crate::metrics::CONTENT_TYPE)
         .body(state.metrics.render()))
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dists;
+pub mod exposition;
 pub mod farm;
 pub mod image;
 pub mod musl_root;
