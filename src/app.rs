@@ -51,37 +51,9 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let services = Services::open(settings)?;
         if !settings.build.targets.is_empty() {
-            match services.executor.remove_orphans(&services.instance).await {
-                Ok(0) => {}
-                Ok(count) => tracing::warn!(count, "removed build containers left by a crash"),
-                Err(error) => {
-                    tracing::warn!(%error, "could not look for orphaned build containers")
-                }
-            }
-            services
-                .builds
-                .spawn_workers(settings.build.workers, &services.instance)
-                .await;
+            start_farm(&services, settings.build.workers).await;
         }
-        let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
-            address: settings.listen,
-            source,
-        })?;
-        let address = listener.local_addr().map_err(|source| StartupError::Bind {
-            address: settings.listen,
-            source,
-        })?;
-        let loopback = if address.ip().is_unspecified() {
-            SocketAddr::from(([127, 0, 0, 1], address.port()))
-        } else {
-            address
-        };
-        let self_url = url::Url::parse(&format!("http://{loopback}/")).map_err(|error| {
-            StartupError::Bind {
-                address,
-                source: std::io::Error::other(error),
-            }
-        })?;
+        let (listener, address, self_url) = bind(settings.listen)?;
         let index = Arc::new(Index::new(services.index, services.published));
         let on_demand = Arc::new(OnDemandPages::new(
             index.clone(),
@@ -147,4 +119,35 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Containers a crashed process left are removed before in-process workers take builds.
+async fn start_farm(services: &Services, workers: usize) {
+    match services.executor.remove_orphans(&services.instance).await {
+        Ok(0) => {}
+        Ok(count) => tracing::warn!(count, "removed build containers left by a crash"),
+        Err(error) => tracing::warn!(%error, "could not look for orphaned build containers"),
+    }
+    services
+        .builds
+        .spawn_workers(workers, &services.instance)
+        .await;
+}
+
+/// The listener, the address it got (port 0 picks one) and the URL this server reaches
+/// itself at (loopback when bound to every address).
+fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr, url::Url), StartupError> {
+    let bind_error = |address, source| StartupError::Bind { address, source };
+    let listener = TcpListener::bind(listen).map_err(|source| bind_error(listen, source))?;
+    let address = listener
+        .local_addr()
+        .map_err(|source| bind_error(listen, source))?;
+    let loopback = if address.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], address.port()))
+    } else {
+        address
+    };
+    let self_url = url::Url::parse(&format!("http://{loopback}/"))
+        .map_err(|error| bind_error(address, std::io::Error::other(error)))?;
+    Ok((listener, address, self_url))
 }
