@@ -37,6 +37,7 @@ pub mod memory;
 pub mod metadata;
 pub mod metrics;
 pub mod mirror;
+pub mod postgres;
 pub mod prewarm;
 pub mod pypi;
 pub mod routes;

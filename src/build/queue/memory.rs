@@ -77,9 +77,7 @@ impl BuildQueue for MemoryBuildQueue {
                 return Ok((existing.clone(), Requested::Joined));
             }
         }
-        state
-            .keys
-            .insert(candidate.key, candidate.id.clone());
+        state.keys.insert(candidate.key, candidate.id.clone());
         if candidate.state == BuildState::Queued {
             state.enqueue(&candidate.id);
         }
