@@ -39,18 +39,24 @@ pub enum OpenError {
     },
 }
 
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Connections at most per pool: each store of each process holds its own pool.
 const POOL_SIZE: usize = 8;
 
 /// A pool of connections to `url` (`postgres://user:password@host:port/database`). Nothing
 /// connects until the first use.
-pub fn pool(url: &str) -> Result<Pool, OpenError> {
-    let config: tokio_postgres::Config =
+fn pool(url: &str) -> Result<Pool, OpenError> {
+    let mut config: tokio_postgres::Config =
         url.parse()
             .map_err(|error: tokio_postgres::Error| OpenError::InvalidUrl {
                 url: redacted(url),
                 reason: error.to_string(),
             })?;
+    if config.get_connect_timeout().is_none() {
+        // A host that drops packets fails in seconds rather than after the kernel's retries.
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
     let manager = Manager::from_config(
         config,
         NoTls,
