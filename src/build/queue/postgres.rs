@@ -567,6 +567,41 @@ mod tests {
         database.remove().await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_requesting_one_key_at_once_make_one_build() {
+        let Some(database) = TestDatabase::create().await else {
+            return;
+        };
+        let first = PostgresBuildQueue::open(&database.url).await.unwrap();
+        let second = PostgresBuildQueue::open(&database.url).await.unwrap();
+        let request_each = |queue: PostgresBuildQueue, replica: &'static str| {
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for key in 0..10 {
+                    let id = format!("{replica}-{key}");
+                    let candidate = candidate(&id, &format!("key-{key}"));
+                    answers.push(queue.request(candidate).await.unwrap());
+                }
+                answers
+            })
+        };
+        let (from_first, from_second) = tokio::join!(
+            request_each(first.clone(), "first"),
+            request_each(second.clone(), "second")
+        );
+        for ((a, a_requested), (b, b_requested)) in
+            from_first.unwrap().iter().zip(&from_second.unwrap())
+        {
+            assert_eq!(a.id, b.id, "one build answers {}", a.key);
+            let mut requested = [*a_requested, *b_requested];
+            requested.sort_by_key(|requested| *requested == Requested::Joined);
+            assert_eq!(requested, [Requested::Queued, Requested::Joined]);
+        }
+        assert_eq!(first.list().await.unwrap().len(), 10);
+        drop((first, second));
+        database.remove().await;
+    }
+
     async fn schema_versions(url: &str) -> Vec<(String, i32)> {
         let client = connect(url).await.unwrap();
         let rows = client
