@@ -6,6 +6,8 @@
 //!   input through).
 //! - [`storage`]: content-addressed blobs over `object_store`.
 //! - [`metadata`]: the index's records in sled.
+//! - [`postgres`]: what the PostgreSQL backends share (a connection pool, schema
+//!   migrations versioned in the binary).
 //! - [`ingest`]: spool, validate and commit an uploaded, added or built file; read the
 //!   METADATA of a wheel the mirror stored.
 //! - [`index`]: page models and their HTML/JSON renderings, merged with upstream pages,
@@ -37,6 +39,7 @@ pub mod memory;
 pub mod metadata;
 pub mod metrics;
 pub mod mirror;
+pub mod postgres;
 pub mod prewarm;
 pub mod pypi;
 pub mod routes;

@@ -37,7 +37,7 @@ pub use key::{BuildKey, CACHE_VERSION, KeyInputs};
 pub use on_demand::{KnownMissing, MissingWheel, missing_wheels, release_has_wheel};
 pub use on_demand_pages::{OnDemandPages, PageStream, TargetPage};
 pub use pipeline::{Pipeline, PipelineResult};
-pub use queue::{BuildQueue, QueueError, Released, Requested, SledBuildQueue};
+pub use queue::{BuildQueue, PostgresBuildQueue, QueueError, Released, Requested, SledBuildQueue};
 pub use recipe::{Recipe, RecipeBook, RecipeError, SHIPPED};
 pub use records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, FailureKind, Holding, Lease,

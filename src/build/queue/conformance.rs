@@ -1,11 +1,12 @@
-//! One behaviour, every backend: each test body below runs against the in-memory queue and
-//! against sled (a temporary database). A new backend joins by adding a module to
+//! One behaviour, every backend: each test body below runs against the in-memory queue,
+//! against sled (a temporary database) and against PostgreSQL (a fresh database on the
+//! test server of `.ci/setup`). A new backend joins by adding a module to
 //! `backends!`.
 
 use super::memory::MemoryBuildQueue;
 use super::{
-    BuildQueue, Needs, Outcome, QueueError, Released, Requested, SledBuildQueue, needs_of,
-    record_result, waits_for_any,
+    BuildQueue, Needs, Outcome, PostgresBuildQueue, QueueError, Released, Requested,
+    SledBuildQueue, needs_of, record_result, waits_for_any,
 };
 use crate::auth::CredentialId;
 use crate::build::BuildKey;
@@ -422,6 +423,22 @@ macro_rules! backends {
                 async fn $test() {
                     let db = ::sled::Config::new().temporary(true).open().unwrap();
                     super::$test(&super::SledBuildQueue::open(&db).unwrap()).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            use crate::postgres::testing::TestDatabase;
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let Some(database) = TestDatabase::create().await else {
+                        return;
+                    };
+                    let queue = super::PostgresBuildQueue::open(&database.url).await.unwrap();
+                    super::$test(&queue).await;
+                    drop(queue);
+                    database.remove().await;
                 }
             )*
         }

@@ -1,8 +1,10 @@
 //! The records of builds behind one trait: requests deduplicated by build key, leases with
 //! expiry, results recorded once and only from the lease holder, builds that wait for
-//! others. `SledBuildQueue` is the embedded backend; one conformance suite (`conformance`)
-//! holds every backend to the same behaviour.
+//! others. `SledBuildQueue` is the embedded backend, `PostgresBuildQueue` the one that
+//! replicas share; one conformance suite (`conformance`) holds every backend to the same
+//! behaviour.
 
+mod postgres;
 mod schedule;
 mod sled;
 mod transitions;
@@ -19,6 +21,7 @@ use crate::auth::CredentialId;
 use crate::build::BuildKey;
 use crate::pypi::{Sha256Digest, Target};
 
+pub use self::postgres::PostgresBuildQueue;
 pub use self::sled::SledBuildQueue;
 pub use schedule::{Needs, Outcome, needs_of, record_result, waits_for_any};
 

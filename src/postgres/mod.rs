@@ -1,0 +1,94 @@
+//! What every PostgreSQL backend shares: a connection pool opened from a URL and the
+//! schema migrations each store brings (`migrations`). The stores themselves (the build
+//! queue so far) live beside their sled counterparts.
+//!
+//! Connections are plain TCP or a Unix socket, without TLS for now: the server is expected
+//! on the same host or a private network.
+
+pub mod migrations;
+#[cfg(test)]
+pub mod testing;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+pub use migrations::Migrations;
+
+/// Why a PostgreSQL store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("`{url}` is not a PostgreSQL URL: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("PostgreSQL is unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(
+        "the {component} schema is at version {found}, newer than this binary's {known}: \
+         run a newer edelweiss"
+    )]
+    NewerSchema {
+        component: &'static str,
+        found: usize,
+        known: usize,
+    },
+    #[error("migration {version} of the {component} schema failed: {source}")]
+    Migration {
+        component: &'static str,
+        version: usize,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Connections at most per pool: each store of each process holds its own pool.
+const POOL_SIZE: usize = 8;
+
+/// A pool of connections to `url` (`postgres://user:password@host:port/database`). Nothing
+/// connects until the first use.
+fn pool(url: &str) -> Result<Pool, OpenError> {
+    let mut config: tokio_postgres::Config =
+        url.parse()
+            .map_err(|error: tokio_postgres::Error| OpenError::InvalidUrl {
+                url: redacted(url),
+                reason: error.to_string(),
+            })?;
+    if config.get_connect_timeout().is_none() {
+        // A host that drops packets fails in seconds rather than after the kernel's retries.
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .build()
+        .map_err(|error| OpenError::Unavailable(Box::new(error)))
+}
+
+/// Opens a pool on `url` and brings its schema up to `migrations`.
+pub async fn open(url: &str, migrations: &Migrations) -> Result<Pool, OpenError> {
+    let pool = pool(url)?;
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|error| OpenError::Unavailable(Box::new(error)))?;
+    migrations.apply(&mut client).await?;
+    Ok(pool)
+}
+
+/// `url` without its password, for messages.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(an unparsable URL)".to_string(),
+    }
+}
