@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{IndexError, page_origins};
-use crate::pypi::{DistFilename, Sha256Digest};
 use crate::pypi::simple::ProjectDetail;
+use crate::pypi::{DistFilename, Sha256Digest};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedPage {

@@ -6,8 +6,8 @@ mod records;
 mod sled_store;
 
 pub use mirror_records::{CachedPage, ExtractedMetadata, Extraction, MirrorRecords, UpstreamFile};
-pub use records::{FileKind, FileOrigin, FileRecord, ProjectRecord};
 pub use page_origins::OriginsError;
+pub use records::{FileKind, FileOrigin, FileRecord, ProjectRecord};
 pub use sled_store::SledIndex;
 
 use crate::pypi::{DistFilename, PackageName, Sha256Digest};

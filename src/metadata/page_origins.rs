@@ -22,7 +22,9 @@ pub const ORIGINS_FORMAT: u8 = 1;
 pub enum OriginsError {
     #[error("the record is not a page-origins record")]
     NotOrigins,
-    #[error("the record is in origins format {found}; this edelweiss reads format {ORIGINS_FORMAT}")]
+    #[error(
+        "the record is in origins format {found}; this edelweiss reads format {ORIGINS_FORMAT}"
+    )]
     Format { found: u8 },
     #[error("the record ends inside its {field}")]
     Truncated { field: &'static str },
@@ -37,7 +39,10 @@ pub fn encode(upstream: &str, files: &[FileDetail]) -> Vec<u8> {
     let mut entries: Vec<u8> = Vec::with_capacity(files.len() * 200);
     let mut count: u32 = 0;
     for file in files {
-        let Some(digest) = file.sha256().and_then(|hex| hex.parse::<Sha256Digest>().ok()) else {
+        let Some(digest) = file
+            .sha256()
+            .and_then(|hex| hex.parse::<Sha256Digest>().ok())
+        else {
             continue;
         };
         let (Ok(filename_length), Ok(url_length)) = (
@@ -153,8 +158,10 @@ mod tests {
     use crate::pypi::simple::CoreMetadataRef;
 
     fn file(filename: &str, metadata: Option<Sha256Digest>) -> FileDetail {
-        let mut file =
-            FileDetail::new(filename, format!("https://files.example/packages/{filename}"));
+        let mut file = FileDetail::new(
+            filename,
+            format!("https://files.example/packages/{filename}"),
+        );
         let digest = Sha256Digest::of(filename.as_bytes()).to_hex();
         file.hashes.insert("sha256".into(), digest);
         file.core_metadata = match metadata {
@@ -185,7 +192,10 @@ mod tests {
         let found = find(&record, sdist, "demo-1.0.tar.gz").unwrap().unwrap();
         assert_eq!(found.metadata_sha256, None);
         assert_eq!(find(&record, wheel, "demo-1.0.tar.gz").unwrap(), None);
-        assert_eq!(find(&record, sdist, "demo-1.0-py3-none-any.whl").unwrap(), None);
+        assert_eq!(
+            find(&record, sdist, "demo-1.0-py3-none-any.whl").unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -200,12 +210,17 @@ mod tests {
     fn refuses_other_records_with_a_typed_error() {
         let record = encode("https://pypi.example/simple/", &[file("a-1.whl", None)]);
         let digest = Sha256Digest::of(b"a-1.whl");
-        assert_eq!(find(b"{\"upstream\":1}", digest, "a-1.whl"), Err(OriginsError::NotOrigins));
+        assert_eq!(
+            find(b"{\"upstream\":1}", digest, "a-1.whl"),
+            Err(OriginsError::NotOrigins)
+        );
         let mut newer = record.clone();
         newer[3] = ORIGINS_FORMAT + 1;
         assert_eq!(
             find(&newer, digest, "a-1.whl"),
-            Err(OriginsError::Format { found: ORIGINS_FORMAT + 1 })
+            Err(OriginsError::Format {
+                found: ORIGINS_FORMAT + 1
+            })
         );
         assert!(matches!(
             find(&record[..record.len() - 3], digest, "a-1.whl"),

@@ -246,7 +246,10 @@ mod tests {
             let text = serde_json::to_string(&yanked).unwrap();
             assert_eq!(serde_json::from_str::<Yanked>(&text).unwrap(), yanked);
         }
-        for metadata in [CoreMetadataRef::Absent(false), CoreMetadataRef::sha256("ab")] {
+        for metadata in [
+            CoreMetadataRef::Absent(false),
+            CoreMetadataRef::sha256("ab"),
+        ] {
             let text = serde_json::to_string(&metadata).unwrap();
             assert_eq!(
                 serde_json::from_str::<CoreMetadataRef>(&text).unwrap(),
