@@ -42,23 +42,9 @@ pub struct ServedPage {
 const LARGE_PAGE: usize = 1 << 20;
 
 impl Drop for ServedPage {
-    /// A large model is freed, and the memory handed back, on a blocking thread: for a
-    /// 40,000-file page that took an eighth of the request, and the response waits for the
-    /// handler's locals to drop.
     fn drop(&mut self) {
-        let Some(detail) = self.detail.take() else {
-            return;
-        };
-        if self.page.identity().len() < LARGE_PAGE {
-            return;
-        }
-        let release = move || {
-            drop(detail);
+        if self.detail.take().is_some() && self.page.identity().len() >= LARGE_PAGE {
             crate::memory::release_freed();
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(release)),
-            Err(_) => release(),
         }
     }
 }
