@@ -340,3 +340,74 @@ fn pip_and_uv_install_through_compressed_pages() {
     assert!(server.metric("edelweiss_page_responses_total{encoding=\"gzip\"}") >= 2);
     assert!(server.metric("edelweiss_page_responses_total{encoding=\"zstd\"}") >= 2);
 }
+
+/// Gzip members in `body` (each member decoded to count it).
+fn gzip_members(body: &[u8]) -> usize {
+    let mut members = 0;
+    let mut rest = body;
+    while !rest.is_empty() {
+        let mut decoder = flate2::bufread::GzDecoder::new(rest);
+        std::io::copy(&mut decoder, &mut std::io::sink()).expect("a gzip member");
+        rest = decoder.into_inner();
+        members += 1;
+    }
+    members
+}
+
+/// A page of several MiB is gzipped as one member (uv stops reading after the first of
+/// several): the body decodes to the page as rendered, and pip resolves from it and
+/// installs the one real wheel, fetched from the upstream through the page's origins record.
+#[test]
+fn pip_installs_through_a_large_gzipped_page() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = UpstreamTree::new(&work.path().join("tree"));
+    let dists = work.path().join("dists");
+    std::fs::create_dir_all(&dists).unwrap();
+    tree.publish("purelib", &[wheel(&dists, "purelib", "2.0")]);
+    let listed_only: Vec<serde_json::Value> = (0..16_000)
+        .map(|number| {
+            let filename = format!(
+                "purelib-1.{}.{}-py3-none-any.whl",
+                number / 1000,
+                number % 1000
+            );
+            serde_json::json!({
+                "filename": filename,
+                "url": format!("../../files/{filename}"),
+                "hashes": {"sha256": common::sha256_hex(filename.as_bytes())},
+                "requires-python": ">=3.8",
+            })
+        })
+        .collect();
+    tree.append_entries("purelib", &listed_only, "");
+    let upstream = UpstreamServer::start(&tree, "json");
+    let server = TestServer::mirroring(&[&upstream.simple_url()], &base_config("", ""));
+
+    let identity = fetch(&server, "/simple/purelib/", JSON, None, None)
+        .bytes()
+        .unwrap();
+    assert!(identity.len() >= 4 << 20, "{} bytes", identity.len());
+    let gzip = fetch(&server, "/simple/purelib/", JSON, Some(PIP_ENCODINGS), None);
+    assert_eq!(header(&gzip, "content-encoding").as_deref(), Some("gzip"));
+    let body = gzip.bytes().unwrap();
+    assert_eq!(
+        gzip_members(&body),
+        1,
+        "one gzip member, which uv reads whole"
+    );
+    let mut decoded = Vec::new();
+    flate2::read::MultiGzDecoder::new(&body[..])
+        .read_to_end(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, identity);
+
+    let target = work.path().join("pip-target");
+    assert_success(
+        tool("pip")
+            .args(["install", "--no-deps", "--target"])
+            .arg(&target)
+            .args(["--index-url", &server.index_url(), "purelib==2.0"]),
+    );
+    assert!(target.join("purelib/__init__.py").exists());
+    assert!(server.metric("edelweiss_page_responses_total{encoding=\"gzip\"}") >= 2);
+}

@@ -43,14 +43,7 @@ impl Coding {
     pub fn compress(self, body: &[u8]) -> Bytes {
         super::exact(match self {
             Self::Identity => body.to_vec(),
-            Self::Gzip => {
-                let mut encoder = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(body.len() / 4),
-                    flate2::Compression::new(GZIP_LEVEL),
-                );
-                encoder.write_all(body).expect("gzip into memory");
-                encoder.finish().expect("gzip into memory")
-            }
+            Self::Gzip => gzip(body),
             // Its buffer is the worst case, the page's size: `exact` gives the rest back.
             Self::Zstd => zstd::bulk::compress(body, ZSTD_LEVEL).expect("zstd into memory"),
         })
@@ -64,6 +57,20 @@ impl Coding {
             _ => None,
         }
     }
+}
+
+/// `body` as one gzip member. Writing into memory cannot fail.
+///
+/// One member, not chunks compressed side by side as concatenated members (RFC 1952 §2.2
+/// allows them): pip decodes those whole, but uv 0.13 (reqwest) stops after the first
+/// member and fails on the truncated page.
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::new(GZIP_LEVEL),
+    );
+    encoder.write_all(body).expect("gzip into memory");
+    encoder.finish().expect("gzip into memory")
 }
 
 /// The server's preference among codings a client accepts equally.

@@ -2,17 +2,23 @@
 //! every upstream file with a sha256, where it comes from, and for every upstream wheel
 //! stored here, the METADATA read from it.
 //!
-//! Trees: `upstream_pages` (normalized name → `CachedPage`), `upstream_files`
-//! (`sha256 \0 filename` → `UpstreamFile`), `extracted_metadata` (normalized name `\0`
-//! filename → `ExtractedMetadata`; keyed by project so a page reads its few with one scan).
+//! Trees: `upstream_pages` (normalized name → `CachedPage`), `upstream_origins` (normalized
+//! name → the origins of that page's files, one binary record: `page_origins`),
+//! `extracted_metadata` (normalized name `\0` filename → `ExtractedMetadata`; keyed by
+//! project so a page reads its few with one scan).
+//!
+//! `upstream_files` (`sha256 \0 filename` → `UpstreamFile`, one record per file) is what
+//! data directories written before `upstream_origins` hold: it is no longer written, and
+//! read only for a file that its project's origins record does not list, so the files of a
+//! page stored by an older edelweiss keep their origins until the page is fetched again.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::IndexError;
-use crate::pypi::Sha256Digest;
+use super::{IndexError, page_origins};
 use crate::pypi::simple::ProjectDetail;
+use crate::pypi::{DistFilename, Sha256Digest};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedPage {
@@ -51,12 +57,12 @@ pub enum Extraction {
     Refused { reason: String },
 }
 
-const ORIGIN_BATCH: usize = 512;
-
 #[derive(Clone)]
 pub struct MirrorRecords {
     pages: sled::Tree,
-    files: sled::Tree,
+    origins: sled::Tree,
+    /// Per-file origins written by older versions; read as a fallback only.
+    legacy_files: sled::Tree,
     extracted: sled::Tree,
 }
 
@@ -75,7 +81,8 @@ impl MirrorRecords {
     pub fn open(db: &sled::Db) -> Result<Self, IndexError> {
         Ok(Self {
             pages: db.open_tree("upstream_pages")?,
-            files: db.open_tree("upstream_files")?,
+            origins: db.open_tree("upstream_origins")?,
+            legacy_files: db.open_tree("upstream_files")?,
             extracted: db.open_tree("extracted_metadata")?,
         })
     }
@@ -87,37 +94,14 @@ impl MirrorRecords {
             .transpose()
     }
 
-    /// Stores a page and the origin of each of its files that has a sha256. The origins go
-    /// in batches of `ORIGIN_BATCH`: sled keeps what one batch displaces until the batch is
-    /// done, and one batch of a 40,000-file page's origins left it holding 220 MB (65 MB in
-    /// batches of 512). An origin without its page is harmless: only a page links to it.
+    /// Stores a page and, as one record, the origin of each of its files that has a sha256.
+    /// The origins go first: origins without their page are harmless, only a page links
+    /// to them.
     pub fn put_page(&self, name: &str, page: &CachedPage) -> Result<(), IndexError> {
-        let mut batch = sled::Batch::default();
-        let mut batched = 0;
-        for file in &page.detail.files {
-            let Some(digest) = file
-                .sha256()
-                .and_then(|hex| hex.parse::<Sha256Digest>().ok())
-            else {
-                continue;
-            };
-            let metadata_sha256 = file
-                .core_metadata
-                .sha256_hex()
-                .and_then(|hex| hex.parse().ok());
-            let record = UpstreamFile {
-                upstream: page.upstream.clone(),
-                url: file.url.clone(),
-                metadata_sha256,
-            };
-            batch.insert(file_key(digest, &file.filename), encode(&record));
-            batched += 1;
-            if batched == ORIGIN_BATCH {
-                self.files.apply_batch(std::mem::take(&mut batch))?;
-                batched = 0;
-            }
-        }
-        self.files.apply_batch(batch)?;
+        self.origins.insert(
+            name,
+            page_origins::encode(&page.upstream, &page.detail.files),
+        )?;
         self.pages.insert(name, encode(page))?;
         Ok(())
     }
@@ -134,13 +118,38 @@ impl MirrorRecords {
         Ok(page)
     }
 
+    /// Where the upstream file `filename` with `digest` comes from: the origins record of
+    /// the project its name names (a page keeps only its own project's files), else a
+    /// per-file record of an older version.
     pub fn upstream_file(
         &self,
         digest: Sha256Digest,
         filename: &str,
     ) -> Result<Option<UpstreamFile>, IndexError> {
+        if let Ok(parsed) = filename.parse::<DistFilename>() {
+            let project = parsed.name().as_ref();
+            if let Some(record) = self.origins.get(project)? {
+                let found = page_origins::find(&record, digest, filename).map_err(|source| {
+                    IndexError::CorruptOrigins {
+                        project: project.to_string(),
+                        source,
+                    }
+                })?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
+        self.legacy_upstream_file(digest, filename)
+    }
+
+    fn legacy_upstream_file(
+        &self,
+        digest: Sha256Digest,
+        filename: &str,
+    ) -> Result<Option<UpstreamFile>, IndexError> {
         let key = file_key(digest, filename);
-        self.files
+        self.legacy_files
             .get(&key)?
             .map(|value| decode(&key, &value))
             .transpose()
@@ -195,4 +204,103 @@ fn project_file_key(name: &str, filename: &str) -> Vec<u8> {
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Plain structs with string keys: serializing to JSON cannot fail.
     serde_json::to_vec(value).expect("records serialize to JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pypi::simple::{FileDetail, Meta};
+
+    fn page(files: &[&str]) -> CachedPage {
+        let files = files
+            .iter()
+            .map(|filename| {
+                let mut file =
+                    FileDetail::new(*filename, format!("https://files.example/{filename}"));
+                let digest = Sha256Digest::of(filename.as_bytes()).to_hex();
+                file.hashes.insert("sha256".into(), digest);
+                file
+            })
+            .collect();
+        CachedPage {
+            upstream: "https://pypi.example/simple/".into(),
+            fetched_at: 1,
+            etag: None,
+            last_modified: None,
+            detail: ProjectDetail {
+                meta: Meta::default(),
+                name: "demo".into(),
+                versions: vec!["1.0".into()],
+                files,
+            },
+        }
+    }
+
+    fn origin_url(records: &MirrorRecords, filename: &str) -> Option<String> {
+        let digest = Sha256Digest::of(filename.as_bytes());
+        let origin = records.upstream_file(digest, filename).unwrap();
+        origin.map(|origin| origin.url)
+    }
+
+    #[test]
+    fn a_page_stores_its_origins_as_one_record() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let records = MirrorRecords::open(&db).unwrap();
+        let wheel = "demo-1.0-py3-none-any.whl";
+        records
+            .put_page("demo", &page(&[wheel, "demo-1.0.tar.gz"]))
+            .unwrap();
+        assert_eq!(records.origins.len(), 1);
+        assert!(records.legacy_files.is_empty());
+        assert_eq!(
+            origin_url(&records, wheel).as_deref(),
+            Some("https://files.example/demo-1.0-py3-none-any.whl")
+        );
+        assert!(origin_url(&records, "demo-1.0.tar.gz").is_some());
+        assert_eq!(origin_url(&records, "demo-2.0.tar.gz"), None);
+        assert_eq!(origin_url(&records, "not a distribution"), None);
+    }
+
+    /// A data directory written before `upstream_origins` holds one record per file.
+    #[test]
+    fn per_file_origins_of_an_older_version_are_still_read() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let legacy = db.open_tree("upstream_files").unwrap();
+        let old = "demo-0.9-py3-none-any.whl";
+        let record = br#"{"upstream":"https://pypi.example/simple/","url":"https://files.example/old/demo-0.9-py3-none-any.whl","metadata_sha256":null}"#;
+        let digest = Sha256Digest::of(old.as_bytes());
+        legacy.insert(file_key(digest, old), &record[..]).unwrap();
+        let records = MirrorRecords::open(&db).unwrap();
+        assert_eq!(
+            records.upstream_file(digest, old).unwrap(),
+            Some(UpstreamFile {
+                upstream: "https://pypi.example/simple/".into(),
+                url: "https://files.example/old/demo-0.9-py3-none-any.whl".into(),
+                metadata_sha256: None,
+            })
+        );
+        records
+            .put_page("demo", &page(&["demo-1.0-py3-none-any.whl"]))
+            .unwrap();
+        assert!(
+            origin_url(&records, old).is_some(),
+            "a file the new record does not list falls back to its old record"
+        );
+        assert!(origin_url(&records, "demo-1.0-py3-none-any.whl").is_some());
+    }
+
+    #[test]
+    fn a_corrupt_origins_record_is_a_typed_error() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let records = MirrorRecords::open(&db).unwrap();
+        records.origins.insert("demo", &b"EWO"[..]).unwrap();
+        let filename = "demo-1.0-py3-none-any.whl";
+        let error = records
+            .upstream_file(Sha256Digest::of(filename.as_bytes()), filename)
+            .unwrap_err();
+        assert!(
+            matches!(error, IndexError::CorruptOrigins { ref project, .. } if project == "demo"),
+            "{error}"
+        );
+    }
 }

@@ -27,6 +27,15 @@ impl Sha256Digest {
         Self(hasher.finalize().into())
     }
 
+    /// The digest's 32 bytes, as binary records store it.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     pub fn to_hex(&self) -> String {
         // By table: pages write two digests per file, tens of thousands per page.
         const DIGITS: &[u8; 16] = b"0123456789abcdef";

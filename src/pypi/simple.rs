@@ -47,7 +47,7 @@ pub struct ProjectDetail {
 }
 
 /// PEP 658/714: `false` when there is no metadata file, else the file's hashes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum CoreMetadataRef {
     Absent(bool),
@@ -68,7 +68,7 @@ impl CoreMetadataRef {
 }
 
 /// PEP 592: `false`, `true`, or the reason (which implies yanked).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Yanked {
     Flag(bool),
@@ -93,6 +93,61 @@ impl Yanked {
             Self::Reason(reason) => Some(reason),
             Self::Flag(_) => None,
         }
+    }
+}
+
+// Deserialized by hand, not as `untagged`: serde buffers every untagged value before
+// trying its variants, which was a tenth of the time to read a 40,000-file page.
+impl<'de> Deserialize<'de> for CoreMetadataRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = CoreMetadataRef;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a boolean or a map of hashes")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Self::Value, E> {
+                Ok(CoreMetadataRef::Absent(value))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let hashes =
+                    BTreeMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(CoreMetadataRef::Hashes(hashes))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Yanked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Yanked;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a boolean or a reason")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Self::Value, E> {
+                Ok(Yanked::Flag(value))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(Yanked::Reason(value.to_string()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Self::Value, E> {
+                Ok(Yanked::Reason(value))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -179,5 +234,30 @@ mod tests {
         );
         let parsed: CoreMetadataRef = serde_json::from_str("true").unwrap();
         assert_eq!(parsed, CoreMetadataRef::Absent(true));
+    }
+
+    #[test]
+    fn reads_every_wire_form_back_and_refuses_others() {
+        for yanked in [
+            Yanked::Flag(false),
+            Yanked::Flag(true),
+            Yanked::Reason("broken".into()),
+        ] {
+            let text = serde_json::to_string(&yanked).unwrap();
+            assert_eq!(serde_json::from_str::<Yanked>(&text).unwrap(), yanked);
+        }
+        for metadata in [
+            CoreMetadataRef::Absent(false),
+            CoreMetadataRef::sha256("ab"),
+        ] {
+            let text = serde_json::to_string(&metadata).unwrap();
+            assert_eq!(
+                serde_json::from_str::<CoreMetadataRef>(&text).unwrap(),
+                metadata
+            );
+        }
+        assert!(serde_json::from_str::<Yanked>("1").is_err());
+        assert!(serde_json::from_str::<CoreMetadataRef>("\"ab\"").is_err());
+        assert!(serde_json::from_str::<CoreMetadataRef>(r#"{"sha256":1}"#).is_err());
     }
 }
