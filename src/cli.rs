@@ -36,6 +36,9 @@ pub enum Command {
     Prewarm(PrewarmArgs),
     /// Take builds from a server and run them here (a remote build worker).
     Worker(WorkerArgs),
+    /// Create or bring up to date the PostgreSQL schema `metadata_url` names, then exit
+    /// (a server also does this at start; run it first to migrate before a rolling update).
+    Migrate,
     /// Probe a server's /healthz and exit 0 if it answers 200 (the image's HEALTHCHECK).
     Healthcheck(HealthcheckArgs),
 }
@@ -177,7 +180,9 @@ impl Command {
                 data_dir: args.data.data_dir.clone(),
                 ..Overrides::default()
             },
-            Self::Prewarm(_) | Self::Worker(_) | Self::Healthcheck(_) => Overrides::default(),
+            Self::Prewarm(_) | Self::Worker(_) | Self::Migrate | Self::Healthcheck(_) => {
+                Overrides::default()
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::app::{Application, Services};
 use crate::build::{ContainerSteps, RemoteWorker};
 use crate::cli::{BuildArgs, ExecutorChoice, PrewarmArgs, WorkerArgs};
 use crate::config::Settings;
-use crate::config::{ExecutorKind, TargetSettings};
+use crate::config::{ExecutorKind, MetadataBackend, TargetSettings};
 use crate::ingest::Spool;
 use crate::ingest::inspect;
 use crate::metadata::{FileOrigin, InsertOutcome};
@@ -25,9 +25,36 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Brings the PostgreSQL schemas up to date and says what each was and is; the embedded
+/// database needs nothing.
+pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let url = match settings.metadata_backend() {
+        MetadataBackend::Postgres(url) => url,
+        MetadataBackend::Embedded => {
+            println!(
+                "metadata_url is not set: the embedded database in {} needs no migration",
+                settings.data_dir.display()
+            );
+            return Ok(());
+        }
+        MetadataBackend::Invalid => anyhow::bail!("metadata_url is not a postgres:// URL"),
+    };
+    let pool = crate::postgres::pool(&url)?;
+    for applied in crate::postgres::migrate(&pool, crate::postgres::SCHEMAS).await? {
+        match applied.from == applied.to {
+            true => println!("{}: at version {}", applied.component, applied.to),
+            false => println!(
+                "{}: migrated from version {} to {}",
+                applied.component, applied.from, applied.to
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Ingests each file; reports every failure and fails if any file was refused.
 pub async fn add(settings: Settings, files: Vec<PathBuf>) -> anyhow::Result<()> {
-    let data = Services::open(&settings)?;
+    let data = Services::open(&settings).await?;
     let mut refused = 0;
     for path in files {
         let filename = path
@@ -156,7 +183,7 @@ async fn store_sdist(
 
 pub async fn build(settings: Settings, args: &BuildArgs) -> anyhow::Result<()> {
     let settings = build_settings(settings, args);
-    let services = Services::open(&settings)?;
+    let services = Services::open(&settings).await?;
     let source = std::path::Path::new(&args.source);
     let (project, version, sdist) = if source.is_file() {
         store_sdist(&services, &settings, source).await?

@@ -44,6 +44,10 @@ pub struct Settings {
     /// Blob storage URL: `file:///abs/dir` or `s3://bucket/prefix`. Empty means
     /// `file://<data_dir>/blobs`.
     pub storage_url: String,
+    /// Where the records (projects, files, the mirror's pages) and the build queue live:
+    /// `postgres://user:password@host:port/database` for a database several replicas
+    /// share. Empty means the embedded sled database under `data_dir`.
+    pub metadata_url: String,
     /// Simple-API base URLs mirrored, in order: a project is taken from the first upstream
     /// that has it. Credentials go in the URL (`https://user:password@host/simple/`) and
     /// are never logged.
@@ -55,6 +59,17 @@ pub struct Settings {
     pub mirror: MirrorSettings,
     pub build: BuildSettings,
     pub on_demand: OnDemandSettings,
+}
+
+/// The database behind the records and the build queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataBackend {
+    /// sled under `data_dir`, owned by one process.
+    Embedded,
+    /// A PostgreSQL server (the URL, password included), shared by every replica.
+    Postgres(String),
+    /// A URL of another scheme (`validate` refuses it).
+    Invalid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -317,6 +332,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./edelweiss-data"),
             storage_url: String::new(),
+            metadata_url: String::new(),
             upstreams: vec![UpstreamUrl::pypi()],
             no_upstream: false,
             auth: AuthSettings::default(),
@@ -354,6 +370,7 @@ const ENVIRONMENT: &[(&str, &[&str], EnvKind)] = &[
     ("EDELWEISS_LISTEN", &["listen"], EnvKind::Address),
     ("EDELWEISS_DATA_DIR", &["data_dir"], EnvKind::Text),
     ("EDELWEISS_STORAGE_URL", &["storage_url"], EnvKind::Text),
+    ("EDELWEISS_METADATA_URL", &["metadata_url"], EnvKind::Text),
     ("EDELWEISS_UPSTREAMS", &["upstreams"], EnvKind::List),
     ("EDELWEISS_NO_UPSTREAM", &["no_upstream"], EnvKind::Flag),
     ("EDELWEISS_UPLOAD_TOKENS", &["auth", "upload_tokens"], EnvKind::List),
@@ -508,6 +525,12 @@ impl Settings {
         {
             return invalid("storage_url", "must start with file:// or s3://");
         }
+        if let MetadataBackend::Invalid = self.metadata_backend() {
+            return invalid(
+                "metadata_url",
+                "must be empty (the embedded database) or start with postgres:// or postgresql://",
+            );
+        }
         if self.auth.read_requires_token
             && self.auth.upload_tokens.is_empty()
             && self.auth.read_tokens.is_empty()
@@ -625,6 +648,18 @@ impl Settings {
             })
     }
 
+    /// Which database `metadata_url` names.
+    pub fn metadata_backend(&self) -> MetadataBackend {
+        let url = self.metadata_url.as_str();
+        if url.is_empty() {
+            MetadataBackend::Embedded
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            MetadataBackend::Postgres(url.to_string())
+        } else {
+            MetadataBackend::Invalid
+        }
+    }
+
     /// The upstreams in use: none with `no_upstream`.
     pub fn active_upstreams(&self) -> &[UpstreamUrl] {
         if self.no_upstream {
@@ -691,6 +726,25 @@ mod tests {
                 .page_ttl_seconds,
             0
         );
+    }
+
+    #[test]
+    fn metadata_url_chooses_the_database() {
+        let with = |url: &str| {
+            let env = |name: &str| (name == "EDELWEISS_METADATA_URL").then(|| url.to_string());
+            Settings::load(None, env, &Overrides::default())
+        };
+        assert_eq!(
+            Settings::default().metadata_backend(),
+            MetadataBackend::Embedded
+        );
+        let url = "postgres://edelweiss:secret@db:5432/edelweiss";
+        assert_eq!(
+            with(url).unwrap().metadata_backend(),
+            MetadataBackend::Postgres(url.to_string())
+        );
+        let refused = with("mysql://db/edelweiss").unwrap_err().to_string();
+        assert!(refused.contains("metadata_url"), "{refused}");
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 
 use crate::build::{
-    BuildService, ContainerSteps, CrateRegistry, Pipeline, RecipeBook, RecipeError, SHIPPED,
-    ServiceParts, SledBuildQueue, TargetBuilders,
+    BuildQueue, BuildService, ContainerSteps, CrateRegistry, Pipeline, PostgresBuildQueue,
+    RecipeBook, RecipeError, SHIPPED, ServiceParts, SledBuildQueue, TargetBuilders,
 };
-use crate::config::{ConfigError, ExecutorKind, Settings};
+use crate::config::{ConfigError, ExecutorKind, MetadataBackend, Settings};
 use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
 use crate::index::{PageCache, Published};
 use crate::ingest::Ingestor;
@@ -41,6 +41,8 @@ pub enum StartupError {
     Recipes(#[from] RecipeError),
     #[error(transparent)]
     Queue(#[from] crate::build::QueueError),
+    #[error(transparent)]
+    Postgres(#[from] crate::postgres::OpenError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: std::net::SocketAddr,
@@ -105,7 +107,7 @@ pub fn instance_id(settings: &Settings) -> String {
 }
 
 impl Services {
-    pub fn open(settings: &Settings) -> Result<Self, StartupError> {
+    pub async fn open(settings: &Settings) -> Result<Self, StartupError> {
         let started = std::time::SystemTime::now();
         let data_dir = &settings.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|source| StartupError::DataDir {
@@ -167,7 +169,7 @@ impl Services {
             work_root,
         };
         let builds = Arc::new(BuildService::new(ServiceParts {
-            queue: Arc::new(SledBuildQueue::open(index.database())?),
+            queue: open_queue(settings, &index).await?,
             pipeline,
             recipes: recipe_book(settings)?,
             targets: target_builders(settings),
@@ -190,6 +192,24 @@ impl Services {
             instance,
         })
     }
+}
+
+/// The build queue of `metadata_url`: in the embedded database, or in PostgreSQL with
+/// every schema brought up to date first.
+async fn open_queue(
+    settings: &Settings,
+    index: &SledIndex,
+) -> Result<Arc<dyn BuildQueue>, StartupError> {
+    Ok(match settings.metadata_backend() {
+        MetadataBackend::Embedded => Arc::new(SledBuildQueue::open(index.database())?),
+        MetadataBackend::Postgres(url) => Arc::new(PostgresBuildQueue::on(
+            crate::postgres::open_shared(&url).await?,
+        )),
+        MetadataBackend::Invalid => Err(ConfigError::Invalid {
+            key: "metadata_url",
+            reason: "not a postgres:// URL".into(),
+        })?,
+    })
 }
 
 /// The blob store, with what a crash left half-written removed.

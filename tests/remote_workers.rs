@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::dists::WheelSpec;
 use common::farm::{
-    Runtime, TARGET, WORKER_TOKEN, c_extension_sdist, request_build, wait_for_build,
+    Runtime, TARGET, WORKER_TOKEN, c_extension_sdist, post_result, request_build, wait_for_build,
 };
 use common::server::{TestServer, binary};
 
@@ -154,36 +154,6 @@ fn a_worker_killed_mid_build_loses_its_lease_and_another_completes_the_build_onc
             .log()
             .contains("re-queued builds whose worker lost its lease")
     );
-}
-
-fn post_result(
-    server: &TestServer,
-    id: &str,
-    worker: &str,
-    wheel: &std::path::Path,
-) -> reqwest::blocking::Response {
-    let bytes = std::fs::read(wheel).unwrap();
-    let form = reqwest::blocking::multipart::Form::new()
-        .text("worker", worker.to_string())
-        .text("outcome", "succeeded")
-        .text("wheel_sha256", common::sha256_hex(&bytes))
-        .part(
-            "log",
-            reqwest::blocking::multipart::Part::bytes(b"built elsewhere\n".to_vec())
-                .file_name("build.log"),
-        )
-        .part(
-            "wheel",
-            reqwest::blocking::multipart::Part::bytes(bytes)
-                .file_name(wheel.file_name().unwrap().to_str().unwrap().to_string()),
-        );
-    server
-        .client()
-        .post(format!("{}/api/v1/workers/builds/{id}/result", server.url))
-        .bearer_auth(WORKER_TOKEN)
-        .multipart(form)
-        .send()
-        .unwrap()
 }
 
 fn lease(server: &TestServer, worker: &str, token: &str) -> reqwest::blocking::Response {

@@ -12,7 +12,7 @@ mod key;
 mod on_demand;
 mod on_demand_pages;
 mod pipeline;
-mod queue;
+pub(crate) mod queue;
 mod recipe;
 mod records;
 mod release;

@@ -19,7 +19,7 @@ pub struct Migrations {
 
 impl Migrations {
     /// Applies the steps past the recorded version, all in one transaction.
-    pub async fn apply(&self, client: &mut tokio_postgres::Client) -> Result<(), OpenError> {
+    pub async fn apply(&self, client: &mut tokio_postgres::Client) -> Result<Applied, OpenError> {
         let unavailable = |error: tokio_postgres::Error| OpenError::Unavailable(Box::new(error));
         let transaction = client.transaction().await.map_err(unavailable)?;
         transaction
@@ -71,6 +71,19 @@ impl Migrations {
                 .await
                 .map_err(unavailable)?;
         }
-        transaction.commit().await.map_err(unavailable)
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(Applied {
+            component: self.component,
+            from: applied,
+            to: self.steps.len(),
+        })
     }
+}
+
+/// What `Migrations::apply` found and left: `from == to` when the schema was up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub component: &'static str,
+    pub from: usize,
+    pub to: usize,
 }

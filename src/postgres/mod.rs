@@ -12,7 +12,10 @@ pub mod testing;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-pub use migrations::Migrations;
+pub use migrations::{Applied, Migrations};
+
+/// The schema of every store kept in PostgreSQL, in the order they are applied.
+pub const SCHEMAS: &[&Migrations] = &[&crate::build::queue::POSTGRES_MIGRATIONS];
 
 /// Why a PostgreSQL store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +49,7 @@ const POOL_SIZE: usize = 8;
 
 /// A pool of connections to `url` (`postgres://user:password@host:port/database`). Nothing
 /// connects until the first use.
-fn pool(url: &str) -> Result<Pool, OpenError> {
+pub fn pool(url: &str) -> Result<Pool, OpenError> {
     let mut config: tokio_postgres::Config =
         url.parse()
             .map_err(|error: tokio_postgres::Error| OpenError::InvalidUrl {
@@ -73,12 +76,29 @@ fn pool(url: &str) -> Result<Pool, OpenError> {
 /// Opens a pool on `url` and brings its schema up to `migrations`.
 pub async fn open(url: &str, migrations: &Migrations) -> Result<Pool, OpenError> {
     let pool = pool(url)?;
+    migrate(&pool, &[migrations]).await?;
+    Ok(pool)
+}
+
+/// The one pool every store of this process shares, on `url`, with every schema of
+/// `SCHEMAS` brought up to date.
+pub async fn open_shared(url: &str) -> Result<Pool, OpenError> {
+    let pool = pool(url)?;
+    migrate(&pool, SCHEMAS).await?;
+    Ok(pool)
+}
+
+/// Brings each of `schemas` up to date; what each was and is now.
+pub async fn migrate(pool: &Pool, schemas: &[&Migrations]) -> Result<Vec<Applied>, OpenError> {
     let mut client = pool
         .get()
         .await
         .map_err(|error| OpenError::Unavailable(Box::new(error)))?;
-    migrations.apply(&mut client).await?;
-    Ok(pool)
+    let mut applied = Vec::with_capacity(schemas.len());
+    for schema in schemas {
+        applied.push(schema.apply(&mut client).await?);
+    }
+    Ok(applied)
 }
 
 /// `url` without its password, for messages.

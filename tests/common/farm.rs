@@ -100,15 +100,11 @@ pub fn engine_answers(program: &str) -> bool {
         Err(error) => error.to_string(),
     };
     assert!(
-        !in_ci(),
+        !super::in_ci(),
         "CI=true, but no {program} engine answers here, so its tests cannot run: {why}"
     );
     eprintln!("skipped: no {program} engine answers here; its tests need one");
     false
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
 }
 
 /// `workers/musl-root/import-image`, once per engine, root and process.
@@ -455,4 +451,35 @@ fn running_docker_container(id: &str) -> Option<String> {
         &format!("label=edelweiss.build={id}"),
     ]);
     super::listed_lines(&mut command).into_iter().next()
+}
+
+/// Posts `wheel` as `worker`'s successful result for build `id`.
+pub fn post_result(
+    server: &TestServer,
+    id: &str,
+    worker: &str,
+    wheel: &std::path::Path,
+) -> reqwest::blocking::Response {
+    let bytes = std::fs::read(wheel).unwrap();
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("worker", worker.to_string())
+        .text("outcome", "succeeded")
+        .text("wheel_sha256", super::sha256_hex(&bytes))
+        .part(
+            "log",
+            reqwest::blocking::multipart::Part::bytes(b"built elsewhere\n".to_vec())
+                .file_name("build.log"),
+        )
+        .part(
+            "wheel",
+            reqwest::blocking::multipart::Part::bytes(bytes)
+                .file_name(wheel.file_name().unwrap().to_str().unwrap().to_string()),
+        );
+    server
+        .client()
+        .post(format!("{}/api/v1/workers/builds/{id}/result", server.url))
+        .bearer_auth(WORKER_TOKEN)
+        .multipart(form)
+        .send()
+        .unwrap()
 }

@@ -8,6 +8,7 @@ pub mod exposition;
 pub mod farm;
 pub mod image;
 pub mod musl_root;
+pub mod postgres;
 pub mod s3;
 pub mod scenarios;
 pub mod server;
@@ -16,6 +17,12 @@ pub mod upstream;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+/// Whether this is a CI run (`CI=true`), where a test that needs a server fails instead of
+/// skipping when the server is missing.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
+}
 
 pub const UPLOAD_TOKEN: &str = "test-upload-token-0123456789";
 

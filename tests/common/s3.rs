@@ -28,10 +28,6 @@ fn server_python() -> PathBuf {
         })
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
-}
-
 impl S3Server {
     /// The shared server, or None (after a line saying so) where it is not installed.
     /// Under `CI=true` a missing server fails the test: a green CI run always ran on S3.
@@ -43,7 +39,7 @@ impl S3Server {
                 return Some(Self::start(&python));
             }
             assert!(
-                !in_ci(),
+                !super::in_ci(),
                 "CI=true, but the S3 test server is not installed at {}: run .ci/setup",
                 python.display()
             );

@@ -60,6 +60,10 @@ impl MemoryBuildQueue {
 
 #[async_trait]
 impl BuildQueue for MemoryBuildQueue {
+    fn exclusive(&self) -> bool {
+        true
+    }
+
     async fn request(
         &self,
         candidate: BuildRecord,

@@ -21,7 +21,7 @@ use crate::auth::CredentialId;
 use crate::build::BuildKey;
 use crate::pypi::{Sha256Digest, Target};
 
-pub use self::postgres::PostgresBuildQueue;
+pub use self::postgres::{MIGRATIONS as POSTGRES_MIGRATIONS, PostgresBuildQueue};
 pub use self::sled::SledBuildQueue;
 pub use schedule::{Needs, Outcome, needs_of, record_result, waits_for_any};
 
@@ -154,8 +154,16 @@ pub trait BuildQueue: Send + Sync {
     async fn requeue(&self, id: &str) -> Result<(), QueueError>;
 
     /// Re-queues running builds whose lease has expired (a worker died), or every running
-    /// build (`all`, at startup: no worker of a crashed process survives it); their ids.
+    /// build (`all`, at startup of an `exclusive` queue: no worker of a crashed process
+    /// survives it); their ids.
     async fn requeue_abandoned(&self, all: bool) -> Result<Vec<String>, QueueError>;
+
+    /// Whether this process is the queue's only user (an embedded database), so a build
+    /// found running at start-up was left by a previous run. A shared queue's running
+    /// builds may belong to other replicas: they are re-queued only when their lease ends.
+    fn exclusive(&self) -> bool {
+        false
+    }
 
     async fn get(&self, id: &str) -> Result<Option<BuildRecord>, QueueError>;
 

@@ -21,7 +21,7 @@ use crate::build::records::{
 use crate::postgres::{Migrations, OpenError};
 use crate::pypi::{Sha256Digest, Target};
 
-const MIGRATIONS: Migrations = Migrations {
+pub const MIGRATIONS: Migrations = Migrations {
     component: "build_queue",
     steps: &["CREATE TABLE build_records (
             id text PRIMARY KEY,
@@ -210,6 +210,11 @@ impl PostgresBuildQueue {
     pub async fn open(url: &str) -> Result<Self, OpenError> {
         let pool = crate::postgres::open(url, &MIGRATIONS).await?;
         Ok(Self { pool })
+    }
+
+    /// The queue on a pool whose schemas are already up to date (`postgres::open_shared`).
+    pub fn on(pool: Pool) -> Self {
+        Self { pool }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, QueueError> {

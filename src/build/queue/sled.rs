@@ -214,6 +214,10 @@ impl SledBuildQueue {
 
 #[async_trait]
 impl BuildQueue for SledBuildQueue {
+    fn exclusive(&self) -> bool {
+        true
+    }
+
     async fn request(
         &self,
         candidate: BuildRecord,

@@ -73,11 +73,12 @@ impl BuildService {
             .await
     }
 
-    /// Re-queues whatever a previous process left running, then runs `count` workers and
+    /// Re-queues whatever a previous process left running (of a shared queue, only the
+    /// builds whose lease has ended), then runs `count` workers and
     /// the sweeper for the life of the process. The re-queue is done before this returns, so
     /// no lease taken after start-up (a remote worker's included) is mistaken for a leftover.
     pub async fn spawn_workers(self: &Arc<Self>, count: usize, instance: &str) {
-        match self.queue.requeue_abandoned(true).await {
+        match self.queue.requeue_abandoned(self.queue.exclusive()).await {
             Ok(ids) if !ids.is_empty() => {
                 tracing::warn!(?ids, "re-queued builds interrupted by a restart")
             }

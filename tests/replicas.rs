@@ -1,0 +1,122 @@
+//! Servers that share one PostgreSQL database (`metadata_url`): the build queue one replica
+//! writes is the one every replica reads and leases from, a replica's restart leaves the
+//! builds other replicas' workers hold alone, and `edelweiss migrate` brings the schema up
+//! to date by itself.
+
+mod common;
+
+use std::process::Command;
+
+use common::dists::WheelSpec;
+use common::farm::{Runtime, TARGET, WORKER_TOKEN, c_extension_sdist, post_result, request_build};
+use common::postgres::TestDatabase;
+use common::server::{TestServer, binary};
+
+/// A server that builds only through remote workers, its records on `database`.
+fn replica(database: &TestDatabase) -> TestServer {
+    let (builder, runtime) = Runtime::Runc.builders();
+    let config = common::farm::remote_workers_config("runc", &builder, &runtime);
+    TestServer::start_with(&format!("metadata_url = {:?}\n{config}", database.url))
+}
+
+fn lease(server: &TestServer, worker: &str) -> reqwest::blocking::Response {
+    server
+        .client()
+        .post(format!("{}/api/v1/workers/lease", server.url))
+        .bearer_auth(WORKER_TOKEN)
+        .json(&serde_json::json!({"worker": worker, "targets": [TARGET]}))
+        .send()
+        .unwrap()
+}
+
+fn state(server: &TestServer, id: &str) -> serde_json::Value {
+    server.get_json_plain(&format!("/api/v1/builds/{id}"))["state"].clone()
+}
+
+#[test]
+fn replicas_on_one_database_share_the_build_queue() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let first = replica(&database);
+    let second = replica(&database);
+    let work = tempfile::tempdir().unwrap();
+    let upload = first.twine_upload(&[&c_extension_sdist(work.path(), "shared-ext", "")]);
+    assert!(upload.status.success());
+
+    // Requested through the first replica, seen and leased through the second.
+    let id = request_build(&first, "shared-ext", "1.0")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(state(&second, &id), "queued");
+    let leased = lease(&second, "worker-on-second");
+    assert_eq!(leased.status(), 200);
+    let assignment: serde_json::Value = leased.json().unwrap();
+    assert_eq!(assignment["build"]["id"], id.as_str());
+    assert_eq!(
+        lease(&first, "worker-on-first").status(),
+        204,
+        "one build is leased once, whichever replica is asked"
+    );
+
+    // A restarted replica finds the build running under another replica's lease: it is
+    // not its own leftover, so it stays with the worker that holds it.
+    let first = first.restart();
+    assert_eq!(state(&first, &id), "running");
+
+    let wheel =
+        WheelSpec::new("shared-ext", "1.0", "cp313-cp313-musllinux_1_2_x86_64").write(work.path());
+    let recorded = post_result(&first, &id, "worker-on-second", &wheel);
+    assert_eq!(recorded.status(), 200, "{}", recorded.text().unwrap());
+    assert_eq!(state(&second, &id), "succeeded");
+    assert_eq!(
+        database.select(&format!(
+            "SELECT state FROM build_records WHERE id = '{id}'"
+        )),
+        ["succeeded"],
+        "the record is in PostgreSQL"
+    );
+}
+
+#[test]
+fn migrate_brings_the_schema_up_to_date_once() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let migrate = |url: &str| {
+        let output = Command::new(binary())
+            .arg("migrate")
+            .env("EDELWEISS_METADATA_URL", url)
+            .output()
+            .expect("run edelweiss migrate");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, first, errors) = migrate(&database.url);
+    assert!(ok, "{errors}");
+    assert!(
+        first.contains("build_queue: migrated from version 0 to"),
+        "{first}"
+    );
+    let version =
+        database.select("SELECT version FROM schema_version WHERE component = 'build_queue'");
+    assert_eq!(version.len(), 1);
+    let (ok, again, errors) = migrate(&database.url);
+    assert!(ok, "{errors}");
+    assert_eq!(
+        again.trim(),
+        format!("build_queue: at version {}", version[0])
+    );
+
+    let (ok, _, errors) = migrate("mysql://db.example/edelweiss");
+    assert!(!ok);
+    assert!(errors.contains("metadata_url"), "{errors}");
+    // Nothing listens on port 9 of the loopback: a clear error, not a hang.
+    let (ok, _, errors) = migrate("postgres://edelweiss@127.0.0.1:9/edelweiss");
+    assert!(!ok);
+    assert!(errors.contains("PostgreSQL is unavailable"), "{errors}");
+}
