@@ -5,8 +5,8 @@ mod records;
 mod sled_store;
 
 pub use mirror_store::{
-    CachedPage, ExtractedMetadata, Extraction, MirrorStore, MirrorStoreError, Revalidation,
-    SledMirrorStore, UpstreamFile,
+    CachedPage, ExtractedMetadata, Extraction, MirrorStore, MirrorStoreError, PostgresMirrorStore,
+    Revalidation, SledMirrorStore, UpstreamFile,
 };
 pub use records::{FileKind, FileOrigin, FileRecord, ProjectRecord};
 pub use sled_store::SledIndex;

@@ -1,9 +1,10 @@
 //! One behaviour, every backend: each test body below runs against sled (a temporary
-//! database). A new backend joins by adding a module to `backends!`.
+//! database) and against PostgreSQL (a fresh database on the test server of `.ci/setup`).
+//! A new backend joins by adding a module to `backends!`.
 
 use super::{
-    CachedPage, ExtractedMetadata, Extraction, MirrorStore, Revalidation, SledMirrorStore,
-    UpstreamFile,
+    CachedPage, ExtractedMetadata, Extraction, MirrorStore, PostgresMirrorStore, Revalidation,
+    SledMirrorStore, UpstreamFile,
 };
 use crate::pypi::simple::{CoreMetadataRef, FileDetail, Meta, ProjectDetail, Yanked};
 use crate::pypi::{PackageName, Sha256Digest};
@@ -240,6 +241,22 @@ macro_rules! backends {
                 async fn $test() {
                     let db = ::sled::Config::new().temporary(true).open().unwrap();
                     super::$test(&super::SledMirrorStore::open(&db).unwrap()).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            use crate::postgres::testing::TestDatabase;
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let Some(database) = TestDatabase::create().await else {
+                        return;
+                    };
+                    let store = super::PostgresMirrorStore::open(&database.url).await.unwrap();
+                    super::$test(&store).await;
+                    drop(store);
+                    database.remove().await;
                 }
             )*
         }

@@ -1,10 +1,12 @@
 //! What the mirror keeps, behind one trait: upstream project pages with their validators;
 //! for every upstream file with a sha256, where it comes from (one record per page:
 //! `page_origins`); and for every upstream wheel stored here, the METADATA read from it.
-//! `SledMirrorStore` is the embedded backend, beside the index; one conformance suite
-//! (`conformance`) holds every backend to the same behaviour.
+//! `SledMirrorStore` is the embedded backend, beside the index; `PostgresMirrorStore` the
+//! one that replicas share; one conformance suite (`conformance`) holds both to the same
+//! behaviour.
 
 mod page_origins;
+mod postgres;
 mod records;
 mod sled;
 
@@ -17,6 +19,7 @@ use async_trait::async_trait;
 
 use crate::pypi::{DistFilename, PackageName, Sha256Digest};
 
+pub use self::postgres::PostgresMirrorStore;
 pub use self::sled::SledMirrorStore;
 pub use records::{CachedPage, ExtractedMetadata, Extraction, Revalidation, UpstreamFile};
 
