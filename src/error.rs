@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, ResponseError};
 use crate::auth::AuthError;
 use crate::build::{BuildError, QueueError};
 use crate::ingest::{IngestError, SpoolError};
-use crate::metadata::IndexError;
+use crate::metadata::{IndexError, MirrorStoreError};
 use crate::mirror::MirrorError;
 use crate::pypi::{excerpt, excerpt_to};
 use crate::routes::BodyError;
@@ -77,6 +77,13 @@ fn index_status(error: &IndexError) -> StatusCode {
     }
 }
 
+fn mirror_records_status(error: &MirrorStoreError) -> StatusCode {
+    match error {
+        MirrorStoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        MirrorStoreError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 fn queue_status(error: &QueueError) -> StatusCode {
     match error {
         QueueError::Conflict { .. } => StatusCode::CONFLICT,
@@ -109,9 +116,10 @@ impl ResponseError for ApiError {
                 IngestError::Storage(_) | IngestError::Interrupted(_) | IngestError::Spool(_),
             )
             | Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Ingest(IngestError::MirrorRecords(error))
+            | Self::Mirror(MirrorError::Records(error)) => mirror_records_status(error),
             Self::Ingest(_) => StatusCode::BAD_REQUEST,
             Self::Mirror(MirrorError::Upstream(_)) => StatusCode::BAD_GATEWAY,
-            Self::Mirror(MirrorError::Index(error)) => index_status(error),
             Self::Mirror(MirrorError::Storage(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Mirror(MirrorError::NoMetadata { .. }) => StatusCode::NOT_FOUND,
             Self::Build(BuildError::Queue(error)) | Self::Queue(error) => queue_status(error),

@@ -15,7 +15,7 @@ use crate::config::{ConfigError, ExecutorKind, MetadataBackend, Settings};
 use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
 use crate::index::{PageCache, Published};
 use crate::ingest::Ingestor;
-use crate::metadata::{IndexError, SledIndex};
+use crate::metadata::{IndexError, MirrorStore, MirrorStoreError, SledIndex, SledMirrorStore};
 use crate::metrics::Metrics;
 use crate::mirror::{Mirror, MirrorParts, UpstreamError};
 use crate::storage::{BlobStore, StorageError};
@@ -28,6 +28,8 @@ pub enum StartupError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    MirrorRecords(#[from] MirrorStoreError),
     #[error("cannot prepare {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -134,7 +136,8 @@ impl Services {
             )),
             metrics.clone(),
         );
-        let mirror_records = index.mirror_records()?;
+        let mirror_records: Arc<dyn MirrorStore> =
+            Arc::new(SledMirrorStore::open(index.database())?);
         let ingestor = Ingestor::new(
             store.clone(),
             index.clone(),

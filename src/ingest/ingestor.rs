@@ -12,7 +12,7 @@ use super::wheel_metadata;
 use crate::index::Published;
 use crate::metadata::{
     ExtractedMetadata, Extraction, FileKind, FileOrigin, FileRecord, IndexError, IndexStore,
-    InsertOutcome, MirrorRecords, check_held,
+    InsertOutcome, MirrorStore, MirrorStoreError, check_held,
 };
 use crate::pypi::{DistFilename, FilenameError, Sha256Digest, WheelFilename, excerpt};
 use crate::storage::{BlobStore, StorageError};
@@ -37,6 +37,8 @@ pub enum IngestError {
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
+    MirrorRecords(#[from] MirrorStoreError),
+    #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("archive inspection was interrupted: {0}")]
     Interrupted(String),
@@ -55,7 +57,7 @@ pub struct Ingestor {
     store: BlobStore,
     index: Arc<dyn IndexStore>,
     /// Where the metadata read from mirrored wheels is recorded.
-    mirror_records: MirrorRecords,
+    mirror_records: Arc<dyn MirrorStore>,
     limits: ArchiveLimits,
     spool_dir: PathBuf,
     /// Every file, uploaded, added or built (in this process or by a remote worker), is
@@ -67,7 +69,7 @@ impl Ingestor {
     pub fn new(
         store: BlobStore,
         index: Arc<dyn IndexStore>,
-        mirror_records: MirrorRecords,
+        mirror_records: Arc<dyn MirrorStore>,
         limits: ArchiveLimits,
         spool_dir: PathBuf,
         published: Published,
@@ -200,7 +202,8 @@ impl Ingestor {
             outcome,
         };
         self.mirror_records
-            .put_extracted(wheel.name.as_ref(), filename, &record)?;
+            .put_extracted(&wheel.name, filename, &record)
+            .await?;
         self.published
             .metadata_extracted(&wheel.name, &record.outcome);
         Ok(record.outcome)

@@ -1,12 +1,13 @@
 //! The index's records: projects and the files they hold, in sled, behind a narrow trait.
 
-mod mirror_records;
-mod page_origins;
+mod mirror_store;
 mod records;
 mod sled_store;
 
-pub use mirror_records::{CachedPage, ExtractedMetadata, Extraction, MirrorRecords, UpstreamFile};
-pub use page_origins::OriginsError;
+pub use mirror_store::{
+    CachedPage, ExtractedMetadata, Extraction, MirrorStore, MirrorStoreError, PostgresMirrorStore,
+    Revalidation, SledMirrorStore, UpstreamFile,
+};
 pub use records::{FileKind, FileOrigin, FileRecord, ProjectRecord};
 pub use sled_store::SledIndex;
 
@@ -33,11 +34,6 @@ pub enum IndexError {
         "the index database was written in format {found}; this edelweiss reads format {expected}"
     )]
     Format { found: String, expected: String },
-    #[error("the upstream origins record of project {project} is corrupt: {source}")]
-    CorruptOrigins {
-        project: String,
-        source: OriginsError,
-    },
     #[error("the index database failed: {0}")]
     Database(#[from] sled::Error),
     #[error("index record {key} is corrupt: {source}")]

@@ -86,14 +86,9 @@ impl SledIndex {
 }
 
 impl SledIndex {
-    /// The database itself, for the build queue's trees.
+    /// The database itself, for the build queue's and the mirror's trees.
     pub fn database(&self) -> &sled::Db {
         &self.db
-    }
-
-    /// The mirror's records live in the same database.
-    pub fn mirror_records(&self) -> Result<super::MirrorRecords, IndexError> {
-        super::MirrorRecords::open(&self.db)
     }
 }
 

@@ -84,7 +84,10 @@ pub enum PageFetch {
         detail: ProjectDetail,
         validators: Validators,
     },
-    NotModified,
+    /// The cached page is current; the validators the 304 sent, if any.
+    NotModified {
+        validators: Validators,
+    },
     NotFound,
 }
 
@@ -125,6 +128,13 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> 
         .get(name)
         .and_then(|value| value.to_str().ok())
         .map(str::to_string)
+}
+
+fn validators_of(headers: &HeaderMap) -> Validators {
+    Validators {
+        etag: header_text(headers, header::ETAG),
+        last_modified: header_text(headers, header::LAST_MODIFIED),
+    }
 }
 
 /// Absolute file URLs, and `core-metadata` filled from the older key (PEP 714).
@@ -248,7 +258,10 @@ impl UpstreamClient {
         let response = self.send(upstream, request).await?;
         let status = response.status();
         match status {
-            StatusCode::NOT_MODIFIED => return Ok(PageFetch::NotModified),
+            StatusCode::NOT_MODIFIED => {
+                let validators = validators_of(response.headers());
+                return Ok(PageFetch::NotModified { validators });
+            }
             StatusCode::NOT_FOUND | StatusCode::GONE => return Ok(PageFetch::NotFound),
             status if !status.is_success() => {
                 return Err(UpstreamError::Status {
@@ -261,10 +274,7 @@ impl UpstreamClient {
         }
         let page_url = response.url().clone();
         let headers = response.headers().clone();
-        let validators = Validators {
-            etag: header_text(&headers, header::ETAG),
-            last_modified: header_text(&headers, header::LAST_MODIFIED),
-        };
+        let validators = validators_of(&headers);
         let body = self
             .read_limited(upstream, response, MAX_PAGE_BYTES)
             .await?;

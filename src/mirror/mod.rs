@@ -31,7 +31,9 @@ use url::Url;
 use crate::config::MirrorSettings;
 use crate::index::Published;
 use crate::ingest::Ingestor;
-use crate::metadata::{CachedPage, Extraction, IndexError, MirrorRecords, UpstreamFile};
+use crate::metadata::{
+    CachedPage, Extraction, MirrorStore, MirrorStoreError, Revalidation, UpstreamFile,
+};
 use crate::metrics::Metrics;
 use crate::pypi::simple::ProjectDetail;
 use crate::pypi::{PackageName, Sha256Digest, WheelFilename, excerpt};
@@ -46,7 +48,7 @@ pub enum MirrorError {
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
-    Index(#[from] IndexError),
+    Records(#[from] MirrorStoreError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("{} has no metadata file: {reason}", excerpt(.filename))]
@@ -77,7 +79,7 @@ pub struct Mirror {
     upstreams: Vec<UpstreamUrl>,
     hosts: FileHosts,
     client: UpstreamClient,
-    records: MirrorRecords,
+    records: Arc<dyn MirrorStore>,
     store: BlobStore,
     spool_dir: PathBuf,
     page_ttl: Duration,
@@ -98,7 +100,7 @@ use crate::clock::unix_now as now;
 pub struct MirrorParts {
     pub upstreams: Vec<UpstreamUrl>,
     pub settings: MirrorSettings,
-    pub records: MirrorRecords,
+    pub records: Arc<dyn MirrorStore>,
     pub store: BlobStore,
     pub spool_dir: PathBuf,
     pub metrics: Arc<Metrics>,
@@ -171,13 +173,13 @@ impl Mirror {
         let Some(mut page) = self.upstream_page(name).await? else {
             return Ok(None);
         };
-        let extracted = self.records.extracted_for_project(name.as_ref())?;
+        let extracted = self.records.extracted_for_project(name).await?;
         extracted::advertise(&mut page.detail, &extracted);
         Ok(Some(page))
     }
 
     async fn upstream_page(&self, name: &PackageName) -> Result<Option<UpstreamPage>, MirrorError> {
-        let cached = self.records.page(name.as_ref())?;
+        let cached = self.records.page(name).await?;
         let fresh =
             |page: &CachedPage| now().saturating_sub(page.fetched_at) < self.page_ttl.as_secs();
         // A fresh page is handed over as decoded, not copied: it can hold many thousand files.
@@ -223,12 +225,12 @@ impl Mirror {
     }
 
     /// Where an upstream-listed file comes from, if `/files/<digest>/<filename>` names one.
-    fn origin(
+    async fn origin(
         &self,
         digest: Sha256Digest,
         filename: &str,
-    ) -> Result<Option<UpstreamFile>, IndexError> {
-        self.records.upstream_file(digest, filename)
+    ) -> Result<Option<UpstreamFile>, MirrorStoreError> {
+        self.records.upstream_file(digest, filename).await
     }
 
     fn upstream_for(&self, origin: &UpstreamFile) -> UpstreamUrl {
@@ -252,19 +254,19 @@ impl Mirror {
         filename: &str,
     ) -> Result<Option<MirroredFile>, MirrorError> {
         if let Some(wheel) = filename.strip_suffix(".metadata") {
-            if let Some(origin) = self.origin(digest, wheel)? {
+            if let Some(origin) = self.origin(digest, wheel).await? {
                 return match origin.metadata_sha256 {
                     Some(_) => self.metadata_file(origin).await,
-                    None => self.extracted_metadata_file(wheel, digest),
+                    None => self.extracted_metadata_file(wheel, digest).await,
                 };
             }
         }
-        let Some(origin) = self.origin(digest, filename)? else {
+        let Some(origin) = self.origin(digest, filename).await? else {
             return Ok(None);
         };
         if self.store.contains(digest).await? {
             self.metrics.file_cache("hit");
-            self.read_metadata_if_unread(filename, digest)?;
+            self.read_metadata_if_unread(filename, digest).await?;
             return Ok(Some(MirroredFile::Stored(digest)));
         }
         self.metrics.file_cache("miss");
@@ -311,7 +313,7 @@ impl Mirror {
     }
 
     /// The metadata file read from a stored upstream wheel, when its upstream has none.
-    fn extracted_metadata_file(
+    async fn extracted_metadata_file(
         &self,
         filename: &str,
         digest: Sha256Digest,
@@ -319,8 +321,11 @@ impl Mirror {
         let Ok(wheel) = filename.parse::<WheelFilename>() else {
             return Ok(None);
         };
-        let record = self.records.extracted(wheel.name.as_ref(), filename)?;
-        match record.filter(|record| record.wheel_sha256 == digest) {
+        let record = self
+            .records
+            .extracted(&wheel.name, filename, digest)
+            .await?;
+        match record {
             None => Ok(None),
             Some(record) => match record.outcome {
                 Extraction::Stored { metadata_sha256 } => {
@@ -336,16 +341,19 @@ impl Mirror {
 
     /// A stored upstream wheel with nothing recorded about its METADATA (stored by an
     /// edelweiss that did not read it) has it read in the background, once.
-    fn read_metadata_if_unread(
+    async fn read_metadata_if_unread(
         &self,
         filename: &str,
         digest: Sha256Digest,
-    ) -> Result<(), IndexError> {
+    ) -> Result<(), MirrorStoreError> {
         let Ok(wheel) = filename.parse::<WheelFilename>() else {
             return Ok(());
         };
-        let recorded = self.records.extracted(wheel.name.as_ref(), filename)?;
-        if recorded.is_some_and(|record| record.wheel_sha256 == digest) {
+        let recorded = self
+            .records
+            .extracted(&wheel.name, filename, digest)
+            .await?;
+        if recorded.is_some() {
             return Ok(());
         }
         let (ingestor, filename) = (self.ingestor.clone(), filename.to_string());
@@ -421,14 +429,14 @@ struct PageJob {
     client: UpstreamClient,
     upstreams: Vec<UpstreamUrl>,
     hosts: FileHosts,
-    records: MirrorRecords,
+    records: Arc<dyn MirrorStore>,
     name: PackageName,
     cached: Option<CachedPage>,
     published: Published,
 }
 
 impl PageJob {
-    fn store_error(upstream: &UpstreamUrl, error: IndexError) -> UpstreamError {
+    fn store_error(upstream: &UpstreamUrl, error: MirrorStoreError) -> UpstreamError {
         UpstreamError::Store {
             upstream: upstream.to_string(),
             detail: error.to_string(),
@@ -437,6 +445,45 @@ impl PageJob {
 
     fn vet(&self, upstream: &UpstreamUrl, detail: ProjectDetail) -> ProjectDetail {
         vet::vet_page(detail, &self.name, upstream, &self.hosts)
+    }
+
+    /// A cached page the upstream confirmed (a 304), now under the validators the 304
+    /// sent, each kept from the cached copy where the 304 left it out (RFC 9111 4.3.4).
+    /// Only its validators are written, unless the copy was kept unvetted by an older
+    /// edelweiss: then it is stored again, vetted.
+    async fn confirmed(
+        &self,
+        upstream: &UpstreamUrl,
+        mut page: CachedPage,
+        sent: Validators,
+    ) -> Result<CachedPage, UpstreamError> {
+        let store_error = |error| Self::store_error(upstream, error);
+        page.fetched_at = now();
+        page.etag = sent.etag.or(page.etag);
+        page.last_modified = sent.last_modified.or(page.last_modified);
+        let vetted = self.vet(upstream, page.detail.clone());
+        let changed = vetted != page.detail;
+        page.detail = vetted;
+        let revalidation = Revalidation {
+            fetched_at: page.fetched_at,
+            etag: page.etag.clone(),
+            last_modified: page.last_modified.clone(),
+        };
+        let touched = !changed
+            && (self.records)
+                .touch_page(&self.name, &revalidation)
+                .await
+                .map_err(store_error)?;
+        if !touched {
+            (self.records)
+                .put_page(&self.name, &page)
+                .await
+                .map_err(store_error)?;
+        }
+        if changed {
+            self.published.upstream_page_changed(&self.name);
+        }
+        Ok(page)
     }
 
     /// An upstream error stops the search: falling through to the next upstream could
@@ -457,26 +504,15 @@ impl PageJob {
                 .await?
             {
                 PageFetch::NotFound => continue,
-                PageFetch::NotModified => {
-                    let Some(mut page) = cached.cloned() else {
+                PageFetch::NotModified { validators: sent } => {
+                    let Some(page) = cached.cloned() else {
                         return Err(UpstreamError::Status {
                             upstream: upstream.to_string(),
                             status: 304,
                             url: self.name.to_string(),
                         });
                     };
-                    // A copy kept by an older edelweiss was stored unvetted.
-                    let vetted = self.vet(upstream, page.detail.clone());
-                    let changed = vetted != page.detail;
-                    page.detail = vetted;
-                    let page = self
-                        .records
-                        .touch_page(self.name.as_ref(), page, now())
-                        .map_err(|error| Self::store_error(upstream, error))?;
-                    if changed {
-                        self.published.upstream_page_changed(&self.name);
-                    }
-                    return Ok(Some(page));
+                    return self.confirmed(upstream, page, sent).await.map(Some);
                 }
                 PageFetch::Page { detail, validators } => {
                     let page = CachedPage {
@@ -487,7 +523,8 @@ impl PageJob {
                         detail: self.vet(upstream, detail),
                     };
                     self.records
-                        .put_page(self.name.as_ref(), &page)
+                        .put_page(&self.name, &page)
+                        .await
                         .map_err(|error| Self::store_error(upstream, error))?;
                     let changed = self
                         .cached
