@@ -15,7 +15,9 @@ use crate::config::{ConfigError, ExecutorKind, MetadataBackend, Settings};
 use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
 use crate::index::{PageCache, Published};
 use crate::ingest::Ingestor;
-use crate::metadata::{IndexError, MirrorStore, MirrorStoreError, SledIndex, SledMirrorStore};
+use crate::metadata::{
+    IndexError, MirrorStore, MirrorStoreError, PostgresMirrorStore, SledIndex, SledMirrorStore,
+};
 use crate::metrics::Metrics;
 use crate::mirror::{Mirror, MirrorParts, UpstreamError};
 use crate::storage::{BlobStore, StorageError};
@@ -136,8 +138,8 @@ impl Services {
             )),
             metrics.clone(),
         );
-        let mirror_records: Arc<dyn MirrorStore> =
-            Arc::new(SledMirrorStore::open(index.database())?);
+        let records = open_records(settings, &index).await?;
+        let mirror_records = records.mirror;
         let ingestor = Ingestor::new(
             store.clone(),
             index.clone(),
@@ -172,7 +174,7 @@ impl Services {
             work_root,
         };
         let builds = Arc::new(BuildService::new(ServiceParts {
-            queue: open_queue(settings, &index).await?,
+            queue: records.queue,
             pipeline,
             recipes: recipe_book(settings)?,
             targets: target_builders(settings),
@@ -197,17 +199,26 @@ impl Services {
     }
 }
 
-/// The build queue of `metadata_url`: in the embedded database, or in PostgreSQL with
-/// every schema brought up to date first.
-async fn open_queue(
-    settings: &Settings,
-    index: &SledIndex,
-) -> Result<Arc<dyn BuildQueue>, StartupError> {
+/// The stores `metadata_url` places: in the embedded database, or in PostgreSQL on one
+/// pool with every schema brought up to date first.
+struct Records {
+    mirror: Arc<dyn MirrorStore>,
+    queue: Arc<dyn BuildQueue>,
+}
+
+async fn open_records(settings: &Settings, index: &SledIndex) -> Result<Records, StartupError> {
     Ok(match settings.metadata_backend() {
-        MetadataBackend::Embedded => Arc::new(SledBuildQueue::open(index.database())?),
-        MetadataBackend::Postgres(url) => Arc::new(PostgresBuildQueue::on(
-            crate::postgres::open_shared(&url).await?,
-        )),
+        MetadataBackend::Embedded => Records {
+            mirror: Arc::new(SledMirrorStore::open(index.database())?),
+            queue: Arc::new(SledBuildQueue::open(index.database())?),
+        },
+        MetadataBackend::Postgres(url) => {
+            let pool = crate::postgres::open_shared(&url).await?;
+            Records {
+                mirror: Arc::new(PostgresMirrorStore::on(pool.clone())),
+                queue: Arc::new(PostgresBuildQueue::on(pool)),
+            }
+        }
         MetadataBackend::Invalid => Err(ConfigError::Invalid {
             key: "metadata_url",
             reason: "not a postgres:// URL".into(),

@@ -1,16 +1,18 @@
 //! Servers that share one PostgreSQL database (`metadata_url`): the build queue one replica
 //! writes is the one every replica reads and leases from, a replica's restart leaves the
-//! builds other replicas' workers hold alone, and `edelweiss migrate` brings the schema up
-//! to date by itself.
+//! builds other replicas' workers hold alone, a page one replica mirrored is one the others
+//! serve without asking the upstream, and `edelweiss migrate` brings the schema up to date
+//! by itself.
 
 mod common;
 
 use std::process::Command;
 
-use common::dists::WheelSpec;
+use common::dists::{WheelSpec, write_sdist};
 use common::farm::{Runtime, TARGET, WORKER_TOKEN, c_extension_sdist, post_result, request_build};
 use common::postgres::TestDatabase;
-use common::server::{TestServer, binary};
+use common::server::{TestServer, base_config, binary};
+use common::upstream::{UpstreamServer, UpstreamTree};
 
 /// A server that builds only through remote workers, its records on `database`.
 fn replica(database: &TestDatabase) -> TestServer {
@@ -76,6 +78,40 @@ fn replicas_on_one_database_share_the_build_queue() {
         )),
         ["succeeded"],
         "the record is in PostgreSQL"
+    );
+}
+
+#[test]
+fn a_page_one_replica_mirrored_is_served_by_the_others_from_the_database() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let tree = UpstreamTree::new(&work.path().join("tree"));
+    let dists = work.path().join("dists");
+    std::fs::create_dir_all(&dists).unwrap();
+    let files = [
+        WheelSpec::new("purelib", "2.0", "py3-none-any").write(&dists),
+        write_sdist(&dists, "purelib", "2.0", &[]),
+    ];
+    tree.publish("purelib", &files);
+    let upstream = UpstreamServer::start(&tree, "json");
+    let config = format!(
+        "metadata_url = {:?}\n{}",
+        database.url,
+        base_config("", "").replace("[limits]", "[mirror]\npage_ttl_seconds = 600\n[limits]")
+    );
+    let first = TestServer::mirroring(&[&upstream.simple_url()], &config);
+    let second = TestServer::mirroring(&[&upstream.simple_url()], &config);
+
+    let listed = first.listed_filenames("/simple/purelib/");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(upstream.count("/simple/purelib/"), 1);
+    assert_eq!(second.listed_filenames("/simple/purelib/"), listed);
+    assert_eq!(
+        upstream.count("/simple/purelib/"),
+        1,
+        "the second replica read the page the first stored, fresh for page_ttl_seconds"
     );
 }
 

@@ -1,6 +1,6 @@
 //! The index's records: projects and the files they hold, in sled, behind a narrow trait.
 
-mod mirror_store;
+pub(crate) mod mirror_store;
 mod records;
 mod sled_store;
 

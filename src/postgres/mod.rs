@@ -15,7 +15,10 @@ use tokio_postgres::NoTls;
 pub use migrations::{Applied, Migrations};
 
 /// The schema of every store kept in PostgreSQL, in the order they are applied.
-pub const SCHEMAS: &[&Migrations] = &[&crate::build::queue::POSTGRES_MIGRATIONS];
+pub const SCHEMAS: &[&Migrations] = &[
+    &crate::build::queue::POSTGRES_MIGRATIONS,
+    &crate::metadata::mirror_store::POSTGRES_MIGRATIONS,
+];
 
 /// Why a PostgreSQL store could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 use crate::pypi::{DistFilename, PackageName, Sha256Digest};
 
-pub use self::postgres::PostgresMirrorStore;
+pub use self::postgres::{MIGRATIONS as POSTGRES_MIGRATIONS, PostgresMirrorStore};
 pub use self::sled::SledMirrorStore;
 pub use records::{CachedPage, ExtractedMetadata, Extraction, Revalidation, UpstreamFile};
 

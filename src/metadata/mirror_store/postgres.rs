@@ -23,7 +23,7 @@ use super::{
 use crate::postgres::{Migrations, OpenError};
 use crate::pypi::{PackageName, Sha256Digest};
 
-const MIGRATIONS: Migrations = Migrations {
+pub const MIGRATIONS: Migrations = Migrations {
     component: "mirror_records",
     steps: &["CREATE TABLE mirror_pages (
             project text PRIMARY KEY,
@@ -117,15 +117,10 @@ impl PostgresMirrorStore {
         Ok(Self { pool })
     }
 
-    /// The mirror's records on a pool other stores share, its schema brought up to date.
-    pub async fn with_pool(pool: Pool) -> Result<Self, OpenError> {
-        let mut client = pool
-            .get()
-            .await
-            .map_err(|error| OpenError::Unavailable(Box::new(error)))?;
-        MIGRATIONS.apply(&mut client).await?;
-        drop(client);
-        Ok(Self { pool })
+    /// The mirror's records on a pool whose schemas are already up to date
+    /// (`postgres::open_shared`).
+    pub fn on(pool: Pool) -> Self {
+        Self { pool }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, MirrorStoreError> {
@@ -327,9 +322,7 @@ mod tests {
         let written = page("demo", &["demo-1.0.tar.gz"]);
         first.put_page(&project("demo"), &written).await.unwrap();
         let again = PostgresMirrorStore::open(&database.url).await.unwrap();
-        let shared = PostgresMirrorStore::with_pool(first.pool.clone())
-            .await
-            .unwrap();
+        let shared = PostgresMirrorStore::on(first.pool.clone());
         for store in [&again, &shared] {
             let read = store.page(&project("demo")).await.unwrap();
             assert_eq!(read.as_ref(), Some(&written));
