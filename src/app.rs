@@ -49,7 +49,7 @@ impl Application {
     /// Opens everything, removes containers a crash of this instance left, starts the
     /// in-process build workers, and binds the listener.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let services = Services::open(settings)?;
+        let services = Services::open(settings).await?;
         if !settings.build.targets.is_empty() {
             start_farm(&services, settings.build.workers).await;
         }

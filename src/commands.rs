@@ -27,7 +27,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 /// Ingests each file; reports every failure and fails if any file was refused.
 pub async fn add(settings: Settings, files: Vec<PathBuf>) -> anyhow::Result<()> {
-    let data = Services::open(&settings)?;
+    let data = Services::open(&settings).await?;
     let mut refused = 0;
     for path in files {
         let filename = path
@@ -156,7 +156,7 @@ async fn store_sdist(
 
 pub async fn build(settings: Settings, args: &BuildArgs) -> anyhow::Result<()> {
     let settings = build_settings(settings, args);
-    let services = Services::open(&settings)?;
+    let services = Services::open(&settings).await?;
     let source = std::path::Path::new(&args.source);
     let (project, version, sdist) = if source.is_file() {
         store_sdist(&services, &settings, source).await?

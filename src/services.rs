@@ -15,7 +15,7 @@ use crate::config::{ConfigError, ExecutorKind, Settings};
 use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
 use crate::index::{PageCache, Published};
 use crate::ingest::Ingestor;
-use crate::metadata::{IndexError, SledIndex};
+use crate::metadata::{IndexError, IndexStore, SledIndex, SledOpenError};
 use crate::metrics::Metrics;
 use crate::mirror::{Mirror, MirrorParts, UpstreamError};
 use crate::storage::{BlobStore, StorageError};
@@ -28,6 +28,8 @@ pub enum StartupError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    IndexOpen(#[from] SledOpenError),
     #[error("cannot prepare {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -49,7 +51,7 @@ pub enum StartupError {
 }
 
 pub struct Services {
-    pub index: Arc<SledIndex>,
+    pub index: Arc<dyn IndexStore>,
     /// The rendered pages and the gauges every write updates (ingestor, index, mirror).
     pub published: Published,
     pub store: BlobStore,
@@ -105,7 +107,7 @@ pub fn instance_id(settings: &Settings) -> String {
 }
 
 impl Services {
-    pub fn open(settings: &Settings) -> Result<Self, StartupError> {
+    pub async fn open(settings: &Settings) -> Result<Self, StartupError> {
         let started = std::time::SystemTime::now();
         let data_dir = &settings.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|source| StartupError::DataDir {
@@ -116,15 +118,16 @@ impl Services {
         // request, build or write; anything left is from a crash.
         // The database first: its lock says whether another process uses this data dir,
         // and only then are that process's spool files and work directories safe to clear.
-        let index = Arc::new(SledIndex::open(
+        let sled = SledIndex::open(
             &data_dir.join("index.sled"),
             settings.limits.database_cache_bytes,
-        )?);
+        )?;
+        let index: Arc<dyn IndexStore> = Arc::new(sled.clone());
         let spool_dir = fresh_dir(data_dir.join("spool"))?;
         let work_root = fresh_dir(data_dir.join("work"))?;
         let store = open_store(settings, started)?;
         let metrics = Arc::new(Metrics::default());
-        metrics.set_files_stored(crate::metadata::IndexStore::file_count(index.as_ref())?);
+        metrics.set_files_stored(index.file_count().await?);
         let published = Published::new(
             Arc::new(PageCache::new(
                 settings.limits.page_cache_bytes,
@@ -132,7 +135,7 @@ impl Services {
             )),
             metrics.clone(),
         );
-        let mirror_records = index.mirror_records()?;
+        let mirror_records = sled.mirror_records()?;
         let ingestor = Ingestor::new(
             store.clone(),
             index.clone(),
@@ -167,7 +170,7 @@ impl Services {
             work_root,
         };
         let builds = Arc::new(BuildService::new(ServiceParts {
-            queue: Arc::new(SledBuildQueue::open(index.database())?),
+            queue: Arc::new(SledBuildQueue::open(sled.database())?),
             pipeline,
             recipes: recipe_book(settings)?,
             targets: target_builders(settings),
