@@ -1,15 +1,22 @@
 //! The index's records: projects and the files they hold, behind one async trait with
-//! backend-neutral errors. `SledIndex` keeps them in the embedded database.
+//! backend-neutral errors. `SledIndex` keeps them in the embedded database,
+//! `PostgresIndexStore` in a PostgreSQL database that replicas share; one conformance suite
+//! (`conformance`) holds both to the same behaviour.
 
 mod mirror_records;
 mod page_origins;
+mod postgres;
 mod records;
 mod sled_store;
+
+#[cfg(test)]
+mod conformance;
 
 use async_trait::async_trait;
 
 pub use mirror_records::{CachedPage, ExtractedMetadata, Extraction, MirrorRecords, UpstreamFile};
 pub use page_origins::OriginsError;
+pub use postgres::PostgresIndexStore;
 pub use records::{FileKind, FileOrigin, FileRecord, ProjectRecord};
 pub use sled_store::{SledIndex, SledOpenError};
 

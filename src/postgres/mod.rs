@@ -1,6 +1,6 @@
 //! What every PostgreSQL backend shares: a connection pool opened from a URL and the
 //! schema migrations each store brings (`migrations`). The stores themselves (the build
-//! queue so far) live beside their sled counterparts.
+//! queue, the index's records) live beside their sled counterparts.
 //!
 //! Connections are plain TCP or a Unix socket, without TLS for now: the server is expected
 //! on the same host or a private network.
