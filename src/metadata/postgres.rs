@@ -291,3 +291,85 @@ impl IndexStore for PostgresIndexStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::FileKind;
+    use crate::postgres::testing::{TestDatabase, connect};
+
+    fn sdist(filename: &str, content: &[u8]) -> (DistFilename, FileRecord) {
+        let parsed: DistFilename = filename.parse().unwrap();
+        let record = FileRecord {
+            project: parsed.name().to_string(),
+            filename: filename.to_string(),
+            version: parsed.version().to_string(),
+            kind: FileKind::Sdist,
+            sha256: Sha256Digest::of(content),
+            size: content.len() as u64,
+            upload_time: "2026-01-01T00:00:00Z".into(),
+            requires_python: None,
+            metadata_sha256: None,
+            yanked: None,
+            origin: FileOrigin::Uploaded,
+        };
+        (parsed, record)
+    }
+
+    /// Two replicas, each with its own pool, opened at once on one database (the schema
+    /// is applied once) and racing one file under two spellings.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_inserting_one_file_at_once_insert_it_once() {
+        let Some(database) = TestDatabase::create().await else {
+            return;
+        };
+        let (first, second) = tokio::join!(
+            PostgresIndexStore::open(&database.url),
+            PostgresIndexStore::open(&database.url),
+        );
+        let (first, second) = (first.unwrap(), second.unwrap());
+        for version in 0..10 {
+            let (one, one_record) = sdist(&format!("demo-{version}.0.tar.gz"), b"one");
+            let (two, two_record) = sdist(&format!("Demo-{version}.0.0.tar.gz"), b"two");
+            let (from_first, from_second) = tokio::join!(
+                first.insert_file(&one, &one_record, "demo"),
+                second.insert_file(&two, &two_record, "Demo"),
+            );
+            let outcomes = [from_first, from_second];
+            let inserted = outcomes
+                .iter()
+                .filter(|outcome| matches!(outcome, Ok(InsertOutcome::Inserted)))
+                .count();
+            let conflicts = outcomes
+                .iter()
+                .filter(|outcome| matches!(outcome, Err(IndexError::Conflict { .. })))
+                .count();
+            assert_eq!((inserted, conflicts), (1, 1), "{outcomes:?}");
+        }
+        assert_eq!(second.file_count().await.unwrap(), 10);
+        drop((first, second));
+        database.remove().await;
+    }
+
+    #[tokio::test]
+    async fn a_record_that_does_not_decode_is_corrupt() {
+        let Some(database) = TestDatabase::create().await else {
+            return;
+        };
+        let store = PostgresIndexStore::open(&database.url).await.unwrap();
+        let (filename, record) = sdist("demo-1.0.tar.gz", b"one");
+        store.insert_file(&filename, &record, "demo").await.unwrap();
+        let client = connect(&database.url).await.unwrap();
+        client
+            .batch_execute(r#"UPDATE index_files SET record = '{"project": 1}'"#)
+            .await
+            .unwrap();
+        let error = store.files(filename.name()).await.unwrap_err();
+        assert!(
+            matches!(error, IndexError::Corrupt { ref key, .. } if key == "index_files/demo/demo-1.0.tar.gz"),
+            "{error}"
+        );
+        drop((store, client));
+        database.remove().await;
+    }
+}

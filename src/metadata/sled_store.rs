@@ -331,6 +331,25 @@ impl IndexStore for SledIndex {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_record_that_does_not_decode_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SledIndex::open(dir.path(), 1 << 20).unwrap();
+        index
+            .files
+            .insert(
+                file_key("demo", "demo-1.0.tar.gz"),
+                &br#"{"project": 1}"#[..],
+            )
+            .unwrap();
+        let name = crate::pypi::parse_package_name("demo").unwrap();
+        let error = index.files(&name).await.unwrap_err();
+        assert!(
+            matches!(error, IndexError::Corrupt { ref key, .. } if key == "demo\0demo-1.0.tar.gz"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn refuses_a_database_of_another_format() {
         let dir = tempfile::tempdir().unwrap();
