@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::app::{Application, Services};
-use crate::build::{ContainerSteps, RemoteWorker};
 use crate::cli::{BuildArgs, ExecutorChoice, PrewarmArgs, WorkerArgs};
 use crate::config::Settings;
 use crate::config::{ExecutorKind, MetadataBackend, TargetSettings};
+use crate::farm::{ContainerSteps, RemoteWorker};
 use crate::ingest::Spool;
 use crate::ingest::inspect;
 use crate::metadata::{FileOrigin, InsertOutcome};

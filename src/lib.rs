@@ -13,7 +13,7 @@
 //! - [`index`]: page models and their HTML/JSON renderings, merged with upstream pages,
 //!   and PyPI's JSON API documents.
 //! - [`mirror`]: the pull-through cache of upstream indexes; [`catalog`]: what a page lists.
-//! - [`build`]: the build farm (keys, recipes, queue and leases, container steps, build
+//! - [`farm`]: the build farm (keys, recipes, queue and leases, container steps, build
 //!   requirements, remote workers and the wire format they share with the server,
 //!   on-demand pages); [`executor`]: runc, docker and podman.
 //! - [`prewarm`]: requirements files resolved wheels-only, and what lacks a wheel built.
@@ -25,7 +25,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod build;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
@@ -33,6 +32,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod executor;
+pub mod farm;
 pub mod index;
 pub mod ingest;
 pub mod memory;

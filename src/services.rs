@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::build::{
+use crate::config::{ConfigError, ExecutorKind, MetadataBackend, Settings};
+use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
+use crate::farm::{
     BuildQueue, BuildService, ContainerSteps, CrateRegistry, Pipeline, PostgresBuildQueue,
     RecipeBook, RecipeError, SHIPPED, ServiceParts, SledBuildQueue, TargetBuilders,
 };
-use crate::config::{ConfigError, ExecutorKind, MetadataBackend, Settings};
-use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
 use crate::index::{PageCache, Published};
 use crate::ingest::Ingestor;
 use crate::metadata::{
@@ -47,7 +47,7 @@ pub enum StartupError {
     #[error(transparent)]
     Recipes(#[from] RecipeError),
     #[error(transparent)]
-    Queue(#[from] crate::build::QueueError),
+    Queue(#[from] crate::farm::QueueError),
     #[error(transparent)]
     Postgres(#[from] crate::postgres::OpenError),
     #[error("cannot listen on {address}: {source}")]

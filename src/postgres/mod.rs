@@ -17,7 +17,7 @@ pub use migrations::{Applied, Migrations};
 /// The schema of every store kept in PostgreSQL, in the order they are applied.
 pub const SCHEMAS: &[&Migrations] = &[
     &crate::metadata::POSTGRES_MIGRATIONS,
-    &crate::build::queue::POSTGRES_MIGRATIONS,
+    &crate::farm::queue::POSTGRES_MIGRATIONS,
     &crate::metadata::mirror_store::POSTGRES_MIGRATIONS,
 ];
 

@@ -9,8 +9,8 @@ use super::{
     SledBuildQueue, needs_of, record_result, waits_for_any,
 };
 use crate::auth::CredentialId;
-use crate::build::BuildKey;
-use crate::build::records::{
+use crate::farm::BuildKey;
+use crate::farm::records::{
     BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, LeaseHolder, timestamp,
 };
 use crate::pypi::Sha256Digest;

@@ -2,9 +2,9 @@
 //! Cargo.lock pins, stored in the blob store before any container runs.
 
 use super::BuildService;
-use crate::build::recipe::Recipe;
-use crate::build::records::{BuildRecord, Failure};
-use crate::build::wire::WheelhouseFile;
+use crate::farm::recipe::Recipe;
+use crate::farm::records::{BuildRecord, Failure};
+use crate::farm::wire::WheelhouseFile;
 use crate::pypi::{Sha256Digest, Target};
 
 impl BuildService {

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use super::wheelhouse::fetchable;
 use super::{BuildError, BuildService};
-use crate::build::queue::{QueueError, check_holder};
-use crate::build::records::{BuildRecord, BuildState, Failure, LeaseHolder};
-use crate::build::wire::{Assignment, Recorded};
+use crate::farm::queue::{QueueError, check_holder};
+use crate::farm::records::{BuildRecord, BuildState, Failure, LeaseHolder};
+use crate::farm::wire::{Assignment, Recorded};
 use crate::pypi::Target;
 
 /// What a remote worker reports: a tested wheel (spooled here, and its filename) or a
@@ -82,7 +82,7 @@ impl BuildService {
         }
         check_holder(&record, holder)?;
         let outcome = match report.outcome {
-            Ok((path, filename)) => match crate::build::steps::check_wheel(&filename, &record) {
+            Ok((path, filename)) => match crate::farm::steps::check_wheel(&filename, &record) {
                 Ok(_) => self.pipeline.ingest(&path, &filename).await,
                 Err(failure) => Err(failure),
             },

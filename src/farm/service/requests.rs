@@ -7,11 +7,11 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::{BuildError, BuildService};
-use crate::build::id::BuildId;
-use crate::build::on_demand::MissingWheel;
-use crate::build::queue::Requested;
-use crate::build::records::{BuildRecord, BuildState, timestamp};
-use crate::build::resolve::BoxFuture;
+use crate::farm::id::BuildId;
+use crate::farm::on_demand::MissingWheel;
+use crate::farm::queue::Requested;
+use crate::farm::records::{BuildRecord, BuildState, timestamp};
+use crate::farm::resolve::BoxFuture;
 use crate::metadata::FileKind;
 use crate::mirror::{MirrorError, MirroredFile};
 use crate::pypi::{DistFilename, PackageName, Sha256Digest, Target, Version};

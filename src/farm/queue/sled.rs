@@ -10,8 +10,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::{BuildQueue, QueueError, Released, Requested, check_holder, transitions};
 use crate::auth::CredentialId;
-use crate::build::BuildKey;
-use crate::build::records::{
+use crate::farm::BuildKey;
+use crate::farm::records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, LeaseHolder, unix_now,
 };
 use crate::pypi::{Sha256Digest, Target};
@@ -439,7 +439,7 @@ impl BuildQueue for SledBuildQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::queue::conformance::candidate;
+    use crate::farm::queue::conformance::candidate;
 
     #[tokio::test]
     async fn a_database_written_before_the_indexes_gets_them_once() {

@@ -2,8 +2,8 @@
 //! backend reads the record, checks the step applies, applies one of these and writes it
 //! back atomically.
 
-use crate::build::BuildKey;
-use crate::build::records::{
+use crate::farm::BuildKey;
+use crate::farm::records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, Lease, LeaseHolder, timestamp,
     unix_now,
 };

@@ -12,8 +12,8 @@ use std::str::FromStr;
 use pep508_rs::{Requirement, VersionOrUrl};
 
 use super::{BuildError, BuildService};
-use crate::build::queue::waits_for_any;
-use crate::build::records::{BuildRecord, BuildState, Failure, LeaseHolder, MissingRequirement};
+use crate::farm::queue::waits_for_any;
+use crate::farm::records::{BuildRecord, BuildState, Failure, LeaseHolder, MissingRequirement};
 use crate::pypi::simple::{FileDetail, ProjectDetail, Yanked};
 use crate::pypi::{PackageName, Sha256Digest, Target};
 
@@ -128,7 +128,7 @@ impl BuildService {
             target: target.to_string(),
         };
         let releases = self.releases(&project).await?;
-        let version = crate::build::release::release_to_build(
+        let version = crate::farm::release::release_to_build(
             &releases,
             &specifiers,
             target,
@@ -213,7 +213,7 @@ impl BuildService {
             Err(DependencyError::Build(error)) => return Err(error),
             Err(error) => {
                 candidate.state = BuildState::Failed;
-                candidate.finished_at = Some(crate::build::records::timestamp());
+                candidate.finished_at = Some(crate::farm::records::timestamp());
                 candidate.failure = Some(error.failure(&no_wheel_context(missing, target)));
             }
         }
@@ -321,7 +321,7 @@ mod tests {
             reason: "expected a version".to_string(),
         };
         let failure = error.failure(&no_wheel_context(&missing, &target));
-        assert_eq!(failure.kind, crate::build::records::FailureKind::Package);
+        assert_eq!(failure.kind, crate::farm::records::FailureKind::Package);
         assert!(
             !failure.message.chars().any(char::is_control),
             "{}",

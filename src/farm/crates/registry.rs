@@ -11,8 +11,8 @@ use url::Url;
 
 use super::lock::LockedCrate;
 use super::vendor::CrateLoader;
-use crate::build::records::Failure;
-use crate::build::resolve::BoxFuture;
+use crate::farm::records::Failure;
+use crate::farm::resolve::BoxFuture;
 use crate::pypi::Sha256Digest;
 use crate::storage::BlobStore;
 

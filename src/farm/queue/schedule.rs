@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::{BuildQueue, QueueError};
-use crate::build::records::{
+use crate::farm::records::{
     BuildRecord, BuildState, BuiltWheel, Failure, FailureKind, LeaseHolder,
 };
 use crate::pypi::{PackageName, Sha256Digest};

@@ -3,8 +3,8 @@
 //! turned into a wait for its build, anything else final.
 
 use super::{BuildError, BuildService};
-use crate::build::queue::{Outcome, record_result};
-use crate::build::records::{BuildRecord, BuiltWheel, Failure, FailureKind, LeaseHolder};
+use crate::farm::queue::{Outcome, record_result};
+use crate::farm::records::{BuildRecord, BuiltWheel, Failure, FailureKind, LeaseHolder};
 use crate::pypi::Sha256Digest;
 use crate::storage::PutOutcome;
 

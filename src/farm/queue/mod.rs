@@ -18,7 +18,7 @@ use async_trait::async_trait;
 
 use super::records::{BuildRecord, BuildRequirements, BuiltWheel, Failure, Holding, LeaseHolder};
 use crate::auth::CredentialId;
-use crate::build::BuildKey;
+use crate::farm::BuildKey;
 use crate::pypi::{Sha256Digest, Target};
 
 pub use self::postgres::{MIGRATIONS as POSTGRES_MIGRATIONS, PostgresBuildQueue};

@@ -14,8 +14,8 @@ use tokio_postgres::Transaction;
 
 use super::{BuildQueue, QueueError, Released, Requested, check_holder, transitions};
 use crate::auth::CredentialId;
-use crate::build::BuildKey;
-use crate::build::records::{
+use crate::farm::BuildKey;
+use crate::farm::records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, LeaseHolder, unix_now,
 };
 use crate::postgres::{Migrations, OpenError};
@@ -532,7 +532,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::build::queue::conformance::candidate;
+    use crate::farm::queue::conformance::candidate;
     use crate::postgres::testing::{TestDatabase, connect};
 
     /// Leases from `queue` until it is empty; the ids it got.

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use super::{BuildQueue, QueueError, Released, Requested, check_holder, transitions};
 use crate::auth::CredentialId;
-use crate::build::BuildKey;
-use crate::build::records::{
+use crate::farm::BuildKey;
+use crate::farm::records::{
     BuildRecord, BuildRequirements, BuildState, BuiltWheel, Failure, LeaseHolder, unix_now,
 };
 use crate::pypi::{Sha256Digest, Target};

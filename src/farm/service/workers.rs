@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{BuildError, BuildService};
-use crate::build::fetcher::Fetcher;
-use crate::build::pipeline::PipelineResult;
-use crate::build::queue::BuildQueue;
-use crate::build::records::{BuildRecord, LeaseHolder};
+use crate::farm::fetcher::Fetcher;
+use crate::farm::pipeline::PipelineResult;
+use crate::farm::queue::BuildQueue;
+use crate::farm::records::{BuildRecord, LeaseHolder};
 
 /// Between passes of the sweeper, and the longest an idle worker sleeps.
 const SWEEP: Duration = Duration::from_secs(2);

@@ -262,7 +262,7 @@ pub(super) mod tests {
 
     /// A shared library built by the host's `musl-gcc` (musl-tools, which .ci/setup installs),
     /// linked against `libraries`.
-    pub(in crate::build) fn shared_library(
+    pub(in crate::farm) fn shared_library(
         dir: &Path,
         name: &str,
         source: &str,
@@ -285,7 +285,7 @@ pub(super) mod tests {
         std::fs::read(dir.join(name)).unwrap()
     }
 
-    pub(in crate::build) fn wheel(dir: &Path, entries: &[(&str, &[u8])]) -> PathBuf {
+    pub(in crate::farm) fn wheel(dir: &Path, entries: &[(&str, &[u8])]) -> PathBuf {
         let path = dir.join("demo-1.0-cp313-cp313-musllinux_1_2_x86_64.whl");
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
         for (name, bytes) in entries {

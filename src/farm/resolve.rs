@@ -376,7 +376,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::build::FailureKind;
+    use crate::farm::FailureKind;
 
     /// An index in memory: (project, version, requires-python, requires-dist).
     struct Fake {

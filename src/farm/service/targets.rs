@@ -2,11 +2,11 @@
 //! by (the builder's and runtime's identities among its inputs).
 
 use super::{BuildError, BuildService};
-use crate::build::crates::LockedCrates;
-use crate::build::key::{BuildKey, KeyInputs};
-use crate::build::recipe::Recipe;
-use crate::build::records::{BuildRecord, BuildRequirements};
-use crate::build::steps::TargetBuilders;
+use crate::farm::crates::LockedCrates;
+use crate::farm::key::{BuildKey, KeyInputs};
+use crate::farm::recipe::Recipe;
+use crate::farm::records::{BuildRecord, BuildRequirements};
+use crate::farm::steps::TargetBuilders;
 use crate::pypi::{Sha256Digest, Target};
 
 impl BuildService {

@@ -711,7 +711,7 @@ mod tests {
         std::fs::write(&secret, r#"["from-the-host"]"#).unwrap();
         std::os::unix::fs::symlink(&secret, &path).unwrap();
         let failure = read_backend_requires(&path).unwrap_err();
-        assert_eq!(failure.kind, crate::build::FailureKind::Package);
+        assert_eq!(failure.kind, crate::farm::FailureKind::Package);
         assert!(
             !failure.message.contains("from-the-host"),
             "{}",

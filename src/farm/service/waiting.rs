@@ -4,8 +4,8 @@
 
 use super::dependencies::{DependencyError, no_wheel_context};
 use super::{BuildError, BuildService};
-use crate::build::queue::{Needs, Released, needs_of};
-use crate::build::records::{BuildRecord, BuildState, BuiltWheel, Failure};
+use crate::farm::queue::{Needs, Released, needs_of};
+use crate::farm::records::{BuildRecord, BuildState, BuiltWheel, Failure};
 
 impl BuildService {
     /// Moves every waiting build on. Errors are logged: the next pass tries again.

@@ -9,8 +9,8 @@ use std::path::Path;
 use bytes::Bytes;
 
 use super::lock::LockedCrate;
-use crate::build::records::Failure;
-use crate::build::resolve::BoxFuture;
+use crate::farm::records::Failure;
+use crate::farm::resolve::BoxFuture;
 use crate::ingest::{ArchiveLimits, unpack_crate};
 use crate::pypi::Sha256Digest;
 
@@ -107,7 +107,7 @@ pub async fn write_vendor_directory(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::FailureKind;
+    use crate::farm::FailureKind;
 
     fn crate_file(top: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
         let paths: Vec<String> = files

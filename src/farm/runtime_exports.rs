@@ -217,9 +217,9 @@ async fn read_exports(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::FailureKind;
-    use crate::build::symbols::tests::{shared_library, wheel};
     use crate::executor::Runc;
+    use crate::farm::FailureKind;
+    use crate::farm::symbols::tests::{shared_library, wheel};
 
     /// A runtime root with the host's musl as its loader, a stand-in libpython and a fixed
     /// identity (`etc/edelweiss-root-id`).
