@@ -6,6 +6,7 @@
 mod client;
 mod download;
 mod extracted;
+mod fetch_locks;
 mod file_hosts;
 mod quote;
 mod redirect;
@@ -31,6 +32,7 @@ use url::Url;
 use crate::config::MirrorSettings;
 use crate::index::Published;
 use crate::ingest::Ingestor;
+use crate::metadata::mirror_store::FetchKey;
 use crate::metadata::{
     CachedPage, Extraction, MirrorStore, MirrorStoreError, Revalidation, UpstreamFile,
 };
@@ -40,6 +42,7 @@ use crate::pypi::{PackageName, Sha256Digest, WheelFilename, excerpt};
 use crate::storage::{BlobStore, StorageError};
 use client::{PageFetch, Validators};
 use download::DownloadJob;
+use fetch_locks::FetchLocks;
 
 const MAX_METADATA_FILE: usize = 16 << 20;
 
@@ -80,6 +83,8 @@ pub struct Mirror {
     hosts: FileHosts,
     client: UpstreamClient,
     records: Arc<dyn MirrorStore>,
+    /// One upstream fetch per key across the processes that share `records`.
+    locks: FetchLocks,
     store: BlobStore,
     spool_dir: PathBuf,
     page_ttl: Duration,
@@ -126,10 +131,12 @@ impl Mirror {
                     .map(|name| name.to_string())
             })
             .collect();
+        let lock_wait = Duration::from_secs(parts.settings.page_timeout_seconds);
         Ok(Self {
             upstreams: parts.upstreams,
             hosts,
             client,
+            locks: FetchLocks::new(parts.records.clone(), lock_wait),
             records: parts.records,
             store: parts.store,
             spool_dir: parts.spool_dir,
@@ -200,6 +207,8 @@ impl Mirror {
             upstreams: self.upstreams.clone(),
             hosts: self.hosts.clone(),
             records: self.records.clone(),
+            locks: self.locks.clone(),
+            page_ttl: self.page_ttl,
             name: name.clone(),
             cached: cached.clone(),
             published: self.published.clone(),
@@ -279,6 +288,7 @@ impl Mirror {
         let (body_tx, body_rx) = mpsc::channel(16);
         let job = DownloadJob {
             client: self.client.clone(),
+            locks: self.locks.clone(),
             upstream: self.upstream_for(&origin),
             url,
             filename: filename.to_string(),
@@ -387,9 +397,21 @@ impl Mirror {
             self.store.clone(),
             self.upstream_for(&origin),
         );
+        let locks = self.locks.clone();
         let (result, _) = self
             .files
             .run(digest, move || async move {
+                let store_error = |detail: String| UpstreamError::Store {
+                    upstream: upstream.to_string(),
+                    detail,
+                };
+                let _guard = (locks.take(FetchKey::File(digest)).await)
+                    .map_err(|error| store_error(error.to_string()))?;
+                let stored_meanwhile = (store.contains(digest).await)
+                    .map_err(|error| store_error(error.to_string()))?;
+                if stored_meanwhile {
+                    return Ok(());
+                }
                 let url = Url::parse(&format!("{}.metadata", origin.url)).map_err(|error| {
                     UpstreamError::Body {
                         upstream: origin.upstream.clone(),
@@ -413,10 +435,7 @@ impl Mirror {
                     .put_bytes(digest, bytes)
                     .await
                     .map(drop)
-                    .map_err(|error| UpstreamError::Store {
-                        upstream: upstream.to_string(),
-                        detail: error.to_string(),
-                    })
+                    .map_err(|error| store_error(error.to_string()))
             })
             .await;
         result?;
@@ -424,12 +443,15 @@ impl Mirror {
     }
 }
 
-/// Fetches one project page from the first upstream that has it.
+/// Fetches one project page from the first upstream that has it, unless another process
+/// that shares the records fetched it while this one waited for the fetch lock.
 struct PageJob {
     client: UpstreamClient,
     upstreams: Vec<UpstreamUrl>,
     hosts: FileHosts,
     records: Arc<dyn MirrorStore>,
+    locks: FetchLocks,
+    page_ttl: Duration,
     name: PackageName,
     cached: Option<CachedPage>,
     published: Published,
@@ -486,9 +508,41 @@ impl PageJob {
         Ok(page)
     }
 
+    async fn run(mut self) -> PageResult {
+        let Some(first) = self.upstreams.first().cloned() else {
+            return Ok(None);
+        };
+        let store_error = |error| Self::store_error(&first, error);
+        let _guard =
+            (self.locks.take(FetchKey::Page(self.name.clone())).await).map_err(store_error)?;
+        match self.stored_meanwhile().await.map_err(store_error)? {
+            Some(page) => Ok(Some(page)),
+            None => self.fetch().await,
+        }
+    }
+
+    /// The page as the records hold it once the fetch lock is held: fresh when another
+    /// process fetched it meanwhile; otherwise the copy to revalidate is the newest one.
+    async fn stored_meanwhile(&mut self) -> Result<Option<CachedPage>, MirrorStoreError> {
+        match self.records.page(&self.name).await? {
+            Some(page) if now().saturating_sub(page.fetched_at) < self.page_ttl.as_secs() => {
+                let changed =
+                    (self.cached.as_ref()).is_none_or(|cached| cached.detail != page.detail);
+                if changed {
+                    self.published.upstream_page_changed(&self.name);
+                }
+                Ok(Some(page))
+            }
+            stored => {
+                self.cached = stored.or(self.cached.take());
+                Ok(None)
+            }
+        }
+    }
+
     /// An upstream error stops the search: falling through to the next upstream could
     /// serve a different project under the same name.
-    async fn run(self) -> PageResult {
+    async fn fetch(self) -> PageResult {
         for upstream in &self.upstreams {
             let cached = self
                 .cached
