@@ -1,13 +1,15 @@
 //! The mirror: upstream project pages cached with a TTL and revalidated, upstream files
-//! fetched once and kept by content hash, single-flight for both, and stale serving when
-//! an upstream fails. Upstream pages are hostile input: only files of the project, on an
-//! allowed host, are kept (`vet`), and only allowed hosts are ever asked (`file_hosts`).
+//! fetched once and kept by content hash, single-flight for both (across the processes that
+//! share the records too: `fetch_locks`), and stale serving when an upstream fails.
+//! Upstream pages are hostile input: only files of the project, on an allowed host, are
+//! kept (`vet`), and only allowed hosts are ever asked (`file_hosts`).
 
 mod client;
 mod download;
 mod extracted;
 mod fetch_locks;
 mod file_hosts;
+mod metadata_file;
 mod quote;
 mod redirect;
 mod single_flight;
@@ -43,8 +45,7 @@ use crate::storage::{BlobStore, StorageError};
 use client::{PageFetch, Validators};
 use download::DownloadJob;
 use fetch_locks::FetchLocks;
-
-const MAX_METADATA_FILE: usize = 16 << 20;
+use metadata_file::MetadataFileJob;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
@@ -392,52 +393,15 @@ impl Mirror {
             return Ok(Some(MirroredFile::Stored(digest)));
         }
         self.metrics.file_cache("miss");
-        let (client, store, upstream) = (
-            self.client.clone(),
-            self.store.clone(),
-            self.upstream_for(&origin),
-        );
-        let locks = self.locks.clone();
-        let (result, _) = self
-            .files
-            .run(digest, move || async move {
-                let store_error = |detail: String| UpstreamError::Store {
-                    upstream: upstream.to_string(),
-                    detail,
-                };
-                let _guard = (locks.take(FetchKey::File(digest)).await)
-                    .map_err(|error| store_error(error.to_string()))?;
-                let stored_meanwhile = (store.contains(digest).await)
-                    .map_err(|error| store_error(error.to_string()))?;
-                if stored_meanwhile {
-                    return Ok(());
-                }
-                let url = Url::parse(&format!("{}.metadata", origin.url)).map_err(|error| {
-                    UpstreamError::Body {
-                        upstream: origin.upstream.clone(),
-                        url: origin.url.clone(),
-                        detail: error.to_string(),
-                    }
-                })?;
-                let bytes = client
-                    .fetch_small(&upstream, &url, MAX_METADATA_FILE)
-                    .await?;
-                let actual = Sha256Digest::of(&bytes);
-                if actual != digest {
-                    return Err(UpstreamError::DigestMismatch {
-                        upstream: upstream.to_string(),
-                        url: url.to_string(),
-                        expected: digest.to_hex(),
-                        actual: actual.to_hex(),
-                    });
-                }
-                store
-                    .put_bytes(digest, bytes)
-                    .await
-                    .map(drop)
-                    .map_err(|error| store_error(error.to_string()))
-            })
-            .await;
+        let job = MetadataFileJob {
+            client: self.client.clone(),
+            locks: self.locks.clone(),
+            store: self.store.clone(),
+            upstream: self.upstream_for(&origin),
+            origin,
+            digest,
+        };
+        let (result, _) = self.files.run(digest, move || job.run()).await;
         result?;
         Ok(Some(MirroredFile::Stored(digest)))
     }
