@@ -51,8 +51,8 @@ impl AdvisoryLocks {
 
     /// Takes the lock on `key`, waiting at most `wait` for whoever holds it.
     pub async fn lock(&self, key: &FetchKey, wait: Duration) -> Result<HeldLock, FetchLockError> {
-        let permit = (self.permits.clone().try_acquire_owned())
-            .map_err(|_| FetchLockError::Busy { key: key.clone() })?;
+        let busy = |_| FetchLockError::Busy { key: key.clone() };
+        let permit = self.permits.clone().try_acquire_owned().map_err(busy)?;
         let mut held = HeldLock {
             client: Some(self.connection().await?),
             waiting: false,
@@ -61,15 +61,14 @@ impl AdvisoryLocks {
         };
         // lock_timeout 0 would mean no limit.
         let millis = wait.as_millis().clamp(1, i32::MAX as u128);
-        (held
-            .client()
-            .batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = {millis}")))
-        .await
-        .map_err(unavailable)?;
+        let begin = format!("BEGIN; SET LOCAL lock_timeout = {millis}");
+        held.client()
+            .batch_execute(&begin)
+            .await
+            .map_err(unavailable)?;
         held.waiting = true;
-        let locked = (held.client())
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&key.lock_id()])
-            .await;
+        let lock = "SELECT pg_advisory_xact_lock($1)";
+        let locked = held.client().execute(lock, &[&key.lock_id()]).await;
         held.waiting = false;
         match locked {
             Ok(_) => Ok(held),
