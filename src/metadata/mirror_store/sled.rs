@@ -11,13 +11,14 @@
 //! page stored by an older edelweiss keep their origins until the page is fetched again.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
 use super::{
-    CachedPage, ExtractedMetadata, MirrorStore, MirrorStoreError, Revalidation, UpstreamFile,
-    find_origin, page_origins, project_of,
+    CachedPage, ExtractedMetadata, FetchGuard, FetchKey, FetchLockError, MirrorStore,
+    MirrorStoreError, Revalidation, UpstreamFile, find_origin, page_origins, project_of,
 };
 use crate::pypi::{PackageName, Sha256Digest};
 
@@ -83,6 +84,16 @@ impl MirrorStore for SledMirrorStore {
         let key = project.as_ref().as_bytes();
         let value = self.pages.get(key).map_err(unavailable)?;
         value.map(|value| decode(key, &value)).transpose()
+    }
+
+    /// One process owns a sled database, and its `SingleFlight` already fetches each key
+    /// once: there is nobody else to wait for.
+    async fn fetch_lock(
+        &self,
+        _key: &FetchKey,
+        _wait: Duration,
+    ) -> Result<FetchGuard, FetchLockError> {
+        Ok(FetchGuard::in_process())
     }
 
     /// The origins go first: origins without their page are harmless, only a page links
