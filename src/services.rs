@@ -13,13 +13,14 @@ use crate::build::{
 };
 use crate::config::{ConfigError, ExecutorKind, MetadataBackend, Settings};
 use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
-use crate::index::{PageCache, Published};
+use crate::index::{PageCache, PageChanges, Published, Unshared};
 use crate::ingest::Ingestor;
 use crate::metadata::{
     IndexError, MirrorStore, MirrorStoreError, PostgresMirrorStore, SledIndex, SledMirrorStore,
 };
 use crate::metrics::Metrics;
 use crate::mirror::{Mirror, MirrorParts, UpstreamError};
+use crate::postgres::PostgresPageChanges;
 use crate::storage::{BlobStore, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -131,14 +132,12 @@ impl Services {
         let store = open_store(settings, started)?;
         let metrics = Arc::new(Metrics::default());
         metrics.set_files_stored(crate::metadata::IndexStore::file_count(index.as_ref())?);
-        let published = Published::new(
-            Arc::new(PageCache::new(
-                settings.limits.page_cache_bytes,
-                metrics.clone(),
-            )),
+        let pages = Arc::new(PageCache::new(
+            settings.limits.page_cache_bytes,
             metrics.clone(),
-        );
-        let records = open_records(settings, &index).await?;
+        ));
+        let records = open_records(settings, &index, &pages).await?;
+        let published = Published::new(pages, metrics.clone(), records.page_changes);
         let mirror_records = records.mirror;
         let ingestor = Ingestor::new(
             store.clone(),
@@ -200,23 +199,33 @@ impl Services {
 }
 
 /// The stores `metadata_url` places: in the embedded database, or in PostgreSQL on one
-/// pool with every schema brought up to date first.
+/// pool with every schema brought up to date first, where the replicas sharing it also
+/// tell each other which of their kept `pages` a write changed.
 struct Records {
     mirror: Arc<dyn MirrorStore>,
     queue: Arc<dyn BuildQueue>,
+    page_changes: Arc<dyn PageChanges>,
 }
 
-async fn open_records(settings: &Settings, index: &SledIndex) -> Result<Records, StartupError> {
+async fn open_records(
+    settings: &Settings,
+    index: &SledIndex,
+    pages: &Arc<PageCache>,
+) -> Result<Records, StartupError> {
     Ok(match settings.metadata_backend() {
         MetadataBackend::Embedded => Records {
             mirror: Arc::new(SledMirrorStore::open(index.database())?),
             queue: Arc::new(SledBuildQueue::open(index.database())?),
+            page_changes: Arc::new(Unshared),
         },
         MetadataBackend::Postgres(url) => {
             let pool = crate::postgres::open_shared(&url).await?;
+            let page_changes =
+                PostgresPageChanges::start(&url, pool.clone(), pages.clone()).await?;
             Records {
                 mirror: Arc::new(PostgresMirrorStore::on(pool.clone())),
                 queue: Arc::new(PostgresBuildQueue::on(pool)),
+                page_changes: Arc::new(page_changes),
             }
         }
         MetadataBackend::Invalid => Err(ConfigError::Invalid {

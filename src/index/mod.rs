@@ -8,6 +8,7 @@ mod html;
 mod merge;
 mod negotiate;
 mod page;
+mod page_changes;
 mod published;
 pub mod pypi_json;
 
@@ -17,6 +18,7 @@ pub use html::escape;
 pub use merge::merged_detail;
 pub use negotiate::{Body, Format, negotiate};
 pub use page::{View, project_detail, project_list};
+pub use page_changes::{PageChanges, Unshared};
 pub use published::Published;
 
 use std::sync::Arc;
@@ -103,14 +105,14 @@ impl Index {
     }
 
     /// Yanks (`Some(reason)`) or restores (`None`) a file (PEP 592); its pages change with it.
-    pub fn set_yanked(
+    pub async fn set_yanked(
         &self,
         name: &PackageName,
         filename: &str,
         reason: Option<String>,
     ) -> Result<FileRecord, IndexError> {
         let record = self.store.set_yanked(name, filename, reason)?;
-        self.published.file_changed(name);
+        self.published.file_changed(name).await;
         Ok(record)
     }
 }

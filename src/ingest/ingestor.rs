@@ -152,7 +152,7 @@ impl Ingestor {
             .index
             .insert_file(&parsed, &record, &inspected.metadata.display_name)?;
         if outcome == InsertOutcome::Inserted {
-            self.published.file_stored(parsed.name());
+            self.published.file_stored(parsed.name()).await;
         }
         Ok(IngestOutcome { record, outcome })
     }
@@ -205,7 +205,8 @@ impl Ingestor {
             .put_extracted(&wheel.name, filename, &record)
             .await?;
         self.published
-            .metadata_extracted(&wheel.name, &record.outcome);
+            .metadata_extracted(&wheel.name, &record.outcome)
+            .await;
         Ok(record.outcome)
     }
 
