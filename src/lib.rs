@@ -7,7 +7,7 @@
 //! - [`storage`]: content-addressed blobs over `object_store`.
 //! - [`metadata`]: the index's records, in sled or PostgreSQL; the mirror's in sled.
 //! - [`postgres`]: what the PostgreSQL backends share (a connection pool, schema
-//!   migrations versioned in the binary).
+//!   migrations versioned in the binary, the page changes replicas announce to each other).
 //! - [`ingest`]: spool, validate and commit an uploaded, added or built file; read the
 //!   METADATA of a wheel the mirror stored.
 //! - [`index`]: page models and their HTML/JSON renderings, merged with upstream pages,

@@ -3,8 +3,8 @@
 //! replica writes is the one every replica reads and leases from, a replica's restart leaves the
 //! builds other replicas' workers hold alone, a page one replica mirrored is one the others
 //! serve without asking the upstream, a page or file two replicas are asked for at once is
-//! fetched from the upstream once, and `edelweiss migrate` brings the schema up to date by
-//! itself.
+//! fetched from the upstream once, a page one replica changes is not served as it was by
+//! the others, and `edelweiss migrate` brings the schema up to date by itself.
 
 mod common;
 
@@ -13,10 +13,13 @@ use std::time::Duration;
 
 use common::dists::{WheelSpec, write_sdist};
 use common::farm::{Runtime, TARGET, WORKER_TOKEN, c_extension_sdist, post_result, request_build};
+use common::poll_until;
 use common::postgres::TestDatabase;
 use common::s3::S3Server;
 use common::server::{TestServer, base_config, binary};
 use common::upstream::{UpstreamServer, UpstreamTree};
+
+const PAGE_HITS: &str = "edelweiss_page_cache_lookups_total{result=\"hit\"}";
 
 /// A server that builds only through remote workers, its records on `database`.
 fn replica(database: &TestDatabase) -> TestServer {
@@ -218,17 +221,6 @@ fn upstream_with_purelib(work: &std::path::Path) -> (UpstreamServer, String) {
     (UpstreamServer::start(&tree, "json"), filename)
 }
 
-/// Polls `condition` until it holds; a minute without is a failure named by `what`.
-fn until(what: &str, condition: impl Fn() -> bool) {
-    for _ in 0..1200 {
-        if condition() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("never: {what}");
-}
-
 /// Sessions of `database` waiting for an advisory lock.
 fn lock_waiters(database: &TestDatabase) -> u64 {
     let count = database.select(
@@ -253,13 +245,17 @@ fn asked_at_once(
     upstream.fault(serde_json::json!({"hold": true}));
     std::thread::scope(|scope| {
         let first = scope.spawn(|| first.get(path));
-        until("the upstream holds the first replica's request", || {
-            upstream.count(&held) == 1
-        });
+        poll_until(
+            Duration::from_secs(60),
+            "the upstream holds the first replica's request",
+            || upstream.count(&held) == 1,
+        );
         let second = scope.spawn(|| second.get(path));
-        until("the second replica waits, or asks the upstream", || {
-            lock_waiters(database) == 1 || upstream.count(&held) == 2
-        });
+        poll_until(
+            Duration::from_secs(60),
+            "the second replica waits, or asks the upstream",
+            || lock_waiters(database) == 1 || upstream.count(&held) == 2,
+        );
         let asked = upstream.count(&held);
         upstream.fault(serde_json::json!({"hold": false}));
         let responses = [first.join().unwrap(), second.join().unwrap()];
@@ -335,6 +331,60 @@ fn a_file_two_replicas_are_asked_for_at_once_is_fetched_once() {
         upstream.count(&upstream_path),
         1,
         "the upstream was asked for the file once"
+    );
+}
+
+/// The reader keeps its copy of the upstream's page for ten minutes and the page it made
+/// from it until then; the writer asks the upstream on every request. The writer's refresh
+/// finds a new file, which the reader lists on its next page, from the copy the writer
+/// stored, because the writer announced the change.
+#[test]
+fn a_page_one_replica_changed_is_made_again_by_the_others() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let tree = UpstreamTree::new(&work.path().join("tree"));
+    let dists = work.path().join("dists");
+    std::fs::create_dir_all(&dists).unwrap();
+    let mut files = vec![
+        WheelSpec::new("purelib", "2.0", "py3-none-any").write(&dists),
+        write_sdist(&dists, "purelib", "2.0", &[]),
+    ];
+    tree.publish("purelib", &files);
+    let upstream = UpstreamServer::start(&tree, "json");
+    let mirroring = |page_ttl_seconds: u64| {
+        let mirror = format!("[mirror]\npage_ttl_seconds = {page_ttl_seconds}\n[limits]");
+        let config = base_config("", "").replace("[limits]", &mirror);
+        let config = format!("metadata_url = {:?}\n{config}", database.url);
+        TestServer::mirroring(&[&upstream.simple_url()], &config)
+    };
+    let writer = mirroring(0);
+    let reader = mirroring(600);
+
+    let before = reader.listed_filenames("/simple/purelib/");
+    assert_eq!(before.len(), 2, "{before:?}");
+    let hits = reader.metric(PAGE_HITS);
+    assert_eq!(reader.listed_filenames("/simple/purelib/"), before);
+    assert!(
+        reader.metric(PAGE_HITS) > hits,
+        "the reader answered from the page it keeps"
+    );
+
+    files.push(WheelSpec::new("purelib", "2.1", "py3-none-any").write(&dists));
+    tree.publish("purelib", &files);
+    let after = writer.listed_filenames("/simple/purelib/");
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(after.contains(&"purelib-2.1-py3-none-any.whl".to_string()));
+    poll_until(
+        Duration::from_secs(30),
+        "the reader to list the file the writer's refresh found",
+        || reader.listed_filenames("/simple/purelib/") == after,
+    );
+    assert_eq!(
+        upstream.count("/simple/purelib/"),
+        2,
+        "the reader asked the upstream once: its new page is made from the writer's copy"
     );
 }
 

@@ -467,7 +467,7 @@ impl PageJob {
                 .map_err(store_error)?;
         }
         if changed {
-            self.published.upstream_page_changed(&self.name);
+            self.published.upstream_page_changed(&self.name).await;
         }
         Ok(page)
     }
@@ -493,7 +493,7 @@ impl PageJob {
                 let changed =
                     (self.cached.as_ref()).is_none_or(|cached| cached.detail != page.detail);
                 if changed {
-                    self.published.upstream_page_changed(&self.name);
+                    self.published.upstream_page_changed(&self.name).await;
                 }
                 Ok(Some(page))
             }
@@ -549,7 +549,7 @@ impl PageJob {
                         .as_ref()
                         .is_none_or(|cached| cached.detail != page.detail);
                     if changed {
-                        self.published.upstream_page_changed(&self.name);
+                        self.published.upstream_page_changed(&self.name).await;
                     }
                     return Ok(Some(page));
                 }
