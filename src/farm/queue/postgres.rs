@@ -279,6 +279,38 @@ impl PostgresBuildQueue {
         Ok(true)
     }
 
+    /// Writes `record`, read from another queue, unless a build of its id is here already
+    /// (`edelweiss migrate --from-data-dir`); whether it was written. A build that was
+    /// running is queued again: no worker holds a lease on it here.
+    pub async fn import(&self, mut record: BuildRecord) -> Result<bool, QueueError> {
+        if record.state == BuildState::Running {
+            transitions::requeue(&mut record);
+        }
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        if get_locked(&transaction, &record.id).await?.is_some() {
+            return Ok(false);
+        }
+        put(&transaction, &record, record.state == BuildState::Queued).await?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(true)
+    }
+
+    /// Makes build `id` the one that answers `key`, read from another queue, unless the
+    /// key answers to a build here already; whether it was written.
+    pub async fn import_key_owner(&self, key: &str, id: &str) -> Result<bool, QueueError> {
+        let written = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO build_keys (key, id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &id],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(written > 0)
+    }
+
     /// The records in `state`, by id.
     async fn in_state(&self, state: BuildState) -> Result<Vec<BuildRecord>, QueueError> {
         let rows = self
