@@ -204,7 +204,7 @@ fn a_data_directory_moves_to_postgres_and_s3_and_is_left_untouched() {
     let old_dir = old.server.data_dir.clone();
     let prefix = format!("moved-{}", uuid::Uuid::new_v4());
 
-    let refused = move_installation(&old_dir, &database, &s3, &prefix);
+    let refused = move_installation(&old_dir, &database, s3, &prefix);
     assert!(!refused.status.success());
     assert!(
         common::text(&refused).contains("held by a running edelweiss"),
@@ -214,7 +214,7 @@ fn a_data_directory_moves_to_postgres_and_s3_and_is_left_untouched() {
     stop(&mut old.server);
     let before = hashes(&old_dir);
 
-    let moved = move_installation(&old_dir, &database, &s3, &prefix);
+    let moved = move_installation(&old_dir, &database, s3, &prefix);
     assert!(moved.status.success(), "{}", common::text(&moved));
     let summary = String::from_utf8_lossy(&moved.stdout).into_owned();
     assert_eq!(
@@ -264,7 +264,7 @@ fn a_data_directory_moves_to_postgres_and_s3_and_is_left_untouched() {
         "the build a worker held is queued again"
     );
 
-    let again = move_installation(&old_dir, &database, &s3, &prefix);
+    let again = move_installation(&old_dir, &database, s3, &prefix);
     assert!(again.status.success(), "{}", common::text(&again));
     let summary = String::from_utf8_lossy(&again.stdout).into_owned();
     for line in [

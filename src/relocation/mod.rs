@@ -98,6 +98,12 @@ pub async fn move_installation(settings: &Settings, source: &Source) -> Result<S
     };
     let source_store_url = source_storage_url(source)?;
     let destination_url = destination_storage_url(settings, &source_store_url)?;
+    if inside(&destination_url, &source.data_dir) {
+        return Err(MoveError::Destination(format!(
+            "storage_url {destination_url} is inside {}, which the move leaves as it is",
+            source.data_dir.display()
+        )));
+    }
     let copy = source::SourceCopy::open(&source.data_dir, settings.limits.database_cache_bytes)?;
     let destination_store = BlobStore::open(&destination_url)?;
     let pool = crate::postgres::open_shared(&metadata_url).await?;
@@ -157,14 +163,22 @@ fn destination_storage_url(settings: &Settings, source_url: &str) -> Result<Stri
     Ok(destination)
 }
 
+/// The directory of a `file://` store, through links where it exists.
+fn local_directory(url: &str) -> Option<PathBuf> {
+    let path = url::Url::parse(url).ok()?.to_file_path().ok()?;
+    Some(path.canonicalize().unwrap_or(path))
+}
+
+/// Whether `url` is a `file://` store inside `dir`.
+fn inside(url: &str, dir: &Path) -> bool {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    local_directory(url).is_some_and(|path| path.starts_with(dir))
+}
+
 /// Whether two store URLs name one store: the same directory (through links) or the same
 /// bucket and prefix.
 fn same_store(first: &str, second: &str) -> bool {
-    let directory = |url: &str| {
-        let path = url::Url::parse(url).ok()?.to_file_path().ok()?;
-        Some(path.canonicalize().unwrap_or(path))
-    };
-    match (directory(first), directory(second)) {
+    match (local_directory(first), local_directory(second)) {
         (Some(first), Some(second)) => first == second,
         _ => first.trim_end_matches('/') == second.trim_end_matches('/'),
     }
@@ -173,11 +187,7 @@ fn same_store(first: &str, second: &str) -> bool {
 /// The source's blob store, or none for a data directory that never stored a blob (opening
 /// a `file://` store would create its directory in the old data directory).
 fn open_source_store(url: &str) -> Result<Option<BlobStore>, MoveError> {
-    let local = url::Url::parse(url)
-        .ok()
-        .filter(|parsed| parsed.scheme() == "file")
-        .and_then(|parsed| parsed.to_file_path().ok());
-    if local.is_some_and(|path| !path.is_dir()) {
+    if local_directory(url).is_some_and(|path| !path.is_dir()) {
         return Ok(None);
     }
     Ok(Some(BlobStore::open(url)?))
@@ -197,5 +207,15 @@ mod tests {
         assert!(same_store("s3://bucket/prefix/", "s3://bucket/prefix"));
         assert!(!same_store("s3://bucket/prefix", "s3://bucket/other"));
         assert!(!same_store(&plain, "s3://bucket/prefix"));
+    }
+
+    #[test]
+    fn a_destination_inside_the_old_directory_is_refused() {
+        let old = tempfile::tempdir().unwrap();
+        let within = file_url(&old.path().join("moved-blobs")).unwrap();
+        let beside = file_url(&old.path().with_extension("moved")).unwrap();
+        assert!(inside(&within, old.path()));
+        assert!(!inside(&beside, old.path()));
+        assert!(!inside("s3://bucket/prefix", old.path()));
     }
 }
