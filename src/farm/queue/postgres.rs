@@ -604,6 +604,40 @@ mod tests {
         database.remove().await;
     }
 
+    /// Tried: a running build, a queued one and a key imported twice. Kept: the running
+    /// build queued again, both leased in the order they were imported, each imported once.
+    #[tokio::test]
+    async fn an_imported_build_is_queued_and_imported_once() {
+        let Some(database) = TestDatabase::create().await else {
+            return;
+        };
+        let queue = PostgresBuildQueue::open(&database.url).await.unwrap();
+        let running = BuildRecord {
+            state: BuildState::Running,
+            ..candidate("running", "key-running")
+        };
+        let queued = candidate("queued", "key-queued");
+        for _ in 0..2 {
+            queue.import(running.clone()).await.unwrap();
+            queue.import(queued.clone()).await.unwrap();
+        }
+        assert!(!queue.import(queued).await.unwrap(), "already here");
+        assert!(
+            queue
+                .import_key_owner("key-queued", "queued")
+                .await
+                .unwrap()
+        );
+        assert!(!queue.import_key_owner("key-queued", "other").await.unwrap());
+        assert_eq!(queue.list().await.unwrap().len(), 2);
+        assert_eq!(
+            lease_all(queue.clone(), "worker").await,
+            ["running", "queued"]
+        );
+        drop(queue);
+        database.remove().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_replicas_requesting_one_key_at_once_make_one_build() {
         let Some(database) = TestDatabase::create().await else {
