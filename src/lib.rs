@@ -16,6 +16,8 @@
 //! - [`farm`]: the build farm (keys, recipes, queue and leases, container steps, build
 //!   requirements, remote workers and the wire format they share with the server,
 //!   on-demand pages); [`executor`]: runc, docker and podman.
+//! - [`relocation`]: `edelweiss migrate --from-data-dir`, an installation's data directory
+//!   moved to PostgreSQL and another blob store, every digest verified.
 //! - [`prewarm`]: requirements files resolved wheels-only, and what lacks a wheel built.
 //! - [`routes`]: the HTTP API; [`error`] maps every error to a response; [`status`]: the
 //!   status page's model.
@@ -42,6 +44,7 @@ pub mod mirror;
 pub mod postgres;
 pub mod prewarm;
 pub mod pypi;
+pub mod relocation;
 pub mod routes;
 pub mod services;
 pub mod status;

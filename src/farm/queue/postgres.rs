@@ -279,6 +279,38 @@ impl PostgresBuildQueue {
         Ok(true)
     }
 
+    /// Writes `record`, read from another queue, unless a build of its id is here already
+    /// (`edelweiss migrate --from-data-dir`); whether it was written. A build that was
+    /// running is queued again: no worker holds a lease on it here.
+    pub async fn import(&self, mut record: BuildRecord) -> Result<bool, QueueError> {
+        if record.state == BuildState::Running {
+            transitions::requeue(&mut record);
+        }
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        if get_locked(&transaction, &record.id).await?.is_some() {
+            return Ok(false);
+        }
+        put(&transaction, &record, record.state == BuildState::Queued).await?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(true)
+    }
+
+    /// Makes build `id` the one that answers `key`, read from another queue, unless the
+    /// key answers to a build here already; whether it was written.
+    pub async fn import_key_owner(&self, key: &str, id: &str) -> Result<bool, QueueError> {
+        let written = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO build_keys (key, id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &id],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(written > 0)
+    }
+
     /// The records in `state`, by id.
     async fn in_state(&self, state: BuildState) -> Result<Vec<BuildRecord>, QueueError> {
         let rows = self
@@ -569,6 +601,40 @@ mod tests {
             assert_eq!((record.state, record.attempts), (BuildState::Running, 1));
         }
         drop((first, second));
+        database.remove().await;
+    }
+
+    /// Tried: a running build, a queued one and a key imported twice. Kept: the running
+    /// build queued again, both leased in the order they were imported, each imported once.
+    #[tokio::test]
+    async fn an_imported_build_is_queued_and_imported_once() {
+        let Some(database) = TestDatabase::create().await else {
+            return;
+        };
+        let queue = PostgresBuildQueue::open(&database.url).await.unwrap();
+        let running = BuildRecord {
+            state: BuildState::Running,
+            ..candidate("running", "key-running")
+        };
+        let queued = candidate("queued", "key-queued");
+        for _ in 0..2 {
+            queue.import(running.clone()).await.unwrap();
+            queue.import(queued.clone()).await.unwrap();
+        }
+        assert!(!queue.import(queued).await.unwrap(), "already here");
+        assert!(
+            queue
+                .import_key_owner("key-queued", "queued")
+                .await
+                .unwrap()
+        );
+        assert!(!queue.import_key_owner("key-queued", "other").await.unwrap());
+        assert_eq!(queue.list().await.unwrap().len(), 2);
+        assert_eq!(
+            lease_all(queue.clone(), "worker").await,
+            ["running", "queued"]
+        );
+        drop(queue);
         database.remove().await;
     }
 

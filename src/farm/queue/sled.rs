@@ -204,6 +204,24 @@ impl SledBuildQueue {
         Ok(records)
     }
 
+    /// Every build key with the build that answers it (`edelweiss migrate
+    /// --from-data-dir` copies them; no backend needs to list them otherwise).
+    pub fn key_owners(&self) -> Result<Vec<(String, String)>, QueueError> {
+        self.keys
+            .iter()
+            .map(|entry| {
+                let (key, id) = entry?;
+                let text = |bytes: &[u8]| {
+                    String::from_utf8(bytes.to_vec()).map_err(|error| QueueError::Corrupt {
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                        reason: error.to_string(),
+                    })
+                };
+                Ok((text(&key)?, text(&id)?))
+            })
+            .collect()
+    }
+
     fn get_now(&self, id: &[u8]) -> Result<Option<BuildRecord>, QueueError> {
         self.builds
             .get(id)?

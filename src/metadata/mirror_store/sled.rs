@@ -46,6 +46,23 @@ fn project_file_key(project: &str, filename: &str) -> Vec<u8> {
     [project.as_bytes(), b"\0", filename.as_bytes()].concat()
 }
 
+fn corrupt_key(key: &[u8], reason: impl ToString) -> MirrorStoreError {
+    MirrorStoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// A key that names a project: the normalized name it was written under.
+fn project_key(key: &[u8]) -> Result<PackageName, MirrorStoreError> {
+    let text = std::str::from_utf8(key).map_err(|error| corrupt_key(key, error))?;
+    let name = crate::pypi::parse_package_name(text).map_err(|error| corrupt_key(key, error))?;
+    match name.as_ref() == text {
+        true => Ok(name),
+        false => Err(corrupt_key(key, "not a normalized project name")),
+    }
+}
+
 #[derive(Clone)]
 pub struct SledMirrorStore {
     pages: sled::Tree,
@@ -65,6 +82,42 @@ impl SledMirrorStore {
             legacy_files: tree("upstream_files")?,
             extracted: tree("extracted_metadata")?,
         })
+    }
+
+    /// Every cached page, by project (`edelweiss migrate --from-data-dir` reads a data
+    /// directory's mirror through this; the trait asks only for one project at a time).
+    /// A key that is not a normalized project name is corrupt.
+    pub fn all_pages(&self) -> Result<Vec<(PackageName, CachedPage)>, MirrorStoreError> {
+        self.pages
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry.map_err(unavailable)?;
+                Ok((project_key(&key)?, decode(&key, &value)?))
+            })
+            .collect()
+    }
+
+    /// Every extraction recorded, as (project, filename, record).
+    pub fn all_extracted(
+        &self,
+    ) -> Result<Vec<(PackageName, String, ExtractedMetadata)>, MirrorStoreError> {
+        self.extracted
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry.map_err(unavailable)?;
+                let split = key.iter().position(|byte| *byte == 0);
+                let Some(split) = split else {
+                    return Err(corrupt_key(&key, "no NUL between project and filename"));
+                };
+                let filename = std::str::from_utf8(&key[split + 1..])
+                    .map_err(|error| corrupt_key(&key, error))?;
+                Ok((
+                    project_key(&key[..split])?,
+                    filename.to_string(),
+                    decode(&key, &value)?,
+                ))
+            })
+            .collect()
     }
 
     fn legacy_upstream_file(
