@@ -134,7 +134,7 @@ fn member(parts: &[Deflated], input_length: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read as _, Write as _};
+    use std::io::Read as _;
 
     /// Text that compresses like a page but not to nothing: lines with a counter.
     fn page(length: usize) -> Vec<u8> {
