@@ -58,9 +58,9 @@ struct Listing {
 }
 
 /// The files held here alone, as of a version read before them.
-fn local_listing(index: &Index, name: &PackageName) -> Result<Option<Listing>, CatalogError> {
+async fn local_listing(index: &Index, name: &PackageName) -> Result<Option<Listing>, CatalogError> {
     let version = index.pages().version(&Scope::Project(name.clone()));
-    Ok(index.local_detail(name)?.map(|detail| Listing {
+    Ok(index.local_detail(name).await?.map(|detail| Listing {
         detail,
         version,
         expires_at: None,
@@ -75,17 +75,22 @@ async fn listing(
     name: &PackageName,
 ) -> Result<Option<Listing>, CatalogError> {
     // One record, not every file's, before deciding whether to ask the upstream.
-    if mirror.hides_upstream(name, index.is_uploaded(name)?) {
-        return local_listing(index, name);
+    if mirror.hides_upstream(name, index.is_uploaded(name).await?) {
+        return local_listing(index, name).await;
     }
+    let scope = Scope::Project(name.clone());
+    // The upstream's page may be another replica's, which announces its changes: one heard
+    // between reading the page and reading the version below leaves this page unkept.
+    let heard = index.pages().heard_version(&scope);
     let upstream = mirror.project_page(name).await;
     // Read after the upstream's page, whose refresh counts as a write to the project, and
     // before every record the page is made from, which are read again for that reason.
-    let version = index.pages().version(&Scope::Project(name.clone()));
-    if mirror.hides_upstream(name, index.is_uploaded(name)?) {
-        return local_listing(index, name);
+    let version = index.pages().version(&scope);
+    let heard_since = index.pages().heard_version(&scope) != heard;
+    if mirror.hides_upstream(name, index.is_uploaded(name).await?) {
+        return local_listing(index, name).await;
     }
-    let local = index.local_files(name)?;
+    let local = index.local_files(name).await?;
     let upstream = match upstream {
         Ok(upstream) => upstream,
         Err(error) if !local.is_empty() => {
@@ -98,7 +103,10 @@ async fn listing(
         return Ok(None);
     }
     // Without an upstream page the upstream is asked again next time: not kept.
-    let expires_at = Some(upstream.as_ref().map_or(0, |page| page.fresh_until));
+    let expires_at = Some(match &upstream {
+        Some(page) if !heard_since => page.fresh_until,
+        _ => 0,
+    });
     let (upstream, stale) = match upstream {
         Some(page) => (Some(page.detail), page.stale),
         None => (None, None),

@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::auth::AuthError;
-use crate::build::{BuildError, QueueError};
+use crate::farm::{BuildError, QueueError};
 use crate::ingest::{IngestError, SpoolError};
 use crate::metadata::{IndexError, MirrorStoreError};
 use crate::mirror::MirrorError;
@@ -73,7 +73,8 @@ fn index_status(error: &IndexError) -> StatusCode {
     match error {
         IndexError::Conflict { .. } => StatusCode::CONFLICT,
         IndexError::FileNotFound { .. } => StatusCode::NOT_FOUND,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        IndexError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        IndexError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

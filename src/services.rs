@@ -7,19 +7,21 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::build::{
+use crate::config::{ConfigError, ExecutorKind, MetadataBackend, Settings};
+use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
+use crate::farm::{
     BuildQueue, BuildService, ContainerSteps, CrateRegistry, Pipeline, PostgresBuildQueue,
     RecipeBook, RecipeError, SHIPPED, ServiceParts, SledBuildQueue, TargetBuilders,
 };
-use crate::config::{ConfigError, ExecutorKind, MetadataBackend, Settings};
-use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
-use crate::index::{PageCache, Published};
+use crate::index::{PageCache, PageChanges, Published, Unshared};
 use crate::ingest::Ingestor;
 use crate::metadata::{
-    IndexError, MirrorStore, MirrorStoreError, PostgresMirrorStore, SledIndex, SledMirrorStore,
+    IndexError, IndexStore, MirrorStore, MirrorStoreError, PostgresIndexStore, PostgresMirrorStore,
+    SledIndex, SledMirrorStore, SledOpenError,
 };
 use crate::metrics::Metrics;
 use crate::mirror::{Mirror, MirrorParts, UpstreamError};
+use crate::postgres::PostgresPageChanges;
 use crate::storage::{BlobStore, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,8 @@ pub enum StartupError {
     Index(#[from] IndexError),
     #[error(transparent)]
     MirrorRecords(#[from] MirrorStoreError),
+    #[error(transparent)]
+    IndexOpen(#[from] SledOpenError),
     #[error("cannot prepare {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -44,7 +48,7 @@ pub enum StartupError {
     #[error(transparent)]
     Recipes(#[from] RecipeError),
     #[error(transparent)]
-    Queue(#[from] crate::build::QueueError),
+    Queue(#[from] crate::farm::QueueError),
     #[error(transparent)]
     Postgres(#[from] crate::postgres::OpenError),
     #[error("cannot listen on {address}: {source}")]
@@ -55,7 +59,7 @@ pub enum StartupError {
 }
 
 pub struct Services {
-    pub index: Arc<SledIndex>,
+    pub index: Arc<dyn IndexStore>,
     /// The rendered pages and the gauges every write updates (ingestor, index, mirror).
     pub published: Published,
     pub store: BlobStore,
@@ -122,24 +126,23 @@ impl Services {
         // request, build or write; anything left is from a crash.
         // The database first: its lock says whether another process uses this data dir,
         // and only then are that process's spool files and work directories safe to clear.
-        let index = Arc::new(SledIndex::open(
+        let sled = SledIndex::open(
             &data_dir.join("index.sled"),
             settings.limits.database_cache_bytes,
-        )?);
+        )?;
         let spool_dir = fresh_dir(data_dir.join("spool"))?;
         let work_root = fresh_dir(data_dir.join("work"))?;
         let store = open_store(settings, started)?;
         let metrics = Arc::new(Metrics::default());
-        metrics.set_files_stored(crate::metadata::IndexStore::file_count(index.as_ref())?);
-        let published = Published::new(
-            Arc::new(PageCache::new(
-                settings.limits.page_cache_bytes,
-                metrics.clone(),
-            )),
+        let pages = Arc::new(PageCache::new(
+            settings.limits.page_cache_bytes,
             metrics.clone(),
-        );
-        let records = open_records(settings, &index).await?;
+        ));
+        let records = open_records(settings, &sled, &pages).await?;
+        let index = records.index;
         let mirror_records = records.mirror;
+        metrics.set_files_stored(index.file_count().await?);
+        let published = Published::new(pages, metrics.clone(), records.page_changes);
         let ingestor = Ingestor::new(
             store.clone(),
             index.clone(),
@@ -200,23 +203,36 @@ impl Services {
 }
 
 /// The stores `metadata_url` places: in the embedded database, or in PostgreSQL on one
-/// pool with every schema brought up to date first.
+/// pool with every schema brought up to date first, where the replicas sharing it also
+/// tell each other which of their kept `pages` a write changed.
 struct Records {
+    index: Arc<dyn IndexStore>,
     mirror: Arc<dyn MirrorStore>,
     queue: Arc<dyn BuildQueue>,
+    page_changes: Arc<dyn PageChanges>,
 }
 
-async fn open_records(settings: &Settings, index: &SledIndex) -> Result<Records, StartupError> {
+async fn open_records(
+    settings: &Settings,
+    sled: &SledIndex,
+    pages: &Arc<PageCache>,
+) -> Result<Records, StartupError> {
     Ok(match settings.metadata_backend() {
         MetadataBackend::Embedded => Records {
-            mirror: Arc::new(SledMirrorStore::open(index.database())?),
-            queue: Arc::new(SledBuildQueue::open(index.database())?),
+            index: Arc::new(sled.clone()),
+            mirror: Arc::new(SledMirrorStore::open(sled.database())?),
+            queue: Arc::new(SledBuildQueue::open(sled.database())?),
+            page_changes: Arc::new(Unshared),
         },
         MetadataBackend::Postgres(url) => {
             let pool = crate::postgres::open_shared(&url).await?;
+            let page_changes =
+                PostgresPageChanges::start(&url, pool.clone(), pages.clone()).await?;
             Records {
+                index: Arc::new(PostgresIndexStore::on(pool.clone())),
                 mirror: Arc::new(PostgresMirrorStore::on(pool.clone())),
                 queue: Arc::new(PostgresBuildQueue::on(pool)),
+                page_changes: Arc::new(page_changes),
             }
         }
         MetadataBackend::Invalid => Err(ConfigError::Invalid {

@@ -8,8 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::simple::{format_for, not_in_index, redirect, respond, respond_served};
 use crate::app::AppState;
 use crate::auth::Access;
-use crate::build::TargetPage;
 use crate::error::ApiError;
+use crate::farm::TargetPage;
 use crate::pypi::{Target, parse_package_name};
 
 pub(super) fn parse_target(text: &str) -> Result<Target, ApiError> {
@@ -25,7 +25,7 @@ pub async fn index(
     super::authorize(&request, &state, Access::Read)?;
     parse_target(&path)?;
     let format = format_for(&request)?;
-    let page = state.index.project_list_page(format.body())?;
+    let page = state.index.project_list_page(format.body()).await?;
     Ok(respond(&request, &state, &page, format))
 }
 
