@@ -18,6 +18,7 @@ fn end_quietly_on_closed_output() {
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
+    edelweiss::memory::limit_arenas();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
         end_quietly_on_closed_output();

@@ -126,13 +126,12 @@ impl KnownMissing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pypi::simple::{FileDetail, Meta};
-    use std::collections::BTreeMap;
+    use crate::pypi::simple::{FileDetail, Hashes, Meta};
 
     fn file(filename: &str) -> FileDetail {
         let mut file = FileDetail::new(filename, format!("/files/x/{filename}"));
         let digest = Sha256Digest::of(filename.as_bytes()).to_hex();
-        file.hashes = BTreeMap::from([("sha256".into(), digest)]);
+        file.hashes = Hashes::sha256(digest);
         file
     }
 

@@ -299,12 +299,12 @@ async fn keep_alive_until_built(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::HashMap;
     use std::sync::Mutex;
 
     use super::*;
     use crate::pypi::Sha256Digest;
-    use crate::pypi::simple::{FileDetail, Meta};
+    use crate::pypi::simple::{FileDetail, Hashes, Meta};
 
     fn name(text: &str) -> PackageName {
         crate::pypi::parse_package_name(text).unwrap()
@@ -320,7 +320,7 @@ mod tests {
             .map(|filename| {
                 let mut file = FileDetail::new(*filename, format!("/files/x/{filename}"));
                 let digest = Sha256Digest::of(filename.as_bytes()).to_hex();
-                file.hashes = BTreeMap::from([("sha256".into(), digest)]);
+                file.hashes = Hashes::sha256(digest);
                 file
             })
             .collect();

@@ -2,8 +2,6 @@
 //! picks, and compressing a page into it. pip sends `gzip, deflate`, uv `gzip, deflate,
 //! zstd`; a client that sends nothing gets the page as it is.
 
-use std::io::Write as _;
-
 use bytes::Bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -13,10 +11,8 @@ pub enum Coding {
     Zstd,
 }
 
-/// Measured on a 22 MB JSON page of 40,000 files (bench/RESULTS.md): gzip level 4 is within
-/// 0.2 % of level 6's size in half its time (0.19 s against 0.37 s), and zstd level 1 is
+/// Measured on a 22 MB JSON page of 40,000 files (bench/RESULTS.md): zstd level 1 is
 /// smaller than level 3 on these pages (hex digests) in a third of the time (0.03 s).
-const GZIP_LEVEL: u32 = 4;
 const ZSTD_LEVEL: i32 = 1;
 
 impl Coding {
@@ -43,7 +39,7 @@ impl Coding {
     pub fn compress(self, body: &[u8]) -> Bytes {
         super::exact(match self {
             Self::Identity => body.to_vec(),
-            Self::Gzip => gzip(body),
+            Self::Gzip => super::gzip::gzip(body),
             // Its buffer is the worst case, the page's size: `exact` gives the rest back.
             Self::Zstd => zstd::bulk::compress(body, ZSTD_LEVEL).expect("zstd into memory"),
         })
@@ -57,20 +53,6 @@ impl Coding {
             _ => None,
         }
     }
-}
-
-/// `body` as one gzip member. Writing into memory cannot fail.
-///
-/// One member, not chunks compressed side by side as concatenated members (RFC 1952 §2.2
-/// allows them): pip decodes those whole, but uv 0.13 (reqwest) stops after the first
-/// member and fails on the truncated page.
-fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::new(GZIP_LEVEL),
-    );
-    encoder.write_all(body).expect("gzip into memory");
-    encoder.finish().expect("gzip into memory")
 }
 
 /// The server's preference among codings a client accepts equally.

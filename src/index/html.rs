@@ -78,14 +78,13 @@ pub fn project_list(list: &ProjectList) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pypi::simple::{CoreMetadataRef, FileDetail, Meta, Yanked};
-    use std::collections::BTreeMap;
+    use crate::pypi::simple::{CoreMetadataRef, FileDetail, Hashes, Meta, Yanked};
 
     fn detail() -> ProjectDetail {
         let file = |filename: &str, yanked: Yanked, metadata: CoreMetadataRef| FileDetail {
             filename: filename.into(),
             url: format!("/files/{}/{filename}", "a".repeat(64)),
-            hashes: BTreeMap::from([("sha256".into(), "a".repeat(64))]),
+            hashes: Hashes::sha256("a".repeat(64)),
             requires_python: Some(">=3.8,<4".into()),
             core_metadata: metadata.clone(),
             dist_info_metadata: metadata,
@@ -101,7 +100,7 @@ mod tests {
                 file(
                     "demo-1.0-py3-none-any.whl",
                     Yanked::Flag(false),
-                    CoreMetadataRef::sha256(&"b".repeat(64)),
+                    CoreMetadataRef::sha256("b".repeat(64)),
                 ),
                 file(
                     "demo-1.0.tar.gz",

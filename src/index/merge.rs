@@ -3,12 +3,12 @@
 //! and http(s) URLs are ever listed: the mirror vets pages when it fetches them, and this
 //! is the last guard for a page it kept before that (or any other path in).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use super::page::file_detail;
 use crate::metadata::FileRecord;
 use crate::mirror::quoted;
-use crate::pypi::simple::{CoreMetadataRef, FileDetail, Meta, ProjectDetail};
+use crate::pypi::simple::{CoreMetadataRef, FileDetail, Hashes, Meta, ProjectDetail};
 use crate::pypi::{Sha256Digest, Version};
 
 /// Why an upstream file cannot be listed: its filename is not one path segment of plain
@@ -38,18 +38,29 @@ fn log_unlisted(file: &FileDetail, reason: &str) {
     );
 }
 
+/// Whether `hex` is a sha256 digest in its one canonical spelling (lowercase hex), so it
+/// can be listed as the upstream wrote it.
+fn is_sha256(hex: &str) -> bool {
+    hex.parse::<Sha256Digest>().is_ok()
+}
+
 /// An upstream file as edelweiss lists it, or `None` when it cannot be listed. Files
 /// without a sha256 cannot be verified or content-addressed, so they keep their upstream
 /// URL and are not cached.
 fn rewrite(mut file: FileDetail) -> Option<FileDetail> {
-    let digest = file
-        .sha256()
-        .and_then(|hex| hex.parse::<Sha256Digest>().ok());
     if let Some(reason) = unlistable_filename(&file.filename) {
         log_unlisted(&file, reason);
         return None;
     }
-    let Some(digest) = digest else {
+    let hashes = std::mem::take(&mut file.hashes);
+    let sha256 = match hashes.get("sha256").is_some_and(is_sha256) {
+        true => hashes.into_sha256(),
+        false => {
+            file.hashes = hashes;
+            None
+        }
+    };
+    let Some(sha256) = sha256 else {
         file.url = match web_url(&file.url) {
             Ok(url) => url,
             Err(reason) => {
@@ -61,18 +72,16 @@ fn rewrite(mut file: FileDetail) -> Option<FileDetail> {
         file.dist_info_metadata = CoreMetadataRef::Absent(false);
         return Some(file);
     };
-    file.url = format!("/files/{digest}/{}", file.filename);
-    file.hashes = BTreeMap::from([("sha256".to_string(), digest.to_hex())]);
-    let metadata = match file
-        .core_metadata
-        .sha256_hex()
-        .and_then(|hex| hex.parse::<Sha256Digest>().ok())
+    file.url = format!("/files/{sha256}/{}", file.filename);
+    file.hashes = Hashes::sha256(sha256);
+    let metadata = match std::mem::replace(&mut file.core_metadata, CoreMetadataRef::Absent(false))
     {
-        Some(metadata) => CoreMetadataRef::sha256(&metadata.to_hex()),
-        None => CoreMetadataRef::Absent(false),
+        CoreMetadataRef::Hashes(hashes) => hashes.into_sha256().filter(|hex| is_sha256(hex)),
+        CoreMetadataRef::Absent(_) => None,
     };
-    file.core_metadata = metadata.clone();
-    file.dist_info_metadata = metadata;
+    let metadata = metadata.map_or(CoreMetadataRef::Absent(false), CoreMetadataRef::sha256);
+    file.dist_info_metadata = metadata.clone();
+    file.core_metadata = metadata;
     Some(file)
 }
 
@@ -96,13 +105,15 @@ pub fn merged_detail(
         .map(|page| (page.files, page.versions))
         .unwrap_or_default();
     let mut files: Vec<FileDetail> = upstream_files.into_iter().filter_map(rewrite).collect();
-    let upstream_names: HashSet<String> = files.iter().map(|file| file.filename.clone()).collect();
-    files.extend(
-        local
-            .iter()
-            .filter(|record| !upstream_names.contains(&record.filename))
-            .map(file_detail),
-    );
+    let upstream_names: HashSet<&str> = files.iter().map(|file| file.filename.as_str()).collect();
+    let local_files: Vec<FileDetail> = local
+        .iter()
+        .filter(|record| !upstream_names.contains(record.filename.as_str()))
+        .cloned()
+        .map(file_detail)
+        .collect();
+    drop(upstream_names);
+    files.extend(local_files);
     let local_versions = local.iter().map(|record| record.version.clone());
     ProjectDetail {
         meta: Meta::default(),
@@ -123,11 +134,11 @@ mod tests {
             filename: filename.into(),
             url: format!("https://files.example/{filename}"),
             hashes: sha
-                .map(|sha| BTreeMap::from([("sha256".to_string(), sha.to_string())]))
+                .map(|sha| Hashes::sha256(sha.to_string()))
                 .unwrap_or_default(),
             requires_python: Some(">=3.9".into()),
-            core_metadata: CoreMetadataRef::sha256(&"c".repeat(64)),
-            dist_info_metadata: CoreMetadataRef::sha256(&"c".repeat(64)),
+            core_metadata: CoreMetadataRef::sha256("c".repeat(64)),
+            dist_info_metadata: CoreMetadataRef::sha256("c".repeat(64)),
             yanked: Yanked::Reason("old".into()),
             size: Some(5),
             upload_time: Some("2020-01-01T00:00:00.000000Z".into()),

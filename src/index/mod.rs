@@ -4,6 +4,7 @@
 
 mod cache;
 mod encoding;
+mod gzip;
 mod html;
 mod merge;
 mod negotiate;
@@ -87,7 +88,7 @@ impl Index {
         };
         Ok(Some(project_detail(
             &project,
-            &self.store.files(name).await?,
+            self.store.files(name).await?,
         )))
     }
 

@@ -195,7 +195,7 @@ mod tests {
         );
         let mut file = FileDetail::new(filename, url);
         if let Some(sha) = sha {
-            file.hashes.insert("sha256".into(), sha);
+            file.hashes.insert("sha256", sha);
         }
         file.size = Some(1234);
         file.upload_time = Some("2025-06-01T12:00:00.000000Z".into());
@@ -205,7 +205,7 @@ mod tests {
     fn detail() -> ProjectDetail {
         let mut wheel = file("demo-1.0-py3-none-any.whl", None, Some(b"wheel"));
         wheel.requires_python = Some(">=3.8".into());
-        wheel.core_metadata = CoreMetadataRef::sha256("ab");
+        wheel.core_metadata = CoreMetadataRef::sha256("ab".into());
         let mut yanked = file("demo-0.9.tar.gz", None, Some(b"old"));
         yanked.yanked = Yanked::Reason("broken <build>".into());
         ProjectDetail {

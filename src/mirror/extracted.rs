@@ -28,7 +28,7 @@ pub fn advertise(detail: &mut ProjectDetail, extracted: &HashMap<String, Extract
             .and_then(|hex| hex.parse::<Sha256Digest>().ok());
         if let (Some(wheel), Some(metadata)) = (listed, metadata_of(record)) {
             if wheel == record.wheel_sha256 {
-                file.core_metadata = CoreMetadataRef::sha256(&metadata.to_hex());
+                file.core_metadata = CoreMetadataRef::sha256(metadata.to_hex());
                 file.dist_info_metadata = file.core_metadata.clone();
             }
         }
@@ -49,9 +49,9 @@ mod tests {
 
     fn file(filename: &str, sha: Sha256Digest, metadata: Option<&str>) -> FileDetail {
         let mut file = FileDetail::new(filename, format!("https://files.example/{filename}"));
-        file.hashes.insert("sha256".into(), sha.to_hex());
+        file.hashes.insert("sha256", sha.to_hex());
         if let Some(metadata) = metadata {
-            file.core_metadata = CoreMetadataRef::sha256(metadata);
+            file.core_metadata = CoreMetadataRef::sha256(metadata.to_string());
             file.dist_info_metadata = file.core_metadata.clone();
         }
         file

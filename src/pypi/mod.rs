@@ -5,6 +5,7 @@
 mod digest;
 mod excerpt;
 mod filename;
+mod hashes;
 mod identity;
 pub mod json_api;
 mod metadata;

@@ -2,9 +2,9 @@
 //! version, PEP 658/714 core metadata and PEP 700 `versions`/`size`/`upload-time`.
 //! The same structs are the page model the HTML rendering reads.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+pub use super::hashes::Hashes;
 
 /// PEP 629 `api-version`; 1.1 is the first with PEP 700's fields.
 pub const API_VERSION: &str = "1.1";
@@ -51,17 +51,18 @@ pub struct ProjectDetail {
 #[serde(untagged)]
 pub enum CoreMetadataRef {
     Absent(bool),
-    Hashes(BTreeMap<String, String>),
+    Hashes(Hashes),
 }
 
 impl CoreMetadataRef {
-    pub fn sha256(digest: &str) -> Self {
-        Self::Hashes(BTreeMap::from([("sha256".to_string(), digest.to_string())]))
+    /// Only a sha256, as lowercase hex.
+    pub fn sha256(hex: String) -> Self {
+        Self::Hashes(Hashes::sha256(hex))
     }
 
     pub fn sha256_hex(&self) -> Option<&str> {
         match self {
-            Self::Hashes(hashes) => hashes.get("sha256").map(String::as_str),
+            Self::Hashes(hashes) => hashes.get("sha256"),
             Self::Absent(_) => None,
         }
     }
@@ -117,7 +118,7 @@ impl<'de> Deserialize<'de> for CoreMetadataRef {
                 map: A,
             ) -> Result<Self::Value, A::Error> {
                 let hashes =
-                    BTreeMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                    Hashes::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 Ok(CoreMetadataRef::Hashes(hashes))
             }
         }
@@ -156,7 +157,7 @@ pub struct FileDetail {
     pub filename: String,
     pub url: String,
     #[serde(default)]
-    pub hashes: BTreeMap<String, String>,
+    pub hashes: Hashes,
     #[serde(
         rename = "requires-python",
         default,
@@ -194,7 +195,7 @@ impl FileDetail {
         Self {
             filename: filename.into(),
             url: url.into(),
-            hashes: BTreeMap::new(),
+            hashes: Hashes::default(),
             requires_python: None,
             core_metadata: absent_metadata(),
             dist_info_metadata: absent_metadata(),
@@ -205,7 +206,7 @@ impl FileDetail {
     }
 
     pub fn sha256(&self) -> Option<&str> {
-        self.hashes.get("sha256").map(String::as_str)
+        self.hashes.get("sha256")
     }
 }
 
@@ -227,7 +228,7 @@ mod tests {
             serde_json::to_string(&Yanked::from_reason(Some("broken"))).unwrap(),
             "\"broken\""
         );
-        let metadata = CoreMetadataRef::sha256("ab");
+        let metadata = CoreMetadataRef::sha256("ab".into());
         assert_eq!(
             serde_json::to_string(&metadata).unwrap(),
             r#"{"sha256":"ab"}"#
@@ -248,7 +249,7 @@ mod tests {
         }
         for metadata in [
             CoreMetadataRef::Absent(false),
-            CoreMetadataRef::sha256("ab"),
+            CoreMetadataRef::sha256("ab".into()),
         ] {
             let text = serde_json::to_string(&metadata).unwrap();
             assert_eq!(

@@ -12,16 +12,15 @@ use std::collections::BTreeMap;
 use html5gum::{Token, Tokenizer};
 
 use super::filename::DistFilename;
-use super::simple::{CoreMetadataRef, FileDetail, Meta, ProjectDetail, Yanked};
+use super::simple::{CoreMetadataRef, FileDetail, Hashes, Meta, ProjectDetail, Yanked};
 
 fn metadata_attribute(value: Option<&String>) -> CoreMetadataRef {
     match value.map(String::as_str) {
         None | Some("false") => CoreMetadataRef::Absent(false),
         Some(value) => match value.split_once('=') {
-            Some((algorithm, digest)) => CoreMetadataRef::Hashes(BTreeMap::from([(
-                algorithm.to_string(),
-                digest.to_string(),
-            )])),
+            Some((algorithm, digest)) => {
+                CoreMetadataRef::Hashes(Hashes::one(algorithm, digest.to_string()))
+            }
             None => CoreMetadataRef::Absent(true),
         },
     }
@@ -47,7 +46,7 @@ fn file_from_anchor(attributes: &BTreeMap<String, String>, text: &str) -> Option
     };
     let hashes = fragment
         .split_once('=')
-        .map(|(algorithm, digest)| BTreeMap::from([(algorithm.to_string(), digest.to_string())]))
+        .map(|(algorithm, digest)| Hashes::one(algorithm, digest.to_string()))
         .unwrap_or_default();
     let core_metadata = metadata_attribute(
         attributes

@@ -14,7 +14,7 @@ use pep508_rs::{Requirement, VersionOrUrl};
 use super::{BuildError, BuildService};
 use crate::farm::queue::waits_for_any;
 use crate::farm::records::{BuildRecord, BuildState, Failure, LeaseHolder, MissingRequirement};
-use crate::pypi::simple::{FileDetail, ProjectDetail, Yanked};
+use crate::pypi::simple::{FileDetail, Hashes, ProjectDetail, Yanked};
 use crate::pypi::{PackageName, Sha256Digest, Target};
 
 /// Requirement text longer than this is refused (it comes from workers and sdists).
@@ -166,8 +166,7 @@ impl BuildService {
             .into_iter()
             .map(|held| {
                 let mut file = FileDetail::new(held.filename, String::new());
-                file.hashes
-                    .insert("sha256".to_string(), held.sha256.to_hex());
+                file.hashes = Hashes::sha256(held.sha256.to_hex());
                 file.requires_python = held.requires_python;
                 file.yanked = Yanked::from_reason(held.yanked.as_deref());
                 file

@@ -21,7 +21,7 @@ pub(super) fn project(name: &str) -> PackageName {
 fn file(filename: &str) -> FileDetail {
     let mut file = FileDetail::new(filename, format!("https://files.example/{filename}"));
     let digest = Sha256Digest::of(filename.as_bytes()).to_hex();
-    file.hashes.insert("sha256".into(), digest);
+    file.hashes.insert("sha256", digest);
     file
 }
 
@@ -61,7 +61,7 @@ async fn a_page_is_read_back_with_its_validators(store: &dyn MirrorStore) {
     assert_eq!(store.page(&demo).await.unwrap(), None);
     let mut page = page("demo", &["demo-1.0-py3-none-any.whl", "demo-1.0.tar.gz"]);
     page.detail.files[0].core_metadata =
-        CoreMetadataRef::sha256(&Sha256Digest::of(b"METADATA").to_hex());
+        CoreMetadataRef::sha256(Sha256Digest::of(b"METADATA").to_hex());
     page.detail.files[1].yanked = Yanked::Reason("broken".into());
     page.detail.files[1].size = Some(42);
     page.detail.files[1].requires_python = Some(">=3.9".into());
@@ -139,7 +139,7 @@ async fn origins_are_found_by_digest_and_filename(store: &dyn MirrorStore) {
     let wheel = "demo-1.0-py3-none-any.whl";
     let metadata = Sha256Digest::of(b"METADATA");
     let mut page = page("demo", &[wheel, "demo-1.0.tar.gz", "demo-0.9.tar.gz"]);
-    page.detail.files[0].core_metadata = CoreMetadataRef::sha256(&metadata.to_hex());
+    page.detail.files[0].core_metadata = CoreMetadataRef::sha256(metadata.to_hex());
     page.detail.files[2].hashes.clear();
     store.put_page(&project("demo"), &page).await.unwrap();
 

@@ -163,9 +163,9 @@ mod tests {
             format!("https://files.example/packages/{filename}"),
         );
         let digest = Sha256Digest::of(filename.as_bytes()).to_hex();
-        file.hashes.insert("sha256".into(), digest);
+        file.hashes.insert("sha256", digest);
         file.core_metadata = match metadata {
-            Some(digest) => CoreMetadataRef::sha256(&digest.to_hex()),
+            Some(digest) => CoreMetadataRef::sha256(digest.to_hex()),
             None => CoreMetadataRef::Absent(false),
         };
         file
