@@ -58,9 +58,9 @@ struct Listing {
 }
 
 /// The files held here alone, as of a version read before them.
-fn local_listing(index: &Index, name: &PackageName) -> Result<Option<Listing>, CatalogError> {
+async fn local_listing(index: &Index, name: &PackageName) -> Result<Option<Listing>, CatalogError> {
     let version = index.pages().version(&Scope::Project(name.clone()));
-    Ok(index.local_detail(name)?.map(|detail| Listing {
+    Ok(index.local_detail(name).await?.map(|detail| Listing {
         detail,
         version,
         expires_at: None,
@@ -75,17 +75,17 @@ async fn listing(
     name: &PackageName,
 ) -> Result<Option<Listing>, CatalogError> {
     // One record, not every file's, before deciding whether to ask the upstream.
-    if mirror.hides_upstream(name, index.is_uploaded(name)?) {
-        return local_listing(index, name);
+    if mirror.hides_upstream(name, index.is_uploaded(name).await?) {
+        return local_listing(index, name).await;
     }
     let upstream = mirror.project_page(name).await;
     // Read after the upstream's page, whose refresh counts as a write to the project, and
     // before every record the page is made from, which are read again for that reason.
     let version = index.pages().version(&Scope::Project(name.clone()));
-    if mirror.hides_upstream(name, index.is_uploaded(name)?) {
-        return local_listing(index, name);
+    if mirror.hides_upstream(name, index.is_uploaded(name).await?) {
+        return local_listing(index, name).await;
     }
-    let local = index.local_files(name)?;
+    let local = index.local_files(name).await?;
     let upstream = match upstream {
         Ok(upstream) => upstream,
         Err(error) if !local.is_empty() => {

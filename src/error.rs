@@ -73,7 +73,8 @@ fn index_status(error: &IndexError) -> StatusCode {
     match error {
         IndexError::Conflict { .. } => StatusCode::CONFLICT,
         IndexError::FileNotFound { .. } => StatusCode::NOT_FOUND,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        IndexError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        IndexError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -5,7 +5,7 @@
 //!   simple-API and PyPI JSON API documents, the bounded excerpt every message quotes
 //!   input through).
 //! - [`storage`]: content-addressed blobs over `object_store`.
-//! - [`metadata`]: the index's records in sled.
+//! - [`metadata`]: the index's records, in sled or PostgreSQL; the mirror's in sled.
 //! - [`postgres`]: what the PostgreSQL backends share (a connection pool, schema
 //!   migrations versioned in the binary).
 //! - [`ingest`]: spool, validate and commit an uploaded, added or built file; read the

@@ -16,7 +16,8 @@ use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
 use crate::index::{PageCache, Published};
 use crate::ingest::Ingestor;
 use crate::metadata::{
-    IndexError, MirrorStore, MirrorStoreError, PostgresMirrorStore, SledIndex, SledMirrorStore,
+    IndexError, IndexStore, MirrorStore, MirrorStoreError, PostgresIndexStore, PostgresMirrorStore,
+    SledIndex, SledMirrorStore, SledOpenError,
 };
 use crate::metrics::Metrics;
 use crate::mirror::{Mirror, MirrorParts, UpstreamError};
@@ -32,6 +33,8 @@ pub enum StartupError {
     Index(#[from] IndexError),
     #[error(transparent)]
     MirrorRecords(#[from] MirrorStoreError),
+    #[error(transparent)]
+    IndexOpen(#[from] SledOpenError),
     #[error("cannot prepare {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -55,7 +58,7 @@ pub enum StartupError {
 }
 
 pub struct Services {
-    pub index: Arc<SledIndex>,
+    pub index: Arc<dyn IndexStore>,
     /// The rendered pages and the gauges every write updates (ingestor, index, mirror).
     pub published: Published,
     pub store: BlobStore,
@@ -122,15 +125,18 @@ impl Services {
         // request, build or write; anything left is from a crash.
         // The database first: its lock says whether another process uses this data dir,
         // and only then are that process's spool files and work directories safe to clear.
-        let index = Arc::new(SledIndex::open(
+        let sled = SledIndex::open(
             &data_dir.join("index.sled"),
             settings.limits.database_cache_bytes,
-        )?);
+        )?;
         let spool_dir = fresh_dir(data_dir.join("spool"))?;
         let work_root = fresh_dir(data_dir.join("work"))?;
         let store = open_store(settings, started)?;
+        let records = open_records(settings, &sled).await?;
+        let index = records.index;
+        let mirror_records = records.mirror;
         let metrics = Arc::new(Metrics::default());
-        metrics.set_files_stored(crate::metadata::IndexStore::file_count(index.as_ref())?);
+        metrics.set_files_stored(index.file_count().await?);
         let published = Published::new(
             Arc::new(PageCache::new(
                 settings.limits.page_cache_bytes,
@@ -138,8 +144,6 @@ impl Services {
             )),
             metrics.clone(),
         );
-        let records = open_records(settings, &index).await?;
-        let mirror_records = records.mirror;
         let ingestor = Ingestor::new(
             store.clone(),
             index.clone(),
@@ -202,19 +206,22 @@ impl Services {
 /// The stores `metadata_url` places: in the embedded database, or in PostgreSQL on one
 /// pool with every schema brought up to date first.
 struct Records {
+    index: Arc<dyn IndexStore>,
     mirror: Arc<dyn MirrorStore>,
     queue: Arc<dyn BuildQueue>,
 }
 
-async fn open_records(settings: &Settings, index: &SledIndex) -> Result<Records, StartupError> {
+async fn open_records(settings: &Settings, sled: &SledIndex) -> Result<Records, StartupError> {
     Ok(match settings.metadata_backend() {
         MetadataBackend::Embedded => Records {
-            mirror: Arc::new(SledMirrorStore::open(index.database())?),
-            queue: Arc::new(SledBuildQueue::open(index.database())?),
+            index: Arc::new(sled.clone()),
+            mirror: Arc::new(SledMirrorStore::open(sled.database())?),
+            queue: Arc::new(SledBuildQueue::open(sled.database())?),
         },
         MetadataBackend::Postgres(url) => {
             let pool = crate::postgres::open_shared(&url).await?;
             Records {
+                index: Arc::new(PostgresIndexStore::on(pool.clone())),
                 mirror: Arc::new(PostgresMirrorStore::on(pool.clone())),
                 queue: Arc::new(PostgresBuildQueue::on(pool)),
             }

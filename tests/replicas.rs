@@ -1,5 +1,6 @@
-//! Servers that share one PostgreSQL database (`metadata_url`): the build queue one replica
-//! writes is the one every replica reads and leases from, a replica's restart leaves the
+//! Servers that share one PostgreSQL database (`metadata_url`): a file uploaded through one
+//! replica installs through another (with a bucket both store blobs in), the build queue one
+//! replica writes is the one every replica reads and leases from, a replica's restart leaves the
 //! builds other replicas' workers hold alone, a page one replica mirrored is one the others
 //! serve without asking the upstream, and `edelweiss migrate` brings the schema up to date
 //! by itself.
@@ -11,6 +12,7 @@ use std::process::Command;
 use common::dists::{WheelSpec, write_sdist};
 use common::farm::{Runtime, TARGET, WORKER_TOKEN, c_extension_sdist, post_result, request_build};
 use common::postgres::TestDatabase;
+use common::s3::S3Server;
 use common::server::{TestServer, base_config, binary};
 use common::upstream::{UpstreamServer, UpstreamTree};
 
@@ -33,6 +35,72 @@ fn lease(server: &TestServer, worker: &str) -> reqwest::blocking::Response {
 
 fn state(server: &TestServer, id: &str) -> serde_json::Value {
     server.get_json_plain(&format!("/api/v1/builds/{id}"))["state"].clone()
+}
+
+/// Tried: a twine upload through one replica; pip installing it through the other; the same
+/// filename with other bytes, and the same bytes again, uploaded through the other. Kept:
+/// the first upload, installed whole; the other bytes refused with 409 by either replica;
+/// the retry acknowledged; one record and one blob.
+#[test]
+fn a_file_uploaded_through_one_replica_installs_through_the_other() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let Some(s3) = S3Server::shared() else {
+        return;
+    };
+    let prefix = format!("replicas-{}", uuid::Uuid::new_v4());
+    let config = base_config(
+        &format!(
+            "metadata_url = {:?}\nstorage_url = {:?}",
+            database.url,
+            s3.storage_url(&prefix)
+        ),
+        "",
+    );
+    let first = TestServer::start_with_env(&config, s3.env());
+    let second = TestServer::start_with_env(&config, s3.env());
+    let work = tempfile::tempdir().unwrap();
+    let wheel = WheelSpec::new("purelib", "2.0", "py3-none-any").write(work.path());
+    let uploaded = first.twine_upload(&[&wheel]);
+    assert!(uploaded.status.success(), "{}", common::text(&uploaded));
+
+    let target = work.path().join("installed");
+    let mut pip = common::tool("pip");
+    pip.args(["install", "--no-deps", "--target"])
+        .arg(&target)
+        .args(["--index-url", &second.index_url(), "purelib==2.0"]);
+    common::assert_success(&mut pip);
+    let module = std::fs::read_to_string(target.join("purelib/__init__.py")).unwrap();
+    assert_eq!(module, "VERSION = \"2.0\"\n");
+
+    let other_dir = work.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let mut other = WheelSpec::new("purelib", "2.0", "py3-none-any");
+    other
+        .files
+        .push(("purelib/extra.py".into(), b"X = 1\n".to_vec()));
+    let other = other.write(&other_dir);
+    let refused = second.twine_upload(&[&other]);
+    assert!(!refused.status.success());
+    assert!(
+        common::text(&refused).contains("409"),
+        "{}",
+        common::text(&refused)
+    );
+    let again = second.twine_upload(&[&wheel]);
+    assert!(again.status.success(), "{}", common::text(&again));
+    for server in [&first, &second] {
+        assert_eq!(
+            server.listed_wheels("purelib"),
+            ["purelib-2.0-py3-none-any.whl"]
+        );
+    }
+    assert_eq!(
+        database.select("SELECT count(*) FROM index_files"),
+        ["1"],
+        "one record"
+    );
 }
 
 #[test]
@@ -134,19 +202,22 @@ fn migrate_brings_the_schema_up_to_date_once() {
     };
     let (ok, first, errors) = migrate(&database.url);
     assert!(ok, "{errors}");
-    assert!(
-        first.contains("build_queue: migrated from version 0 to"),
-        "{first}"
+    let components = ["index_records", "build_queue", "mirror_records"];
+    for component in components {
+        assert!(
+            first.contains(&format!("{component}: migrated from version 0 to")),
+            "{first}"
+        );
+    }
+    let versions = database.select(
+        "SELECT component || ': at version ' || version FROM schema_version ORDER BY component",
     );
-    let version =
-        database.select("SELECT version FROM schema_version WHERE component = 'build_queue'");
-    assert_eq!(version.len(), 1);
+    assert_eq!(versions.len(), components.len(), "{versions:?}");
     let (ok, again, errors) = migrate(&database.url);
     assert!(ok, "{errors}");
-    assert_eq!(
-        again.trim(),
-        format!("build_queue: at version {}", version[0])
-    );
+    let mut again: Vec<&str> = again.lines().collect();
+    again.sort();
+    assert_eq!(again, versions, "nothing left to migrate");
 
     let (ok, _, errors) = migrate("mysql://db.example/edelweiss");
     assert!(!ok);

@@ -97,6 +97,7 @@ impl IndexWheels {
         let held = self
             .index
             .files(project)
+            .await
             .map_err(|error| ResolveError::Source(error.to_string()))?;
         let mut candidates: Vec<Candidate> = held
             .into_iter()
@@ -110,6 +111,7 @@ impl IndexWheels {
         let uploaded = self
             .index
             .project(project)
+            .await
             .map_err(|error| ResolveError::Source(error.to_string()))?
             .is_some_and(|record| record.uploaded);
         if !self.mirror.is_enabled() || self.mirror.hides_upstream(project, uploaded) {

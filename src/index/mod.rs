@@ -42,14 +42,14 @@ impl Index {
         self.published.pages()
     }
 
-    pub fn project_list_page(&self, body: Body) -> Result<Arc<CachedPage>, IndexError> {
+    pub async fn project_list_page(&self, body: Body) -> Result<Arc<CachedPage>, IndexError> {
         let pages = self.pages();
         let key = PageKey::list(body);
         if let Some(page) = pages.get(&key) {
             return Ok(page);
         }
         let version = pages.version(&key.scope);
-        let list = project_list(&self.store.projects()?);
+        let list = project_list(&self.store.projects().await?);
         let rendered = exact(match body {
             // The list model holds only strings: serializing cannot fail.
             Body::Json => serde_json::to_vec(&list).expect("page model serializes"),
@@ -59,38 +59,44 @@ impl Index {
     }
 
     /// One small read of the records: the database answers.
-    pub fn check_readable(&self) -> Result<(), IndexError> {
-        self.store.ping()
+    pub async fn check_readable(&self) -> Result<(), IndexError> {
+        self.store.ping().await
     }
 
     /// Whether any file of `name` was uploaded here (not built): one record read, not every
     /// file's.
-    pub fn is_uploaded(&self, name: &PackageName) -> Result<bool, IndexError> {
-        let project = self.store.project(name)?;
+    pub async fn is_uploaded(&self, name: &PackageName) -> Result<bool, IndexError> {
+        let project = self.store.project(name).await?;
         Ok(project.is_some_and(|project| project.uploaded))
     }
 
     /// Every file of `name` held here.
-    pub fn local_files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError> {
-        self.store.files(name)
+    pub async fn local_files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError> {
+        self.store.files(name).await
     }
 
     /// The page model of `name`'s files held here, `None` when the project is not held.
-    pub fn local_detail(&self, name: &PackageName) -> Result<Option<ProjectDetail>, IndexError> {
-        let Some(project) = self.store.project(name)? else {
+    pub async fn local_detail(
+        &self,
+        name: &PackageName,
+    ) -> Result<Option<ProjectDetail>, IndexError> {
+        let Some(project) = self.store.project(name).await? else {
             return Ok(None);
         };
-        Ok(Some(project_detail(&project, &self.store.files(name)?)))
+        Ok(Some(project_detail(
+            &project,
+            &self.store.files(name).await?,
+        )))
     }
 
     /// The blob a `/files/<digest>/<filename>` URL names among the files held here: the
     /// file itself, or the METADATA extracted from a wheel (`<wheel>.metadata`, PEP 658).
-    pub fn local_blob(
+    pub async fn local_blob(
         &self,
         digest: Sha256Digest,
         filename: &str,
     ) -> Result<Option<Sha256Digest>, IndexError> {
-        if let Some(record) = self.store.file_by_digest(digest, filename)? {
+        if let Some(record) = self.store.file_by_digest(digest, filename).await? {
             return Ok(Some(record.sha256));
         }
         let Some(wheel) = filename.strip_suffix(".metadata") else {
@@ -98,18 +104,19 @@ impl Index {
         };
         Ok(self
             .store
-            .file_by_digest(digest, wheel)?
+            .file_by_digest(digest, wheel)
+            .await?
             .and_then(|record| record.metadata_sha256))
     }
 
     /// Yanks (`Some(reason)`) or restores (`None`) a file (PEP 592); its pages change with it.
-    pub fn set_yanked(
+    pub async fn set_yanked(
         &self,
         name: &PackageName,
         filename: &str,
         reason: Option<String>,
     ) -> Result<FileRecord, IndexError> {
-        let record = self.store.set_yanked(name, filename, reason)?;
+        let record = self.store.set_yanked(name, filename, reason).await?;
         self.published.file_changed(name);
         Ok(record)
     }

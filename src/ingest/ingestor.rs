@@ -106,7 +106,7 @@ impl Ingestor {
         }
         // Checked again when the record is inserted; this early check spares the archive
         // inspection and the blob write.
-        if let Some(held) = self.index.same_file(&parsed)? {
+        if let Some(held) = self.index.same_file(&parsed).await? {
             let outcome = check_held(&held, filename, spooled.sha256)?;
             return Ok(IngestOutcome {
                 record: held,
@@ -150,7 +150,8 @@ impl Ingestor {
         };
         let outcome = self
             .index
-            .insert_file(&parsed, &record, &inspected.metadata.display_name)?;
+            .insert_file(&parsed, &record, &inspected.metadata.display_name)
+            .await?;
         if outcome == InsertOutcome::Inserted {
             self.published.file_stored(parsed.name());
         }

@@ -1,18 +1,30 @@
-//! The index's records: projects and the files they hold, in sled, behind a narrow trait.
+//! The index's records: projects and the files they hold, behind one async trait with
+//! backend-neutral errors. `SledIndex` keeps them in the embedded database,
+//! `PostgresIndexStore` in a PostgreSQL database that replicas share; one conformance suite
+//! (`conformance`) holds both to the same behaviour.
 
 pub(crate) mod mirror_store;
+mod postgres;
 mod records;
 mod sled_store;
+
+#[cfg(test)]
+mod conformance;
+
+use async_trait::async_trait;
 
 pub use mirror_store::{
     CachedPage, ExtractedMetadata, Extraction, MirrorStore, MirrorStoreError, PostgresMirrorStore,
     Revalidation, SledMirrorStore, UpstreamFile,
 };
+pub use postgres::{MIGRATIONS as POSTGRES_MIGRATIONS, PostgresIndexStore};
 pub use records::{FileKind, FileOrigin, FileRecord, ProjectRecord};
-pub use sled_store::SledIndex;
+pub use sled_store::{SledIndex, SledOpenError};
 
 use crate::pypi::{DistFilename, PackageName, Sha256Digest};
 
+/// The records' failures, the same for every backend: a backend folds its own errors into
+/// `Unavailable` (worth another try) or `Corrupt` (a record that does not decode).
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     /// `filename` is the same file (`DistIdentity`) as `held`, which holds other bytes or
@@ -26,16 +38,8 @@ pub enum IndexError {
     },
     #[error("no file {filename} in project {project}")]
     FileNotFound { project: String, filename: String },
-    #[error(
-        "the data directory {path} is in use by another edelweiss process or cannot be opened: {source}"
-    )]
-    Open { path: String, source: sled::Error },
-    #[error(
-        "the index database was written in format {found}; this edelweiss reads format {expected}"
-    )]
-    Format { found: String, expected: String },
-    #[error("the index database failed: {0}")]
-    Database(#[from] sled::Error),
+    #[error("the index database is unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("index record {key} is corrupt: {source}")]
     Corrupt {
         key: String,
@@ -89,39 +93,68 @@ pub enum InsertOutcome {
     AlreadyPresent,
 }
 
-/// What the rest of the crate may ask of the index database.
+/// What the rest of the crate may ask of the index's records. Inserting is atomic: of
+/// concurrent inserts of one `DistIdentity`, whichever process makes them, one is
+/// `Inserted` and the others are decided by `check_held` against it.
+#[async_trait]
 pub trait IndexStore: Send + Sync {
-    fn projects(&self) -> Result<Vec<ProjectRecord>, IndexError>;
-    fn project(&self, name: &PackageName) -> Result<Option<ProjectRecord>, IndexError>;
-    fn files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError>;
-    fn file(&self, name: &PackageName, filename: &str) -> Result<Option<FileRecord>, IndexError>;
+    /// Every project, by normalized name.
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, IndexError>;
+    async fn project(&self, name: &PackageName) -> Result<Option<ProjectRecord>, IndexError>;
+    /// The project's files, by filename (byte order).
+    async fn files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError>;
+    async fn file(
+        &self,
+        name: &PackageName,
+        filename: &str,
+    ) -> Result<Option<FileRecord>, IndexError>;
     /// The file held that is the same distribution as `filename` (`DistIdentity`: name,
     /// version, tags or sdist kind), whatever its spelling.
-    fn same_file(&self, filename: &DistFilename) -> Result<Option<FileRecord>, IndexError>;
+    async fn same_file(&self, filename: &DistFilename) -> Result<Option<FileRecord>, IndexError>;
     /// The record a `/files/<digest>/<filename>` URL names, if any.
-    fn file_by_digest(
+    async fn file_by_digest(
         &self,
         digest: Sha256Digest,
         filename: &str,
     ) -> Result<Option<FileRecord>, IndexError>;
-    /// Records a file whose blob is already complete in the store, unless the same file
-    /// is held (`check_held` decides). Atomic across trees; `filename` is the record's,
-    /// parsed.
-    fn insert_file(
+    /// Records a file whose blob is already complete in the store, and its project if new
+    /// (named `display_name`), unless the same file is held (`check_held` decides).
+    /// `filename` is the record's, parsed.
+    async fn insert_file(
         &self,
         filename: &DistFilename,
         record: &FileRecord,
         display_name: &str,
     ) -> Result<InsertOutcome, IndexError>;
     /// PEP 592: `Some(reason)` yanks (an empty reason is allowed), `None` restores.
-    fn set_yanked(
+    async fn set_yanked(
         &self,
         name: &PackageName,
         filename: &str,
         reason: Option<String>,
     ) -> Result<FileRecord, IndexError>;
-    fn file_count(&self) -> Result<u64, IndexError>;
+    async fn file_count(&self) -> Result<u64, IndexError>;
     /// One small read: the database answers.
-    fn ping(&self) -> Result<(), IndexError>;
-    fn flush(&self) -> Result<(), IndexError>;
+    async fn ping(&self) -> Result<(), IndexError>;
+}
+
+/// The record among `files` that is the same distribution as `filename`: the one of that
+/// name, else one whose name parses to the same `DistIdentity`. A held filename that no
+/// longer parses (a stricter parser than the one that stored it) is still found by name.
+fn find_same<'a>(
+    files: impl IntoIterator<Item = &'a FileRecord>,
+    filename: &DistFilename,
+) -> Option<&'a FileRecord> {
+    let identity = filename.identity();
+    let mut same = None;
+    for record in files {
+        if record.filename == filename.as_str() {
+            return Some(record);
+        }
+        let parsed = record.filename.parse::<DistFilename>();
+        if same.is_none() && parsed.is_ok_and(|held| held.identity() == identity) {
+            same = Some(record);
+        }
+    }
+    same
 }

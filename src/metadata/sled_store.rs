@@ -9,22 +9,49 @@
 //! before the rule need no new tree or migration.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
     FileOrigin, FileRecord, IndexError, IndexStore, InsertOutcome, ProjectRecord, check_held,
+    find_same,
 };
 use crate::pypi::{DistFilename, PackageName, Sha256Digest};
 
+impl From<sled::Error> for IndexError {
+    fn from(error: sled::Error) -> Self {
+        Self::Unavailable(Box::new(error))
+    }
+}
+
+/// Why the sled database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SledOpenError {
+    #[error(
+        "the data directory {path} is in use by another edelweiss process or cannot be opened: {source}"
+    )]
+    Open { path: String, source: sled::Error },
+    #[error(
+        "the index database was written in format {found}; this edelweiss reads format {expected}"
+    )]
+    Format { found: String, expected: String },
+    #[error("the index database failed while opening: {0}")]
+    Database(#[from] sled::Error),
+}
+
+/// Cheap to clone: every handle shares the one database, so a clone can run a call that
+/// scans or flushes on a blocking thread.
+#[derive(Clone)]
 pub struct SledIndex {
     db: sled::Db,
     projects: sled::Tree,
     files: sled::Tree,
     digests: sled::Tree,
     /// Held from the same-file check to the end of the insert's transaction.
-    inserts: std::sync::Mutex<()>,
+    inserts: Arc<Mutex<()>>,
 }
 
 fn file_key(project: &str, filename: &str) -> Vec<u8> {
@@ -52,12 +79,12 @@ impl SledIndex {
     pub const FORMAT: &'static str = "1";
 
     /// Opens (or creates) the database at `path`, its own cache held to `cache_bytes`.
-    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, IndexError> {
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, SledOpenError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
             .open()
-            .map_err(|source| IndexError::Open {
+            .map_err(|source| SledOpenError::Open {
                 path: path.display().to_string(),
                 source,
             })?;
@@ -65,7 +92,7 @@ impl SledIndex {
         match meta.get("format")? {
             Some(found) if found.as_ref() != Self::FORMAT.as_bytes() => {
                 let found = String::from_utf8_lossy(&found).into_owned();
-                return Err(IndexError::Format {
+                return Err(SledOpenError::Format {
                     found,
                     expected: Self::FORMAT.into(),
                 });
@@ -79,39 +106,29 @@ impl SledIndex {
             projects: db.open_tree("projects")?,
             files: db.open_tree("files")?,
             digests: db.open_tree("digests")?,
-            inserts: std::sync::Mutex::new(()),
+            inserts: Arc::new(Mutex::new(())),
             db,
         })
     }
-}
 
-impl SledIndex {
     /// The database itself, for the build queue's and the mirror's trees.
     pub fn database(&self) -> &sled::Db {
         &self.db
     }
-}
 
-impl IndexStore for SledIndex {
-    fn projects(&self) -> Result<Vec<ProjectRecord>, IndexError> {
-        self.projects
-            .iter()
-            .map(|entry| {
-                let (key, value) = entry?;
-                decode(&key, &value)
-            })
-            .collect()
+    /// Runs `work` on a blocking thread: for the calls that scan a whole tree or wait for
+    /// the disk (a flush).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&SledIndex) -> Result<T, IndexError> + Send + 'static,
+    ) -> Result<T, IndexError> {
+        let index = self.clone();
+        tokio::task::spawn_blocking(move || work(&index))
+            .await
+            .map_err(|error| IndexError::Unavailable(Box::new(error)))?
     }
 
-    fn project(&self, name: &PackageName) -> Result<Option<ProjectRecord>, IndexError> {
-        let key = name.as_ref().as_bytes();
-        self.projects
-            .get(key)?
-            .map(|value| decode(key, &value))
-            .transpose()
-    }
-
-    fn files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError> {
+    fn read_files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError> {
         let prefix = file_key(name.as_ref(), "");
         self.files
             .scan_prefix(prefix)
@@ -122,45 +139,25 @@ impl IndexStore for SledIndex {
             .collect()
     }
 
-    fn file(&self, name: &PackageName, filename: &str) -> Result<Option<FileRecord>, IndexError> {
-        let key = file_key(name.as_ref(), filename);
+    fn read_file(&self, name: &str, filename: &str) -> Result<Option<FileRecord>, IndexError> {
+        let key = file_key(name, filename);
         self.files
             .get(&key)?
             .map(|value| decode(&key, &value))
             .transpose()
     }
 
-    fn same_file(&self, filename: &DistFilename) -> Result<Option<FileRecord>, IndexError> {
-        if let Some(record) = self.file(filename.name(), filename.as_str())? {
+    fn read_same_file(&self, filename: &DistFilename) -> Result<Option<FileRecord>, IndexError> {
+        if let Some(record) = self.read_file(filename.name().as_ref(), filename.as_str())? {
             return Ok(Some(record));
         }
-        let identity = filename.identity();
-        // A held filename that no longer parses (a stricter parser than the one that stored
-        // it) is still guarded by its own key, which the lookup above checks.
-        let same = |record: &FileRecord| {
-            record
-                .filename
-                .parse::<DistFilename>()
-                .is_ok_and(|held| held.identity() == identity)
-        };
-        Ok(self.files(filename.name())?.into_iter().find(same))
+        let files = self.read_files(filename.name())?;
+        Ok(find_same(&files, filename).cloned())
     }
 
-    fn file_by_digest(
-        &self,
-        digest: Sha256Digest,
-        filename: &str,
-    ) -> Result<Option<FileRecord>, IndexError> {
-        let Some(file_key) = self.digests.get(digest_key(digest, filename))? else {
-            return Ok(None);
-        };
-        self.files
-            .get(&file_key)?
-            .map(|value| decode(&file_key, &value))
-            .transpose()
-    }
-
-    fn insert_file(
+    /// The identity is checked and the record written under `inserts`: no key spells the
+    /// identity, and a sled transaction cannot scan.
+    fn insert_now(
         &self,
         filename: &DistFilename,
         record: &FileRecord,
@@ -172,7 +169,7 @@ impl IndexStore for SledIndex {
             .inserts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(held) = self.same_file(filename)? {
+        if let Some(held) = self.read_same_file(filename)? {
             return check_held(&held, &record.filename, record.sha256);
         }
         let key = file_key(&record.project, &record.filename);
@@ -212,13 +209,13 @@ impl IndexStore for SledIndex {
         );
         let outcome = result.map_err(|error| match error {
             TransactionError::Abort(error) => error,
-            TransactionError::Storage(error) => IndexError::Database(error),
+            TransactionError::Storage(error) => IndexError::from(error),
         })?;
         self.db.flush()?;
         Ok(outcome)
     }
 
-    fn set_yanked(
+    fn set_yanked_now(
         &self,
         name: &PackageName,
         filename: &str,
@@ -235,18 +232,92 @@ impl IndexStore for SledIndex {
         self.db.flush()?;
         Ok(record)
     }
+}
 
-    fn file_count(&self) -> Result<u64, IndexError> {
-        Ok(self.files.len() as u64)
+#[async_trait]
+impl IndexStore for SledIndex {
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, IndexError> {
+        self.blocking(|index| {
+            index
+                .projects
+                .iter()
+                .map(|entry| {
+                    let (key, value) = entry?;
+                    decode(&key, &value)
+                })
+                .collect()
+        })
+        .await
     }
 
-    fn ping(&self) -> Result<(), IndexError> {
+    async fn project(&self, name: &PackageName) -> Result<Option<ProjectRecord>, IndexError> {
+        let key = name.as_ref().as_bytes();
+        self.projects
+            .get(key)?
+            .map(|value| decode(key, &value))
+            .transpose()
+    }
+
+    async fn files(&self, name: &PackageName) -> Result<Vec<FileRecord>, IndexError> {
+        self.read_files(name)
+    }
+
+    async fn file(
+        &self,
+        name: &PackageName,
+        filename: &str,
+    ) -> Result<Option<FileRecord>, IndexError> {
+        self.read_file(name.as_ref(), filename)
+    }
+
+    async fn same_file(&self, filename: &DistFilename) -> Result<Option<FileRecord>, IndexError> {
+        self.read_same_file(filename)
+    }
+
+    async fn file_by_digest(
+        &self,
+        digest: Sha256Digest,
+        filename: &str,
+    ) -> Result<Option<FileRecord>, IndexError> {
+        let Some(file_key) = self.digests.get(digest_key(digest, filename))? else {
+            return Ok(None);
+        };
+        self.files
+            .get(&file_key)?
+            .map(|value| decode(&file_key, &value))
+            .transpose()
+    }
+
+    async fn insert_file(
+        &self,
+        filename: &DistFilename,
+        record: &FileRecord,
+        display_name: &str,
+    ) -> Result<InsertOutcome, IndexError> {
+        let (filename, record) = (filename.clone(), record.clone());
+        let display_name = display_name.to_string();
+        self.blocking(move |index| index.insert_now(&filename, &record, &display_name))
+            .await
+    }
+
+    async fn set_yanked(
+        &self,
+        name: &PackageName,
+        filename: &str,
+        reason: Option<String>,
+    ) -> Result<FileRecord, IndexError> {
+        let (name, filename) = (name.clone(), filename.to_string());
+        self.blocking(move |index| index.set_yanked_now(&name, &filename, reason))
+            .await
+    }
+
+    /// Counting a sled tree walks it.
+    async fn file_count(&self) -> Result<u64, IndexError> {
+        self.blocking(|index| Ok(index.files.len() as u64)).await
+    }
+
+    async fn ping(&self) -> Result<(), IndexError> {
         self.db.open_tree("meta")?.get("format")?;
-        Ok(())
-    }
-
-    fn flush(&self) -> Result<(), IndexError> {
-        self.db.flush()?;
         Ok(())
     }
 }
@@ -254,90 +325,24 @@ impl IndexStore for SledIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::FileKind;
-    use crate::pypi::parse_package_name;
 
-    fn record(filename: &str, content: &[u8]) -> FileRecord {
-        FileRecord {
-            project: "demo".into(),
-            filename: filename.into(),
-            version: "1.0".into(),
-            kind: FileKind::Wheel,
-            sha256: Sha256Digest::of(content),
-            size: content.len() as u64,
-            upload_time: "2026-01-01T00:00:00Z".into(),
-            requires_python: None,
-            metadata_sha256: None,
-            yanked: None,
-            origin: FileOrigin::Uploaded,
-        }
-    }
-
-    fn insert(index: &SledIndex, record: &FileRecord) -> Result<InsertOutcome, IndexError> {
-        let filename: DistFilename = record.filename.parse().unwrap();
-        index.insert_file(&filename, record, "Demo")
-    }
-
-    #[test]
-    fn inserts_once_and_refuses_different_bytes_under_a_taken_name() {
+    #[tokio::test]
+    async fn a_record_that_does_not_decode_is_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let index = SledIndex::open(dir.path(), 1 << 20).unwrap();
-        let first = record("demo-1.0-py3-none-any.whl", b"one");
-        assert_eq!(insert(&index, &first).unwrap(), InsertOutcome::Inserted);
-        assert_eq!(
-            insert(&index, &first).unwrap(),
-            InsertOutcome::AlreadyPresent
+        index
+            .files
+            .insert(
+                file_key("demo", "demo-1.0.tar.gz"),
+                &br#"{"project": 1}"#[..],
+            )
+            .unwrap();
+        let name = crate::pypi::parse_package_name("demo").unwrap();
+        let error = index.files(&name).await.unwrap_err();
+        assert!(
+            matches!(error, IndexError::Corrupt { ref key, .. } if key == "demo\0demo-1.0.tar.gz"),
+            "{error}"
         );
-        let other = record("demo-1.0-py3-none-any.whl", b"two");
-        assert!(matches!(
-            insert(&index, &other),
-            Err(IndexError::Conflict { .. })
-        ));
-        let name = parse_package_name("demo").unwrap();
-        assert_eq!(index.files(&name).unwrap(), vec![first.clone()]);
-        assert_eq!(
-            index.file_by_digest(first.sha256, &first.filename).unwrap(),
-            Some(first)
-        );
-        assert_eq!(index.projects().unwrap()[0].display_name, "Demo");
-    }
-
-    #[test]
-    fn another_spelling_of_a_held_file_is_a_conflict_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = SledIndex::open(dir.path(), 1 << 20).unwrap();
-        let held = record("demo-1.0-py3-none-any.whl", b"one");
-        insert(&index, &held).unwrap();
-        for (filename, content) in [
-            ("Demo-1.0.0-py3-none-any.whl", &b"two"[..]),
-            ("DEMO-1.0-py3-none-any.whl", &b"one"[..]),
-        ] {
-            let error = insert(&index, &record(filename, content)).unwrap_err();
-            let IndexError::Conflict {
-                held: ref held_name,
-                existing,
-                same_content,
-                ..
-            } = error
-            else {
-                panic!("{filename}: {error}");
-            };
-            assert_eq!(held_name, "demo-1.0-py3-none-any.whl");
-            assert_eq!(existing, held.sha256);
-            assert_eq!(same_content, content == b"one");
-            assert!(
-                error
-                    .to_string()
-                    .contains("is the same file as demo-1.0-py3-none-any.whl")
-            );
-        }
-        let other_tags = record("demo-1.0-py2.py3-none-any.whl", b"three");
-        assert_eq!(
-            insert(&index, &other_tags).unwrap(),
-            InsertOutcome::Inserted
-        );
-        let name = parse_package_name("demo").unwrap();
-        assert_eq!(index.files(&name).unwrap(), vec![other_tags, held]);
     }
 
     #[test]
@@ -353,7 +358,7 @@ mod tests {
         }
         assert!(matches!(
             SledIndex::open(dir.path(), 1 << 20),
-            Err(IndexError::Format { .. })
+            Err(SledOpenError::Format { .. })
         ));
     }
 }

@@ -1,6 +1,6 @@
 //! What every PostgreSQL backend shares: a connection pool opened from a URL and the
 //! schema migrations each store brings (`migrations`). The stores themselves (the build
-//! queue, the mirror's records) live beside their sled counterparts.
+//! queue, the index's records, the mirror's records) live beside their sled counterparts.
 //!
 //! Connections are plain TCP or a Unix socket, without TLS for now: the server is expected
 //! on the same host or a private network.
@@ -16,6 +16,7 @@ pub use migrations::{Applied, Migrations};
 
 /// The schema of every store kept in PostgreSQL, in the order they are applied.
 pub const SCHEMAS: &[&Migrations] = &[
+    &crate::metadata::POSTGRES_MIGRATIONS,
     &crate::build::queue::POSTGRES_MIGRATIONS,
     &crate::metadata::mirror_store::POSTGRES_MIGRATIONS,
 ];

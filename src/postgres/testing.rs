@@ -3,6 +3,10 @@
 //! so that a green CI run always ran against PostgreSQL.
 
 use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+/// Tries of a drop that an autovacuum worker holds up, 100 ms apart.
+const AUTOVACUUM_WAITS: usize = 50;
 
 /// The server `.ci/setup` starts, unless `EDELWEISS_TEST_POSTGRES` names another (a URL of
 /// a role that may create databases).
@@ -45,11 +49,22 @@ impl TestDatabase {
         })
     }
 
-    /// Drops the database, ending any connection still open to it.
+    /// Drops the database, ending any connection still open to it. An autovacuum worker
+    /// in it is a backend the test role may not end: the drop is refused until it is done,
+    /// which takes moments on a test's few rows.
     pub async fn remove(self) {
         let client = connect(&self.server).await.expect("the server answered");
+        let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+        for _ in 0..AUTOVACUUM_WAITS {
+            match client.batch_execute(&drop).await {
+                Err(error) if error.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                result => return result.expect("the test database drops"),
+            }
+        }
         client
-            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .batch_execute(&drop)
             .await
             .expect("the test database drops");
     }

@@ -42,7 +42,7 @@ pub async fn file(
     let digest: Sha256Digest = digest_text
         .parse()
         .map_err(|_| not_found(&digest_text, &filename))?;
-    if let Some(blob) = state.index.local_blob(digest, &filename)? {
+    if let Some(blob) = state.index.local_blob(digest, &filename).await? {
         return serve_blob(&request, &state, blob, &filename).await;
     }
     match state.mirror.open_file(digest, &filename).await? {

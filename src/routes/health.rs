@@ -6,7 +6,7 @@ use crate::error::ApiError;
 
 /// Liveness plus one read of the index database, so a wedged store shows as unhealthy.
 pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.index.check_readable()?;
+    state.index.check_readable().await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ok\n"))

@@ -78,7 +78,7 @@ pub async fn index(
 ) -> Result<HttpResponse, ApiError> {
     super::authorize(&request, &state, Access::Read)?;
     let format = format_for(&request)?;
-    let page = state.index.project_list_page(format.body())?;
+    let page = state.index.project_list_page(format.body()).await?;
     Ok(respond(&request, &state, &page, format))
 }
 

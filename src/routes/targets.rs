@@ -25,7 +25,7 @@ pub async fn index(
     super::authorize(&request, &state, Access::Read)?;
     parse_target(&path)?;
     let format = format_for(&request)?;
-    let page = state.index.project_list_page(format.body())?;
+    let page = state.index.project_list_page(format.body()).await?;
     Ok(respond(&request, &state, &page, format))
 }
 

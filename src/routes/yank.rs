@@ -32,7 +32,7 @@ async fn set_yanked(
     } else {
         ("restore", "restored")
     };
-    let record = state.index.set_yanked(&name, &filename, reason)?;
+    let record = state.index.set_yanked(&name, &filename, reason).await?;
     let object = format!("{name}/{filename}");
     audit::record(request, caller, action, &object, outcome, StatusCode::OK);
     Ok(HttpResponse::Ok().json(serde_json::json!({

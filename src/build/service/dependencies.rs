@@ -161,7 +161,8 @@ impl BuildService {
     async fn releases(&self, project: &PackageName) -> Result<ProjectDetail, BuildError> {
         let mut files: Vec<FileDetail> = self
             .index
-            .files(project)?
+            .files(project)
+            .await?
             .into_iter()
             .map(|held| {
                 let mut file = FileDetail::new(held.filename, String::new());
@@ -174,7 +175,8 @@ impl BuildService {
             .collect();
         let uploaded = self
             .index
-            .project(project)?
+            .project(project)
+            .await?
             .is_some_and(|record| record.uploaded);
         let hides = self.mirror.hides_upstream(project, uploaded);
         if self.mirror.is_enabled() && !hides {

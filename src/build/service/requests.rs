@@ -54,7 +54,8 @@ impl BuildService {
         let is_release_sdist = |filename: &str| matches!(filename.parse::<DistFilename>(), Ok(DistFilename::Sdist(sdist)) if &sdist.version == version);
         if let Some(local) = self
             .index
-            .files(project)?
+            .files(project)
+            .await?
             .into_iter()
             .find(|file| file.kind == FileKind::Sdist && is_release_sdist(&file.filename))
         {
