@@ -340,7 +340,7 @@ impl Cluster {
 
     /// Rows `query` selects in the replicas' database, one line each, columns joined by `|`.
     pub fn select(&self, query: &str) -> Vec<String> {
-        let output = docker(&[
+        let output = common::image::docker(&[
             "exec",
             &self.container("postgres"),
             "psql",
@@ -353,7 +353,15 @@ impl Cluster {
             "--command",
             query,
         ]);
-        output.lines().map(str::to_string).collect()
+        assert!(
+            output.status.success(),
+            "{query}: {}",
+            common::text(&output)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     fn work_dir(&self) -> PathBuf {
