@@ -266,7 +266,8 @@ fn killed_mid_build(cluster: &Cluster, work: &Path) -> Acknowledged {
 }
 
 /// Tried: replica-2 disconnected from the database's network. Kept: an upload through it
-/// fails with 503 and stores nothing; the page it had rendered is still served; once
+/// fails with a 503 that names the database (within the URL's `tcp_user_timeout`, not
+/// after the kernel's retransmissions) and stores nothing; the page it had rendered is still served; once
 /// reconnected, the same upload goes through and both replicas list it.
 fn cut_off_from_the_database(cluster: &Cluster, work: &Path, acknowledged: &[Acknowledged]) {
     let page = "/simple/shared-pure/";
@@ -276,6 +277,10 @@ fn cut_off_from_the_database(cluster: &Cluster, work: &Path, acknowledged: &[Ack
     let wheel = WheelSpec::new("while-cut-off", "1.0", "py3-none-any").write(work);
     let (status, body) = try_upload(&replica, &wheel);
     assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body.trim(),
+        "Service Unavailable: the database does not answer; try again shortly"
+    );
     let digest = common::sha256_hex(&std::fs::read(&wheel).unwrap());
     assert!(
         !cluster

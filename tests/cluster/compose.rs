@@ -217,6 +217,11 @@ impl Cluster {
 
     /// The container of `service`, running or not.
     pub fn container(&self, service: &str) -> String {
+        self.find_container(service)
+            .unwrap_or_else(|| panic!("no container of {service} in {}", self.project))
+    }
+
+    fn find_container(&self, service: &str) -> Option<String> {
         let listed = docker(&[
             "ps",
             "--all",
@@ -226,11 +231,7 @@ impl Cluster {
             "--filter",
             &format!("label=com.docker.compose.service={service}"),
         ]);
-        listed
-            .lines()
-            .next()
-            .unwrap_or_else(|| panic!("no container of {service} in {}", self.project))
-            .to_string()
+        listed.lines().next().map(str::to_string)
     }
 
     /// The project's network `name` (`db` or `front`) as the engine names it.
@@ -273,12 +274,12 @@ impl Cluster {
         );
     }
 
+    /// What `service` logged, or nothing where it has no container (compose failed).
     pub fn logs(&self, service: &str) -> String {
-        let output = Command::new("docker")
-            .args(["logs", &self.container(service)])
-            .output()
-            .expect("docker logs");
-        common::text(&output)
+        let Some(container) = self.find_container(service) else {
+            return String::new();
+        };
+        common::text(&common::image::docker(&["logs", &container]))
     }
 
     /// SIGKILL, as a crash or a lost machine would.
