@@ -9,8 +9,8 @@ use actix_web::dev::{Server, Service as _};
 use actix_web::{App, HttpServer, web};
 
 use crate::auth::Tokens;
-use crate::build::{BuildService, OnDemandPages};
 use crate::config::Settings;
+use crate::farm::{BuildService, OnDemandPages};
 use crate::index::Index;
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;

@@ -78,10 +78,15 @@ async fn listing(
     if mirror.hides_upstream(name, index.is_uploaded(name).await?) {
         return local_listing(index, name).await;
     }
+    let scope = Scope::Project(name.clone());
+    // The upstream's page may be another replica's, which announces its changes: one heard
+    // between reading the page and reading the version below leaves this page unkept.
+    let heard = index.pages().heard_version(&scope);
     let upstream = mirror.project_page(name).await;
     // Read after the upstream's page, whose refresh counts as a write to the project, and
     // before every record the page is made from, which are read again for that reason.
-    let version = index.pages().version(&Scope::Project(name.clone()));
+    let version = index.pages().version(&scope);
+    let heard_since = index.pages().heard_version(&scope) != heard;
     if mirror.hides_upstream(name, index.is_uploaded(name).await?) {
         return local_listing(index, name).await;
     }
@@ -98,7 +103,10 @@ async fn listing(
         return Ok(None);
     }
     // Without an upstream page the upstream is asked again next time: not kept.
-    let expires_at = Some(upstream.as_ref().map_or(0, |page| page.fresh_until));
+    let expires_at = Some(match &upstream {
+        Some(page) if !heard_since => page.fresh_until,
+        _ => 0,
+    });
     let (upstream, stale) = match upstream {
         Some(page) => (Some(page.detail), page.stale),
         None => (None, None),

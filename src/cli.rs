@@ -38,9 +38,22 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Create or bring up to date the PostgreSQL schema `metadata_url` names, then exit
     /// (a server also does this at start; run it first to migrate before a rolling update).
-    Migrate,
+    /// With `--from-data-dir`, then move an installation's data there.
+    Migrate(MigrateArgs),
     /// Probe a server's /healthz and exit 0 if it answers 200 (the image's HEALTHCHECK).
     Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Move the installation in DIR: the records of its sled database into PostgreSQL
+    /// (`metadata_url`) and its blobs into `storage_url`, every digest verified. DIR is
+    /// read from a copy and left as it was; running it again copies only what is missing.
+    #[arg(long, value_name = "DIR")]
+    pub from_data_dir: Option<PathBuf>,
+    /// Where that installation kept its blobs, when not in DIR/blobs (its `storage_url`).
+    #[arg(long, value_name = "URL", requires = "from_data_dir")]
+    pub from_storage_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -180,7 +193,7 @@ impl Command {
                 data_dir: args.data.data_dir.clone(),
                 ..Overrides::default()
             },
-            Self::Prewarm(_) | Self::Worker(_) | Self::Migrate | Self::Healthcheck(_) => {
+            Self::Prewarm(_) | Self::Worker(_) | Self::Migrate(_) | Self::Healthcheck(_) => {
                 Overrides::default()
             }
         }

@@ -6,14 +6,15 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::app::{Application, Services};
-use crate::build::{ContainerSteps, RemoteWorker};
-use crate::cli::{BuildArgs, ExecutorChoice, PrewarmArgs, WorkerArgs};
+use crate::cli::{BuildArgs, ExecutorChoice, MigrateArgs, PrewarmArgs, WorkerArgs};
 use crate::config::Settings;
 use crate::config::{ExecutorKind, MetadataBackend, TargetSettings};
+use crate::farm::{ContainerSteps, RemoteWorker};
 use crate::ingest::Spool;
 use crate::ingest::inspect;
 use crate::metadata::{FileOrigin, InsertOutcome};
 use crate::pypi::{DistFilename, PackageName, Sha256Digest, Target, Version, parse_package_name};
+use crate::relocation::{self, Source};
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let application = Application::build(&settings).await?;
@@ -26,8 +27,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// Brings the PostgreSQL schemas up to date and says what each was and is; the embedded
-/// database needs nothing.
-pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
+/// database needs nothing. With `--from-data-dir`, then moves that installation's data in.
+pub async fn migrate(settings: Settings, args: &MigrateArgs) -> anyhow::Result<()> {
+    if let Some(old_dir) = &args.from_data_dir {
+        let source = Source {
+            data_dir: old_dir.clone(),
+            storage_url: args.from_storage_url.clone(),
+        };
+        let summary = relocation::move_installation(&settings, &source).await?;
+        print!("{summary}");
+        return Ok(());
+    }
     let url = match settings.metadata_backend() {
         MetadataBackend::Postgres(url) => url,
         MetadataBackend::Embedded => {

@@ -222,7 +222,8 @@ pub struct MirrorSettings {
     pub connect_timeout_seconds: u64,
     /// Longest silence while reading an upstream response; a hung upstream fails after it.
     pub read_timeout_seconds: u64,
-    /// Whole-request limit for a project page.
+    /// Whole-request limit for a project page; also the longest wait for another replica's
+    /// fetch of a page or file (the fetch lock), after which this one fetches it too.
     pub page_timeout_seconds: u64,
     /// Extra attempts after a failed upstream request (connect error, timeout, 5xx).
     pub retries: u32,

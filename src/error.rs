@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::auth::AuthError;
-use crate::build::{BuildError, QueueError};
+use crate::farm::{BuildError, QueueError};
 use crate::ingest::{IngestError, SpoolError};
 use crate::metadata::{IndexError, MirrorStoreError};
 use crate::mirror::MirrorError;

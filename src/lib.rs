@@ -7,15 +7,17 @@
 //! - [`storage`]: content-addressed blobs over `object_store`.
 //! - [`metadata`]: the index's records, in sled or PostgreSQL; the mirror's in sled.
 //! - [`postgres`]: what the PostgreSQL backends share (a connection pool, schema
-//!   migrations versioned in the binary).
+//!   migrations versioned in the binary, the page changes replicas announce to each other).
 //! - [`ingest`]: spool, validate and commit an uploaded, added or built file; read the
 //!   METADATA of a wheel the mirror stored.
 //! - [`index`]: page models and their HTML/JSON renderings, merged with upstream pages,
 //!   and PyPI's JSON API documents.
 //! - [`mirror`]: the pull-through cache of upstream indexes; [`catalog`]: what a page lists.
-//! - [`build`]: the build farm (keys, recipes, queue and leases, container steps, build
+//! - [`farm`]: the build farm (keys, recipes, queue and leases, container steps, build
 //!   requirements, remote workers and the wire format they share with the server,
 //!   on-demand pages); [`executor`]: runc, docker and podman.
+//! - [`relocation`]: `edelweiss migrate --from-data-dir`, an installation's data directory
+//!   moved to PostgreSQL and another blob store, every digest verified.
 //! - [`prewarm`]: requirements files resolved wheels-only, and what lacks a wheel built.
 //! - [`routes`]: the HTTP API; [`error`] maps every error to a response; [`status`]: the
 //!   status page's model.
@@ -25,7 +27,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod build;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
@@ -33,6 +34,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod executor;
+pub mod farm;
 pub mod index;
 pub mod ingest;
 pub mod memory;
@@ -42,6 +44,7 @@ pub mod mirror;
 pub mod postgres;
 pub mod prewarm;
 pub mod pypi;
+pub mod relocation;
 pub mod routes;
 pub mod services;
 pub mod status;

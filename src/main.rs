@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Build(args) => commands::build(settings()?, args).await,
         Command::Worker(args) => commands::worker(settings()?, args).await,
         Command::Prewarm(args) => commands::prewarm(args).await,
-        Command::Migrate => commands::migrate(settings()?).await,
+        Command::Migrate(args) => commands::migrate(settings()?, args).await,
         Command::Healthcheck(args) => commands::healthcheck(&args.url),
     }
 }

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::build::{
+use crate::config::{ConfigError, ExecutorKind, MetadataBackend, Settings};
+use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
+use crate::farm::{
     BuildQueue, BuildService, ContainerSteps, CrateRegistry, Pipeline, PostgresBuildQueue,
     RecipeBook, RecipeError, SHIPPED, ServiceParts, SledBuildQueue, TargetBuilders,
 };
-use crate::config::{ConfigError, ExecutorKind, MetadataBackend, Settings};
-use crate::executor::{ContainerCli, Engine, Executor, Limits, Runc};
-use crate::index::{PageCache, Published};
+use crate::index::{PageCache, PageChanges, Published, Unshared};
 use crate::ingest::Ingestor;
 use crate::metadata::{
     IndexError, IndexStore, MirrorStore, MirrorStoreError, PostgresIndexStore, PostgresMirrorStore,
@@ -21,6 +21,7 @@ use crate::metadata::{
 };
 use crate::metrics::Metrics;
 use crate::mirror::{Mirror, MirrorParts, UpstreamError};
+use crate::postgres::PostgresPageChanges;
 use crate::storage::{BlobStore, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +48,7 @@ pub enum StartupError {
     #[error(transparent)]
     Recipes(#[from] RecipeError),
     #[error(transparent)]
-    Queue(#[from] crate::build::QueueError),
+    Queue(#[from] crate::farm::QueueError),
     #[error(transparent)]
     Postgres(#[from] crate::postgres::OpenError),
     #[error("cannot listen on {address}: {source}")]
@@ -132,18 +133,16 @@ impl Services {
         let spool_dir = fresh_dir(data_dir.join("spool"))?;
         let work_root = fresh_dir(data_dir.join("work"))?;
         let store = open_store(settings, started)?;
-        let records = open_records(settings, &sled).await?;
+        let metrics = Arc::new(Metrics::default());
+        let pages = Arc::new(PageCache::new(
+            settings.limits.page_cache_bytes,
+            metrics.clone(),
+        ));
+        let records = open_records(settings, &sled, &pages).await?;
         let index = records.index;
         let mirror_records = records.mirror;
-        let metrics = Arc::new(Metrics::default());
         metrics.set_files_stored(index.file_count().await?);
-        let published = Published::new(
-            Arc::new(PageCache::new(
-                settings.limits.page_cache_bytes,
-                metrics.clone(),
-            )),
-            metrics.clone(),
-        );
+        let published = Published::new(pages, metrics.clone(), records.page_changes);
         let ingestor = Ingestor::new(
             store.clone(),
             index.clone(),
@@ -204,26 +203,36 @@ impl Services {
 }
 
 /// The stores `metadata_url` places: in the embedded database, or in PostgreSQL on one
-/// pool with every schema brought up to date first.
+/// pool with every schema brought up to date first, where the replicas sharing it also
+/// tell each other which of their kept `pages` a write changed.
 struct Records {
     index: Arc<dyn IndexStore>,
     mirror: Arc<dyn MirrorStore>,
     queue: Arc<dyn BuildQueue>,
+    page_changes: Arc<dyn PageChanges>,
 }
 
-async fn open_records(settings: &Settings, sled: &SledIndex) -> Result<Records, StartupError> {
+async fn open_records(
+    settings: &Settings,
+    sled: &SledIndex,
+    pages: &Arc<PageCache>,
+) -> Result<Records, StartupError> {
     Ok(match settings.metadata_backend() {
         MetadataBackend::Embedded => Records {
             index: Arc::new(sled.clone()),
             mirror: Arc::new(SledMirrorStore::open(sled.database())?),
             queue: Arc::new(SledBuildQueue::open(sled.database())?),
+            page_changes: Arc::new(Unshared),
         },
         MetadataBackend::Postgres(url) => {
             let pool = crate::postgres::open_shared(&url).await?;
+            let page_changes =
+                PostgresPageChanges::start(&url, pool.clone(), pages.clone()).await?;
             Records {
                 index: Arc::new(PostgresIndexStore::on(pool.clone())),
                 mirror: Arc::new(PostgresMirrorStore::on(pool.clone())),
                 queue: Arc::new(PostgresBuildQueue::on(pool)),
+                page_changes: Arc::new(page_changes),
             }
         }
         MetadataBackend::Invalid => Err(ConfigError::Invalid {

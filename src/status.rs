@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::build::{BuildRecord, BuildState};
+use crate::farm::{BuildRecord, BuildState};
 use crate::index::escape;
 
 pub struct Overview<'a> {

@@ -2,19 +2,24 @@
 //! replica installs through another (with a bucket both store blobs in), the build queue one
 //! replica writes is the one every replica reads and leases from, a replica's restart leaves the
 //! builds other replicas' workers hold alone, a page one replica mirrored is one the others
-//! serve without asking the upstream, and `edelweiss migrate` brings the schema up to date
-//! by itself.
+//! serve without asking the upstream, a page or file two replicas are asked for at once is
+//! fetched from the upstream once, a page one replica changes is not served as it was by
+//! the others, and `edelweiss migrate` brings the schema up to date by itself.
 
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::dists::{WheelSpec, write_sdist};
 use common::farm::{Runtime, TARGET, WORKER_TOKEN, c_extension_sdist, post_result, request_build};
+use common::poll_until;
 use common::postgres::TestDatabase;
 use common::s3::S3Server;
 use common::server::{TestServer, base_config, binary};
 use common::upstream::{UpstreamServer, UpstreamTree};
+
+const PAGE_HITS: &str = "edelweiss_page_cache_lookups_total{result=\"hit\"}";
 
 /// A server that builds only through remote workers, its records on `database`.
 fn replica(database: &TestDatabase) -> TestServer {
@@ -180,6 +185,206 @@ fn a_page_one_replica_mirrored_is_served_by_the_others_from_the_database() {
         upstream.count("/simple/purelib/"),
         1,
         "the second replica read the page the first stored, fresh for page_ttl_seconds"
+    );
+}
+
+/// Two replicas mirroring one upstream, their records in `database` and their blobs under
+/// one prefix of the test S3 server (a `file://` store belongs to one process).
+fn replicas_mirroring(
+    database: &TestDatabase,
+    s3: &S3Server,
+    upstream: &UpstreamServer,
+) -> (TestServer, TestServer) {
+    let prefix = format!("replicas-{}", uuid::Uuid::new_v4());
+    let top = format!(
+        "metadata_url = {:?}\nstorage_url = {:?}",
+        database.url,
+        s3.storage_url(&prefix)
+    );
+    let config =
+        base_config(&top, "").replace("[limits]", "[mirror]\npage_ttl_seconds = 600\n[limits]");
+    let start = || TestServer::mirroring_with_env(&[&upstream.simple_url()], &config, s3.env());
+    (start(), start())
+}
+
+/// A project of one wheel and one sdist on a fresh upstream; the wheel's filename.
+fn upstream_with_purelib(work: &std::path::Path) -> (UpstreamServer, String) {
+    let tree = UpstreamTree::new(&work.join("tree"));
+    let dists = work.join("dists");
+    std::fs::create_dir_all(&dists).unwrap();
+    let wheel = WheelSpec::new("purelib", "2.0", "py3-none-any").write(&dists);
+    tree.publish(
+        "purelib",
+        &[wheel.clone(), write_sdist(&dists, "purelib", "2.0", &[])],
+    );
+    let filename = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    (UpstreamServer::start(&tree, "json"), filename)
+}
+
+/// Sessions of `database` waiting for an advisory lock.
+fn lock_waiters(database: &TestDatabase) -> u64 {
+    let count = database.select(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    );
+    count[0].trim().parse().unwrap()
+}
+
+/// Asks `first` for `path` while the upstream holds its requests, then `second` once the
+/// upstream has the first's request; lets the upstream answer once `second` either waits
+/// for the fetch lock or asks the upstream itself (then the test fails, saying so). The
+/// two responses, in order.
+fn asked_at_once(
+    (first, second): (&TestServer, &TestServer),
+    upstream: &UpstreamServer,
+    database: &TestDatabase,
+    path: &str,
+    upstream_path: &str,
+) -> [reqwest::blocking::Response; 2] {
+    let held = format!("held {upstream_path}");
+    upstream.fault(serde_json::json!({"hold": true}));
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| first.get(path));
+        poll_until(
+            Duration::from_secs(60),
+            "the upstream holds the first replica's request",
+            || upstream.count(&held) == 1,
+        );
+        let second = scope.spawn(|| second.get(path));
+        poll_until(
+            Duration::from_secs(60),
+            "the second replica waits, or asks the upstream",
+            || lock_waiters(database) == 1 || upstream.count(&held) == 2,
+        );
+        let asked = upstream.count(&held);
+        upstream.fault(serde_json::json!({"hold": false}));
+        let responses = [first.join().unwrap(), second.join().unwrap()];
+        assert_eq!(
+            asked, 1,
+            "the second replica asked the upstream instead of waiting for the fetch lock"
+        );
+        responses
+    })
+}
+
+#[test]
+fn a_page_two_replicas_are_asked_for_at_once_is_fetched_once() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let Some(s3) = S3Server::shared() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let (upstream, _) = upstream_with_purelib(work.path());
+    let (first, second) = replicas_mirroring(&database, s3, &upstream);
+
+    let page = "/simple/purelib/";
+    let responses = asked_at_once((&first, &second), &upstream, &database, page, page);
+    let [one, other] = responses.map(|response| {
+        assert_eq!(response.status(), 200);
+        response.text().unwrap()
+    });
+    assert!(one.contains("purelib-2.0.tar.gz"), "{one}");
+    assert_eq!(
+        one, other,
+        "the second replica serves the page the first stored"
+    );
+    assert_eq!(
+        upstream.count(page),
+        1,
+        "the upstream was asked for the page once"
+    );
+}
+
+#[test]
+fn a_file_two_replicas_are_asked_for_at_once_is_fetched_once() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let Some(s3) = S3Server::shared() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let (upstream, wheel) = upstream_with_purelib(work.path());
+    let (first, second) = replicas_mirroring(&database, s3, &upstream);
+    let page = first.get_json("/simple/purelib/");
+    let url = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["filename"] == wheel.as_str())
+        .and_then(|file| file["url"].as_str())
+        .unwrap()
+        .to_string();
+
+    let upstream_path = format!("/files/{wheel}");
+    let responses = asked_at_once(
+        (&first, &second),
+        &upstream,
+        &database,
+        &url,
+        &upstream_path,
+    );
+    let expected = std::fs::read(work.path().join("tree/files").join(&wheel)).unwrap();
+    for response in responses {
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.bytes().unwrap().as_ref(), expected.as_slice());
+    }
+    assert_eq!(
+        upstream.count(&upstream_path),
+        1,
+        "the upstream was asked for the file once"
+    );
+}
+
+/// The reader keeps its copy of the upstream's page for ten minutes and the page it made
+/// from it until then; the writer asks the upstream on every request. The writer's refresh
+/// finds a new file, which the reader lists on its next page, from the copy the writer
+/// stored, because the writer announced the change.
+#[test]
+fn a_page_one_replica_changed_is_made_again_by_the_others() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let tree = UpstreamTree::new(&work.path().join("tree"));
+    let dists = work.path().join("dists");
+    std::fs::create_dir_all(&dists).unwrap();
+    let mut files = vec![
+        WheelSpec::new("purelib", "2.0", "py3-none-any").write(&dists),
+        write_sdist(&dists, "purelib", "2.0", &[]),
+    ];
+    tree.publish("purelib", &files);
+    let upstream = UpstreamServer::start(&tree, "json");
+    let mirroring = |page_ttl_seconds: u64| {
+        let mirror = format!("[mirror]\npage_ttl_seconds = {page_ttl_seconds}\n[limits]");
+        let config = base_config("", "").replace("[limits]", &mirror);
+        let config = format!("metadata_url = {:?}\n{config}", database.url);
+        TestServer::mirroring(&[&upstream.simple_url()], &config)
+    };
+    let writer = mirroring(0);
+    let reader = mirroring(600);
+
+    let before = reader.listed_filenames("/simple/purelib/");
+    assert_eq!(before.len(), 2, "{before:?}");
+    let hits = reader.metric(PAGE_HITS);
+    assert_eq!(reader.listed_filenames("/simple/purelib/"), before);
+    assert!(
+        reader.metric(PAGE_HITS) > hits,
+        "the reader answered from the page it keeps"
+    );
+
+    files.push(WheelSpec::new("purelib", "2.1", "py3-none-any").write(&dists));
+    tree.publish("purelib", &files);
+    let after = writer.listed_filenames("/simple/purelib/");
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(after.contains(&"purelib-2.1-py3-none-any.whl".to_string()));
+    poll_until(
+        Duration::from_secs(30),
+        "the reader to list the file the writer's refresh found",
+        || reader.listed_filenames("/simple/purelib/") == after,
+    );
+    assert_eq!(
+        upstream.count("/simple/purelib/"),
+        2,
+        "the reader asked the upstream once: its new page is made from the writer's copy"
     );
 }
 

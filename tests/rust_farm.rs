@@ -94,9 +94,9 @@ fn rust_farm_with(
 
 /// The crates.io crates `sdist`'s Cargo.lock files pin (read with edelweiss's own parser), each
 /// with its file from crates.io.
-fn crates_of(sdist: &Path) -> Vec<(edelweiss::build::LockedCrate, PathBuf)> {
+fn crates_of(sdist: &Path) -> Vec<(edelweiss::farm::LockedCrate, PathBuf)> {
     let filename = sdist.file_name().unwrap().to_str().unwrap();
-    let locked = edelweiss::build::locked_crates(filename, &std::fs::read(sdist).unwrap())
+    let locked = edelweiss::farm::locked_crates(filename, &std::fs::read(sdist).unwrap())
         .unwrap_or_else(|| panic!("{filename} has no Cargo.lock"));
     assert_eq!(locked.refused, None, "{filename}");
     locked

@@ -6,6 +6,10 @@
 //! project, or the list) has a version that every write to it bumps: a page is made from
 //! records read after its scope's version was read, and is kept only if that version is
 //! still current, so a page made from records read before a write is never kept after it.
+//!
+//! Where replicas share the records, a write elsewhere arrives as a heard change
+//! (`postgres::page_changes`) and drops pages the same way; while changes cannot be heard
+//! the cache keeps nothing (`stop_keeping`), and every page goes when they can again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -120,6 +124,10 @@ struct Versions {
     writes: u64,
     floor: u64,
     last_write: HashMap<Scope, u64>,
+    /// The write counter at the last change to each scope heard from another process.
+    last_heard: HashMap<Scope, u64>,
+    /// No page is kept: a change made elsewhere could go unheard.
+    stopped: bool,
 }
 
 const MAX_TRACKED: usize = 65_536;
@@ -133,13 +141,31 @@ impl Versions {
             .max(self.floor)
     }
 
-    fn bump(&mut self, scope: &Scope) {
+    fn heard(&self, scope: &Scope) -> u64 {
+        self.last_heard
+            .get(scope)
+            .copied()
+            .unwrap_or(0)
+            .max(self.floor)
+    }
+
+    fn bump(&mut self, scope: &Scope, heard: bool) {
         self.writes += 1;
-        if self.last_write.len() >= MAX_TRACKED {
-            self.last_write.clear();
-            self.floor = self.writes;
+        if self.last_write.len() >= MAX_TRACKED || self.last_heard.len() >= MAX_TRACKED {
+            self.bump_all();
         }
         self.last_write.insert(scope.clone(), self.writes);
+        if heard {
+            self.last_heard.insert(scope.clone(), self.writes);
+        }
+    }
+
+    /// Every scope changed at once.
+    fn bump_all(&mut self) {
+        self.writes += 1;
+        self.last_write.clear();
+        self.last_heard.clear();
+        self.floor = self.writes;
     }
 }
 
@@ -213,6 +239,13 @@ impl PageCache {
         lock(&self.versions).of(scope)
     }
 
+    /// Counts the changes to `scope` heard from other processes (and every `start_keeping`
+    /// and `stop_keeping`): a page made from a record read before the scope's version, as a
+    /// mirrored page is, is kept only if this did not move since before that read.
+    pub fn heard_version(&self, scope: &Scope) -> u64 {
+        lock(&self.versions).heard(scope)
+    }
+
     /// Waits until no other request is making the page under `key`; hold the guard while
     /// making it, then look again (`peek`) before making it.
     pub async fn making(&self, key: &PageKey) -> tokio::sync::OwnedMutexGuard<()> {
@@ -260,7 +293,7 @@ impl PageCache {
             return page;
         }
         let versions = lock(&self.versions);
-        if versions.of(&page.key.scope) != page.version {
+        if versions.stopped || versions.of(&page.key.scope) != page.version {
             return page;
         }
         let mut pages = self.write();
@@ -348,8 +381,18 @@ impl PageCache {
     /// A write changed `scope`: its pages go, and pages in the making from records read
     /// before it will not be kept.
     pub fn changed(&self, scope: &Scope) {
+        self.drop_scope(scope, false);
+    }
+
+    /// Another process announced a change to `scope`: like `changed`, and counted by
+    /// `heard_version`.
+    pub fn heard(&self, scope: &Scope) {
+        self.drop_scope(scope, true);
+    }
+
+    fn drop_scope(&self, scope: &Scope, heard: bool) {
         let mut versions = lock(&self.versions);
-        versions.bump(scope);
+        versions.bump(scope, heard);
         let mut pages = self.write();
         let mut dropped = 0;
         pages.slots.retain(|key, slot| {
@@ -362,6 +405,28 @@ impl PageCache {
         pages.bytes -= dropped;
         drop(versions);
         self.metrics.set_page_cache_bytes(pages.bytes);
+    }
+
+    /// Changes made elsewhere may go unheard from now on: the pages held are still served
+    /// (a replica cut off from its database answers for what it has), but no new page is
+    /// kept, and none made from a version read before this, until `start_keeping`.
+    pub fn stop_keeping(&self) {
+        let mut versions = lock(&self.versions);
+        versions.bump_all();
+        versions.stopped = true;
+    }
+
+    /// Changes made elsewhere are heard again: every page goes (one may have changed while
+    /// they were not), and pages are kept again.
+    pub fn start_keeping(&self) {
+        let mut versions = lock(&self.versions);
+        versions.bump_all();
+        versions.stopped = false;
+        let mut pages = self.write();
+        pages.slots.clear();
+        pages.bytes = 0;
+        drop(versions);
+        self.metrics.set_page_cache_bytes(0);
     }
 }
 
@@ -419,6 +484,50 @@ mod tests {
             !held(&cache, "huge"),
             "a page over the whole budget is not kept"
         );
+    }
+
+    #[test]
+    fn a_heard_change_counts_for_its_scope_alone() {
+        let cache = PageCache::new(1 << 20, Arc::default());
+        let (a, b) = (Scope::Project(name("a")), Scope::Project(name("b")));
+        make(&cache, "a", 10);
+        let heard_before = (cache.heard_version(&a), cache.heard_version(&b));
+        cache.changed(&a);
+        assert_eq!(
+            cache.heard_version(&a),
+            heard_before.0,
+            "a write here is no heard change"
+        );
+        make(&cache, "a", 10);
+        cache.heard(&a);
+        assert!(
+            !held(&cache, "a"),
+            "a heard change drops the project's pages"
+        );
+        assert!(cache.heard_version(&a) > heard_before.0);
+        assert_eq!(cache.heard_version(&b), heard_before.1);
+    }
+
+    #[test]
+    fn a_stopped_cache_serves_what_it_holds_and_keeps_nothing_new_until_started_again() {
+        let cache = PageCache::new(1 << 20, Arc::default());
+        make(&cache, "a", 10);
+        let key = PageKey::project(&name("b"), View::All, Body::Json);
+        let read_before = cache.version(&key.scope);
+        cache.stop_keeping();
+        assert!(held(&cache, "a"), "a page held is still served");
+        make(&cache, "c", 10);
+        assert!(!held(&cache, "c"), "nothing new is kept while stopped");
+        cache.start_keeping();
+        assert!(!held(&cache, "a"), "every page goes on starting again");
+        cache.keep(cache.rendered(key, read_before, Bytes::from_static(b"old"), None));
+        assert!(
+            !held(&cache, "b"),
+            "a page made before the start is not kept"
+        );
+        make(&cache, "c", 10);
+        assert!(held(&cache, "c"));
+        assert_eq!(cache.read().bytes, 10);
     }
 
     #[test]

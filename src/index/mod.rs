@@ -8,6 +8,7 @@ mod html;
 mod merge;
 mod negotiate;
 mod page;
+mod page_changes;
 mod published;
 pub mod pypi_json;
 
@@ -17,6 +18,7 @@ pub use html::escape;
 pub use merge::merged_detail;
 pub use negotiate::{Body, Format, negotiate};
 pub use page::{View, project_detail, project_list};
+pub use page_changes::{PageChanges, Unshared};
 pub use published::Published;
 
 use std::sync::Arc;
@@ -117,7 +119,7 @@ impl Index {
         reason: Option<String>,
     ) -> Result<FileRecord, IndexError> {
         let record = self.store.set_yanked(name, filename, reason).await?;
-        self.published.file_changed(name);
+        self.published.file_changed(name).await;
         Ok(record)
     }
 }

@@ -153,7 +153,7 @@ impl Ingestor {
             .insert_file(&parsed, &record, &inspected.metadata.display_name)
             .await?;
         if outcome == InsertOutcome::Inserted {
-            self.published.file_stored(parsed.name());
+            self.published.file_stored(parsed.name()).await;
         }
         Ok(IngestOutcome { record, outcome })
     }
@@ -206,7 +206,8 @@ impl Ingestor {
             .put_extracted(&wheel.name, filename, &record)
             .await?;
         self.published
-            .metadata_extracted(&wheel.name, &record.outcome);
+            .metadata_extracted(&wheel.name, &record.outcome)
+            .await;
         Ok(record.outcome)
     }
 

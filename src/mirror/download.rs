@@ -13,7 +13,9 @@ use url::Url;
 
 use super::UpstreamUrl;
 use super::client::{UpstreamClient, UpstreamError, stream_error};
+use super::fetch_locks::FetchLocks;
 use crate::ingest::{Ingestor, Spool, SpooledFile};
+use crate::metadata::mirror_store::{FetchGuard, FetchKey};
 use crate::metrics::Metrics;
 use crate::pypi::{Sha256Digest, WheelFilename, excerpt};
 use crate::storage::BlobStore;
@@ -22,6 +24,7 @@ pub type Chunk = std::io::Result<Bytes>;
 
 pub struct DownloadJob {
     pub client: UpstreamClient,
+    pub locks: FetchLocks,
     pub upstream: UpstreamUrl,
     pub url: Url,
     /// The filename the upstream lists the file under.
@@ -37,11 +40,20 @@ pub struct DownloadJob {
 
 impl DownloadJob {
     /// `started` is told the size (if the upstream sent one) once the response starts, or
-    /// why it did not.
+    /// why it did not; it is dropped unanswered when another process stored the file while
+    /// this one waited for the fetch lock.
     pub async fn run(
         self,
         started: oneshot::Sender<Result<Option<u64>, UpstreamError>>,
     ) -> Result<(), UpstreamError> {
+        let guard = match self.lock_unless_stored().await {
+            Ok(Some(guard)) => guard,
+            Ok(None) => return Ok(()),
+            Err(error) => {
+                let _ = started.send(Err(error.clone()));
+                return Err(error);
+            }
+        };
         let response = match self.client.open_file(&self.upstream, &self.url).await {
             Ok(response) => response,
             Err(error) => {
@@ -52,7 +64,9 @@ impl DownloadJob {
         };
         let size = response.content_length();
         let _ = started.send(Ok(size));
-        let spooled = match self.stream_and_store(response, size).await {
+        let stored = self.stream_and_store(response, size).await;
+        drop(guard);
+        let spooled = match stored {
             Ok(spooled) => spooled,
             Err(error) => {
                 tracing::warn!(%error, url = %self.url, "upstream download failed; nothing stored");
@@ -83,6 +97,15 @@ impl DownloadJob {
             }
         }
         Ok(())
+    }
+
+    /// The fetch lock on this file, or None when the file is stored once it is held.
+    async fn lock_unless_stored(&self) -> Result<Option<FetchGuard>, UpstreamError> {
+        let guard = (self.locks.take(FetchKey::File(self.expected)).await)
+            .map_err(|error| self.store_error(error.to_string()))?;
+        let stored = (self.store.contains(self.expected).await)
+            .map_err(|error| self.store_error(error.to_string()))?;
+        Ok((!stored).then_some(guard))
     }
 
     fn store_error(&self, detail: String) -> UpstreamError {

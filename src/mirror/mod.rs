@@ -1,12 +1,15 @@
 //! The mirror: upstream project pages cached with a TTL and revalidated, upstream files
-//! fetched once and kept by content hash, single-flight for both, and stale serving when
-//! an upstream fails. Upstream pages are hostile input: only files of the project, on an
-//! allowed host, are kept (`vet`), and only allowed hosts are ever asked (`file_hosts`).
+//! fetched once and kept by content hash, single-flight for both (across the processes that
+//! share the records too: `fetch_locks`), and stale serving when an upstream fails.
+//! Upstream pages are hostile input: only files of the project, on an allowed host, are
+//! kept (`vet`), and only allowed hosts are ever asked (`file_hosts`).
 
 mod client;
 mod download;
 mod extracted;
+mod fetch_locks;
 mod file_hosts;
+mod metadata_file;
 mod quote;
 mod redirect;
 mod single_flight;
@@ -31,6 +34,7 @@ use url::Url;
 use crate::config::MirrorSettings;
 use crate::index::Published;
 use crate::ingest::Ingestor;
+use crate::metadata::mirror_store::FetchKey;
 use crate::metadata::{
     CachedPage, Extraction, MirrorStore, MirrorStoreError, Revalidation, UpstreamFile,
 };
@@ -40,8 +44,8 @@ use crate::pypi::{PackageName, Sha256Digest, WheelFilename, excerpt};
 use crate::storage::{BlobStore, StorageError};
 use client::{PageFetch, Validators};
 use download::DownloadJob;
-
-const MAX_METADATA_FILE: usize = 16 << 20;
+use fetch_locks::FetchLocks;
+use metadata_file::MetadataFileJob;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
@@ -80,6 +84,8 @@ pub struct Mirror {
     hosts: FileHosts,
     client: UpstreamClient,
     records: Arc<dyn MirrorStore>,
+    /// One upstream fetch per key across the processes that share `records`.
+    locks: FetchLocks,
     store: BlobStore,
     spool_dir: PathBuf,
     page_ttl: Duration,
@@ -126,10 +132,12 @@ impl Mirror {
                     .map(|name| name.to_string())
             })
             .collect();
+        let lock_wait = Duration::from_secs(parts.settings.page_timeout_seconds);
         Ok(Self {
             upstreams: parts.upstreams,
             hosts,
             client,
+            locks: FetchLocks::new(parts.records.clone(), lock_wait),
             records: parts.records,
             store: parts.store,
             spool_dir: parts.spool_dir,
@@ -200,6 +208,8 @@ impl Mirror {
             upstreams: self.upstreams.clone(),
             hosts: self.hosts.clone(),
             records: self.records.clone(),
+            locks: self.locks.clone(),
+            page_ttl: self.page_ttl,
             name: name.clone(),
             cached: cached.clone(),
             published: self.published.clone(),
@@ -279,6 +289,7 @@ impl Mirror {
         let (body_tx, body_rx) = mpsc::channel(16);
         let job = DownloadJob {
             client: self.client.clone(),
+            locks: self.locks.clone(),
             upstream: self.upstream_for(&origin),
             url,
             filename: filename.to_string(),
@@ -382,54 +393,29 @@ impl Mirror {
             return Ok(Some(MirroredFile::Stored(digest)));
         }
         self.metrics.file_cache("miss");
-        let (client, store, upstream) = (
-            self.client.clone(),
-            self.store.clone(),
-            self.upstream_for(&origin),
-        );
-        let (result, _) = self
-            .files
-            .run(digest, move || async move {
-                let url = Url::parse(&format!("{}.metadata", origin.url)).map_err(|error| {
-                    UpstreamError::Body {
-                        upstream: origin.upstream.clone(),
-                        url: origin.url.clone(),
-                        detail: error.to_string(),
-                    }
-                })?;
-                let bytes = client
-                    .fetch_small(&upstream, &url, MAX_METADATA_FILE)
-                    .await?;
-                let actual = Sha256Digest::of(&bytes);
-                if actual != digest {
-                    return Err(UpstreamError::DigestMismatch {
-                        upstream: upstream.to_string(),
-                        url: url.to_string(),
-                        expected: digest.to_hex(),
-                        actual: actual.to_hex(),
-                    });
-                }
-                store
-                    .put_bytes(digest, bytes)
-                    .await
-                    .map(drop)
-                    .map_err(|error| UpstreamError::Store {
-                        upstream: upstream.to_string(),
-                        detail: error.to_string(),
-                    })
-            })
-            .await;
+        let job = MetadataFileJob {
+            client: self.client.clone(),
+            locks: self.locks.clone(),
+            store: self.store.clone(),
+            upstream: self.upstream_for(&origin),
+            origin,
+            digest,
+        };
+        let (result, _) = self.files.run(digest, move || job.run()).await;
         result?;
         Ok(Some(MirroredFile::Stored(digest)))
     }
 }
 
-/// Fetches one project page from the first upstream that has it.
+/// Fetches one project page from the first upstream that has it, unless another process
+/// that shares the records fetched it while this one waited for the fetch lock.
 struct PageJob {
     client: UpstreamClient,
     upstreams: Vec<UpstreamUrl>,
     hosts: FileHosts,
     records: Arc<dyn MirrorStore>,
+    locks: FetchLocks,
+    page_ttl: Duration,
     name: PackageName,
     cached: Option<CachedPage>,
     published: Published,
@@ -481,14 +467,46 @@ impl PageJob {
                 .map_err(store_error)?;
         }
         if changed {
-            self.published.upstream_page_changed(&self.name);
+            self.published.upstream_page_changed(&self.name).await;
         }
         Ok(page)
     }
 
+    async fn run(mut self) -> PageResult {
+        let Some(first) = self.upstreams.first().cloned() else {
+            return Ok(None);
+        };
+        let store_error = |error| Self::store_error(&first, error);
+        let _guard =
+            (self.locks.take(FetchKey::Page(self.name.clone())).await).map_err(store_error)?;
+        match self.stored_meanwhile().await.map_err(store_error)? {
+            Some(page) => Ok(Some(page)),
+            None => self.fetch().await,
+        }
+    }
+
+    /// The page as the records hold it once the fetch lock is held: fresh when another
+    /// process fetched it meanwhile; otherwise the copy to revalidate is the newest one.
+    async fn stored_meanwhile(&mut self) -> Result<Option<CachedPage>, MirrorStoreError> {
+        match self.records.page(&self.name).await? {
+            Some(page) if now().saturating_sub(page.fetched_at) < self.page_ttl.as_secs() => {
+                let changed =
+                    (self.cached.as_ref()).is_none_or(|cached| cached.detail != page.detail);
+                if changed {
+                    self.published.upstream_page_changed(&self.name).await;
+                }
+                Ok(Some(page))
+            }
+            stored => {
+                self.cached = stored.or(self.cached.take());
+                Ok(None)
+            }
+        }
+    }
+
     /// An upstream error stops the search: falling through to the next upstream could
     /// serve a different project under the same name.
-    async fn run(self) -> PageResult {
+    async fn fetch(self) -> PageResult {
         for upstream in &self.upstreams {
             let cached = self
                 .cached
@@ -531,7 +549,7 @@ impl PageJob {
                         .as_ref()
                         .is_none_or(|cached| cached.detail != page.detail);
                     if changed {
-                        self.published.upstream_page_changed(&self.name);
+                        self.published.upstream_page_changed(&self.name).await;
                     }
                     return Ok(Some(page));
                 }

@@ -1,11 +1,13 @@
-//! What every PostgreSQL backend shares: a connection pool opened from a URL and the
-//! schema migrations each store brings (`migrations`). The stores themselves (the build
+//! What every PostgreSQL backend shares: a connection pool opened from a URL, the schema
+//! migrations each store brings (`migrations`), and the channel on which replicas tell each
+//! other which pages a write changed (`page_changes`). The stores themselves (the build
 //! queue, the index's records, the mirror's records) live beside their sled counterparts.
 //!
 //! Connections are plain TCP or a Unix socket, without TLS for now: the server is expected
 //! on the same host or a private network.
 
 pub mod migrations;
+pub mod page_changes;
 #[cfg(test)]
 pub mod testing;
 
@@ -13,11 +15,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 pub use migrations::{Applied, Migrations};
+pub use page_changes::PostgresPageChanges;
 
 /// The schema of every store kept in PostgreSQL, in the order they are applied.
 pub const SCHEMAS: &[&Migrations] = &[
     &crate::metadata::POSTGRES_MIGRATIONS,
-    &crate::build::queue::POSTGRES_MIGRATIONS,
+    &crate::farm::queue::POSTGRES_MIGRATIONS,
     &crate::metadata::mirror_store::POSTGRES_MIGRATIONS,
 ];
 
@@ -51,9 +54,8 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Connections at most per pool: each store of each process holds its own pool.
 const POOL_SIZE: usize = 8;
 
-/// A pool of connections to `url` (`postgres://user:password@host:port/database`). Nothing
-/// connects until the first use.
-pub fn pool(url: &str) -> Result<Pool, OpenError> {
+/// The connection settings `url` (`postgres://user:password@host:port/database`) names.
+pub fn config(url: &str) -> Result<tokio_postgres::Config, OpenError> {
     let mut config: tokio_postgres::Config =
         url.parse()
             .map_err(|error: tokio_postgres::Error| OpenError::InvalidUrl {
@@ -64,8 +66,13 @@ pub fn pool(url: &str) -> Result<Pool, OpenError> {
         // A host that drops packets fails in seconds rather than after the kernel's retries.
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    Ok(config)
+}
+
+/// A pool of connections to `url`. Nothing connects until the first use.
+pub fn pool(url: &str) -> Result<Pool, OpenError> {
     let manager = Manager::from_config(
-        config,
+        config(url)?,
         NoTls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{BuiltRelease, Farm, Finished, PrewarmError, state_line};
-use crate::build::BuildState;
-use crate::build::wire::{BuildList, BuildRequest, BuildView};
+use crate::farm::BuildState;
+use crate::farm::wire::{BuildList, BuildRequest, BuildView};
 use crate::pypi::simple::ProjectDetail;
 use crate::pypi::{PackageName, Target, Version};
 

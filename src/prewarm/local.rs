@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{BuiltRelease, Farm, Finished, PrewarmError, state_line};
-use crate::build::{BuildService, BuildState};
+use crate::farm::{BuildService, BuildState};
 use crate::index::Index;
 use crate::mirror::Mirror;
 use crate::pypi::simple::ProjectDetail;

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::build::BuildError;
-use crate::build::release_has_wheel;
-pub use crate::build::release_to_build;
+use crate::farm::BuildError;
+use crate::farm::release_has_wheel;
+pub use crate::farm::release_to_build;
 use crate::pypi::simple::ProjectDetail;
 use crate::pypi::{PackageName, Target, Version};
 pub use http::HttpFarm;

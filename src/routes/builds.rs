@@ -7,9 +7,9 @@ use super::audit;
 use super::body::{self, JSON_LIMIT};
 use crate::app::AppState;
 use crate::auth::Access;
-use crate::build::wire::BuildRequest;
-use crate::build::{BuildRecord, Requested};
 use crate::error::ApiError;
+use crate::farm::wire::BuildRequest;
+use crate::farm::{BuildRecord, Requested};
 
 fn view(record: &BuildRecord, log: Option<String>) -> serde_json::Value {
     let mut value = serde_json::to_value(record).unwrap_or_default();

@@ -8,8 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::simple::{format_for, not_in_index, redirect, respond, respond_served};
 use crate::app::AppState;
 use crate::auth::Access;
-use crate::build::TargetPage;
 use crate::error::ApiError;
+use crate::farm::TargetPage;
 use crate::pypi::{Target, parse_package_name};
 
 pub(super) fn parse_target(text: &str) -> Result<Target, ApiError> {

@@ -13,9 +13,9 @@ use super::body::{self, JSON_LIMIT};
 use super::form::{self, FormShape, MAX_FIELD_BYTES};
 use crate::app::AppState;
 use crate::auth::{Access, AuthError, Caller, CredentialId, credential_id};
-use crate::build::wire::{LeaseRequest, ResultOutcome, WorkerName};
-use crate::build::{BuildRecord, Failure, FailureKind, LeaseHolder, Recorded, RemoteReport};
 use crate::error::ApiError;
+use crate::farm::wire::{LeaseRequest, ResultOutcome, WorkerName};
+use crate::farm::{BuildRecord, Failure, FailureKind, LeaseHolder, Recorded, RemoteReport};
 use crate::pypi::Sha256Digest;
 
 const MAX_LOG_BYTES: usize = 16 << 20;
@@ -135,7 +135,7 @@ pub async fn result(
     let outcome: ResultOutcome =
         field("outcome")
             .parse()
-            .map_err(|error: crate::build::wire::UnknownOutcome| {
+            .map_err(|error: crate::farm::wire::UnknownOutcome| {
                 ApiError::BadRequest(error.to_string())
             })?;
     let outcome = match outcome {
@@ -181,7 +181,7 @@ pub async fn result(
 /// A worker's missing requirement: a PEP 508 requirement on an index project (no URL), in
 /// its canonical spelling, before the farm queues a build for it.
 fn missing_requirement(text: &str) -> Result<String, ApiError> {
-    crate::build::index_requirement(text)
+    crate::farm::index_requirement(text)
         .map(|requirement| requirement.to_string())
         .map_err(|reason| {
             ApiError::BadRequest(format!(

@@ -164,6 +164,30 @@ impl BlobStore {
         }
     }
 
+    /// Every blob in the store, by digest: the keys under `sha256/` that name one (a
+    /// `file://` store's staging files do not).
+    pub async fn digests(&self) -> Result<Vec<Sha256Digest>, StorageError> {
+        let prefix = object_store::path::Path::from("sha256");
+        let listed: Vec<object_store::ObjectMeta> = self
+            .inner
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|source| StorageError::Backend {
+                key: prefix.to_string(),
+                source,
+            })?;
+        let mut digests: Vec<Sha256Digest> = listed
+            .iter()
+            .filter_map(|meta| {
+                let digest: Sha256Digest = meta.location.filename()?.parse().ok()?;
+                (StorageKey::Blob(digest).path() == meta.location).then_some(digest)
+            })
+            .collect();
+        digests.sort();
+        Ok(digests)
+    }
+
     /// Stores small bytes (extracted METADATA) after checking they hash to `digest`.
     pub async fn put_bytes(
         &self,

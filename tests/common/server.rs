@@ -55,11 +55,21 @@ impl TestServer {
     /// A server mirroring `upstreams`, named with `--upstream` flags (the config may set
     /// `[mirror]` keys).
     pub fn mirroring(upstreams: &[&str], config: &str) -> Self {
+        Self::mirroring_with_env(upstreams, config, Vec::new())
+    }
+
+    /// Like [`Self::mirroring`], with `env` in the server's environment (the `AWS_*`
+    /// settings of an S3 store).
+    pub fn mirroring_with_env(
+        upstreams: &[&str],
+        config: &str,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let args: Vec<&str> = upstreams
             .iter()
             .flat_map(|url| ["--upstream", url])
             .collect();
-        Self::start_with_args(&binary(), config, &args)
+        Self::start_with_args_env(&binary(), config, &args, env)
     }
 
     pub fn start_binary(binary: &Path, config: &str) -> Self {

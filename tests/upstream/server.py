@@ -11,9 +11,11 @@ html: only the static HTML files, whatever the client asks (like a directory on 
 
 GET /_stats gives the request counts ("all" counts every request but these two);
 POST /_control with a JSON body sets faults: {"pages": F, "files": F, "file_delay": seconds},
-F one of none, 500, hang, truncate, wronghash, close; and {"redirects": {PATH: LOCATION}}
+F one of none, 500, hang, truncate, wronghash, close; {"redirects": {PATH: LOCATION}}
 answers a GET of exactly PATH (with its query) with a 302 to LOCATION, as a hostile or
-moved upstream does.
+moved upstream does; {"hold": true} keeps every page and file request waiting, counted
+under "held PATH" as it arrives, until {"hold": false}: a slow upstream, released when
+the test has seen what happens meanwhile.
 
 The pages it serves are whatever the tests wrote into the tree, hostile ones included.
 """
@@ -37,6 +39,7 @@ class State:
     faults = {"pages": "none", "files": "none"}
     file_delay = 0.0
     redirects = {}
+    released = threading.Event()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -81,6 +84,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     State.faults[key] = update[key]
             State.file_delay = float(update.get("file_delay", State.file_delay))
             State.redirects.update(update.get("redirects", {}))
+            if update.get("hold") is True:
+                State.released.clear()
+            elif update.get("hold") is False:
+                State.released.set()
         self.send_body(200, b"ok\n", "text/plain")
 
     def do_GET(self):
@@ -105,6 +112,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/crates/"):
             return self.crate(path)
         self.send_body(404, b"not found\n", "text/plain")
+
+    def wait_if_held(self, path):
+        """Counts a request that arrives while requests are held, and holds it (a minute at most)."""
+        if State.released.is_set():
+            return
+        with State.lock:
+            State.counts[f"held {path}"] += 1
+        State.released.wait(60)
 
     def apply_fault(self, kind, body, content_type):
         """Answers with the configured fault; returns True when it did."""
@@ -148,6 +163,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 body = handle.read()
         except FileNotFoundError:
             return self.send_body(404, b"no such project\n", "text/plain")
+        self.wait_if_held(path)
         if self.apply_fault("pages", body, content_type):
             return
         etag = '"%s"' % hashlib.sha256(body).hexdigest()
@@ -169,6 +185,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 body = handle.read()
         except FileNotFoundError:
             return self.send_body(404, b"no such file\n", "text/plain")
+        self.wait_if_held(path)
         if State.file_delay:
             time.sleep(State.file_delay)
         if self.apply_fault("files", body, "application/octet-stream"):
@@ -190,6 +207,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
+    State.released.set()
     parser = argparse.ArgumentParser()
     parser.add_argument("--root", required=True)
     parser.add_argument("--mode", choices=["json", "html"], default="json")

@@ -2,9 +2,11 @@
 //! database) and against PostgreSQL (a fresh database on the test server of `.ci/setup`).
 //! A new backend joins by adding a module to `backends!`.
 
+use std::time::Duration;
+
 use super::{
-    CachedPage, ExtractedMetadata, Extraction, MirrorStore, PostgresMirrorStore, Revalidation,
-    SledMirrorStore, UpstreamFile,
+    CachedPage, ExtractedMetadata, Extraction, FetchKey, MirrorStore, PostgresMirrorStore,
+    Revalidation, SledMirrorStore, UpstreamFile,
 };
 use crate::pypi::simple::{CoreMetadataRef, FileDetail, Meta, ProjectDetail, Yanked};
 use crate::pypi::{PackageName, Sha256Digest};
@@ -233,6 +235,19 @@ async fn extracted_for_project_returns_the_projects_few(store: &dyn MirrorStore)
     assert!(none.unwrap().is_empty());
 }
 
+/// Two replicas' turns are the PostgreSQL backend's own tests (`advisory`); every backend
+/// gives a lock that is taken again once dropped, and does not hold up other keys.
+async fn a_fetch_lock_is_taken_again_once_dropped(store: &dyn MirrorStore) {
+    let wait = Duration::from_secs(60);
+    let page = FetchKey::Page(project("demo"));
+    let file = FetchKey::File(Sha256Digest::of(b"demo-1.0.tar.gz"));
+    let held = store.fetch_lock(&page, wait).await.unwrap();
+    let other = store.fetch_lock(&file, wait).await.unwrap();
+    drop((held, other));
+    let again = store.fetch_lock(&page, wait).await.unwrap();
+    drop(again);
+}
+
 macro_rules! backends {
     ($($test:ident),* $(,)?) => {
         mod sled {
@@ -270,4 +285,5 @@ backends!(
     origins_are_found_by_digest_and_filename,
     extracted_metadata_is_stored_or_refused,
     extracted_for_project_returns_the_projects_few,
+    a_fetch_lock_is_taken_again_once_dropped,
 );

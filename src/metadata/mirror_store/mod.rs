@@ -3,8 +3,11 @@
 //! `page_origins`); and for every upstream wheel stored here, the METADATA read from it.
 //! `SledMirrorStore` is the embedded backend, beside the index; `PostgresMirrorStore` the
 //! one that replicas share; one conformance suite (`conformance`) holds both to the same
-//! behaviour.
+//! behaviour. Beside the records, the store hands out fetch locks (`fetch_lock`): the
+//! processes that share the records then fetch each page and file from the upstream once.
 
+mod advisory;
+mod fetch_lock;
 mod page_origins;
 mod postgres;
 mod records;
@@ -14,6 +17,7 @@ mod sled;
 mod conformance;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -21,6 +25,7 @@ use crate::pypi::{DistFilename, PackageName, Sha256Digest};
 
 pub use self::postgres::{MIGRATIONS as POSTGRES_MIGRATIONS, PostgresMirrorStore};
 pub use self::sled::SledMirrorStore;
+pub use fetch_lock::{FetchGuard, FetchKey, FetchLockError};
 pub use records::{CachedPage, ExtractedMetadata, Extraction, Revalidation, UpstreamFile};
 
 /// A mirror store's failures, the same for every backend: a backend folds its own errors
@@ -35,9 +40,22 @@ pub enum MirrorStoreError {
 
 /// The mirror's records. Each call is atomic: a page and its files' origins are written
 /// together, and a page for one project never changes another's.
+///
+/// The fetch lock is here rather than in a trait of its own because it is only as good as
+/// its tie to the records: whoever takes it re-reads them to learn what the previous holder
+/// stored, so both must be shared by the same processes, which one store guarantees.
 #[async_trait]
 pub trait MirrorStore: Send + Sync {
     async fn page(&self, project: &PackageName) -> Result<Option<CachedPage>, MirrorStoreError>;
+
+    /// The right to fetch `key` from the upstream, once every other process that shares
+    /// these records has released it, waiting `wait` at most (then `TimedOut`). Its holder
+    /// reads the records again before fetching: the previous holder may have stored it.
+    async fn fetch_lock(
+        &self,
+        key: &FetchKey,
+        wait: Duration,
+    ) -> Result<FetchGuard, FetchLockError>;
 
     /// Stores `page` in place of any earlier one, and with it, as one record, the origin
     /// of each of its files that has a sha256.

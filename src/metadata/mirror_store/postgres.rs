@@ -7,18 +7,22 @@
 //! written in the same transaction as the page. `mirror_extracted_metadata` is keyed by
 //! (project, filename), so a page reads its project's few with one indexed scan.
 //!
+//! Fetch locks are advisory locks (`advisory`), on connections of their own.
+//!
 //! No table stands for sled's legacy `upstream_files`: no data written before
 //! `upstream_origins` was ever in PostgreSQL.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 
+use super::advisory::AdvisoryLocks;
 use super::{
-    CachedPage, ExtractedMetadata, Extraction, MirrorStore, MirrorStoreError, Revalidation,
-    UpstreamFile, find_origin, page_origins, project_of,
+    CachedPage, ExtractedMetadata, Extraction, FetchGuard, FetchKey, FetchLockError, MirrorStore,
+    MirrorStoreError, Revalidation, UpstreamFile, find_origin, page_origins, project_of,
 };
 use crate::postgres::{Migrations, OpenError};
 use crate::pypi::{PackageName, Sha256Digest};
@@ -108,19 +112,21 @@ fn decode_extracted(
 #[derive(Clone)]
 pub struct PostgresMirrorStore {
     pool: Pool,
+    locks: AdvisoryLocks,
 }
 
 impl PostgresMirrorStore {
     /// Connects to `url` and brings the mirror's schema up to date.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
         let pool = crate::postgres::open(url, &MIGRATIONS).await?;
-        Ok(Self { pool })
+        Ok(Self::on(pool))
     }
 
     /// The mirror's records on a pool whose schemas are already up to date
     /// (`postgres::open_shared`).
     pub fn on(pool: Pool) -> Self {
-        Self { pool }
+        let locks = AdvisoryLocks::new(pool.clone());
+        Self { pool, locks }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, MirrorStoreError> {
@@ -142,6 +148,14 @@ impl MirrorStore for PostgresMirrorStore {
             .await
             .map_err(unavailable)?;
         row.map(|row| decode_page(project, &row)).transpose()
+    }
+
+    async fn fetch_lock(
+        &self,
+        key: &FetchKey,
+        wait: Duration,
+    ) -> Result<FetchGuard, FetchLockError> {
+        self.locks.lock(key, wait).await.map(FetchGuard::held)
     }
 
     async fn put_page(

@@ -11,13 +11,14 @@
 //! page stored by an older edelweiss keep their origins until the page is fetched again.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
 use super::{
-    CachedPage, ExtractedMetadata, MirrorStore, MirrorStoreError, Revalidation, UpstreamFile,
-    find_origin, page_origins, project_of,
+    CachedPage, ExtractedMetadata, FetchGuard, FetchKey, FetchLockError, MirrorStore,
+    MirrorStoreError, Revalidation, UpstreamFile, find_origin, page_origins, project_of,
 };
 use crate::pypi::{PackageName, Sha256Digest};
 
@@ -45,6 +46,23 @@ fn project_file_key(project: &str, filename: &str) -> Vec<u8> {
     [project.as_bytes(), b"\0", filename.as_bytes()].concat()
 }
 
+fn corrupt_key(key: &[u8], reason: impl ToString) -> MirrorStoreError {
+    MirrorStoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// A key that names a project: the normalized name it was written under.
+fn project_key(key: &[u8]) -> Result<PackageName, MirrorStoreError> {
+    let text = std::str::from_utf8(key).map_err(|error| corrupt_key(key, error))?;
+    let name = crate::pypi::parse_package_name(text).map_err(|error| corrupt_key(key, error))?;
+    match name.as_ref() == text {
+        true => Ok(name),
+        false => Err(corrupt_key(key, "not a normalized project name")),
+    }
+}
+
 #[derive(Clone)]
 pub struct SledMirrorStore {
     pages: sled::Tree,
@@ -66,6 +84,42 @@ impl SledMirrorStore {
         })
     }
 
+    /// Every cached page, by project (`edelweiss migrate --from-data-dir` reads a data
+    /// directory's mirror through this; the trait asks only for one project at a time).
+    /// A key that is not a normalized project name is corrupt.
+    pub fn all_pages(&self) -> Result<Vec<(PackageName, CachedPage)>, MirrorStoreError> {
+        self.pages
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry.map_err(unavailable)?;
+                Ok((project_key(&key)?, decode(&key, &value)?))
+            })
+            .collect()
+    }
+
+    /// Every extraction recorded, as (project, filename, record).
+    pub fn all_extracted(
+        &self,
+    ) -> Result<Vec<(PackageName, String, ExtractedMetadata)>, MirrorStoreError> {
+        self.extracted
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry.map_err(unavailable)?;
+                let split = key.iter().position(|byte| *byte == 0);
+                let Some(split) = split else {
+                    return Err(corrupt_key(&key, "no NUL between project and filename"));
+                };
+                let filename = std::str::from_utf8(&key[split + 1..])
+                    .map_err(|error| corrupt_key(&key, error))?;
+                Ok((
+                    project_key(&key[..split])?,
+                    filename.to_string(),
+                    decode(&key, &value)?,
+                ))
+            })
+            .collect()
+    }
+
     fn legacy_upstream_file(
         &self,
         digest: Sha256Digest,
@@ -83,6 +137,16 @@ impl MirrorStore for SledMirrorStore {
         let key = project.as_ref().as_bytes();
         let value = self.pages.get(key).map_err(unavailable)?;
         value.map(|value| decode(key, &value)).transpose()
+    }
+
+    /// One process owns a sled database, and its `SingleFlight` already fetches each key
+    /// once: there is nobody else to wait for.
+    async fn fetch_lock(
+        &self,
+        _key: &FetchKey,
+        _wait: Duration,
+    ) -> Result<FetchGuard, FetchLockError> {
+        Ok(FetchGuard::in_process())
     }
 
     /// The origins go first: origins without their page are harmless, only a page links
