@@ -2,7 +2,9 @@
 # Replica benchmark: one edelweiss against two behind a load balancer, both on PostgreSQL
 # (metadata_url) and one blob directory per setup, measured in one run.
 #
-#   one: a replica, its records in database A, its blobs in directory A;
+#   one: a replica, its records in database A, its blobs in directory A, asked directly;
+#   one-lb: the same replica behind nginx (keep-alive to the replica), which isolates what
+#        the balancer itself costs;
 #   two: two replicas on database B and directory B, behind nginx (round robin, keep-alive
 #        to the replicas).
 #
@@ -13,6 +15,7 @@
 #     requests/s and p99 latency;
 #   - the big wheel downloaded over $DOWNLOAD_CONNECTIONS connections: MB/s.
 # Page and download rounds alternate between the setups, $ROUNDS each; cells are medians.
+# Uploads go to "one" directly and to "two" through its balancer, once each.
 # The blob directory of "two" is a file:// store both replicas write, which one host allows
 # for a benchmark; a real deployment shares an S3 bucket instead (README, "PostgreSQL").
 #
@@ -98,8 +101,11 @@ start_replica() {
   wait_for_http "http://127.0.0.1:$port/healthz"
 }
 
+# start_balancer NAME PORT REPLICA_PORT...
 start_balancer() {
-  local port=$1 first=$2 second=$3 dir="$WORK/nginx"
+  local name=$1 port=$2 dir="$WORK/$1" replica servers=""
+  shift 2
+  for replica in "$@"; do servers+="        server 127.0.0.1:$replica;"$'\n'; done
   mkdir -p "$dir/tmp"
   cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
@@ -117,9 +123,7 @@ http {
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
     upstream replicas {
-        server 127.0.0.1:$first;
-        server 127.0.0.1:$second;
-        keepalive 64;
+$servers        keepalive 64;
     }
     server {
         listen 127.0.0.1:$port;
@@ -155,7 +159,11 @@ upload() {
 # measure SETUP WORKLOAD ROUND: one wrk run, appended to results.tsv.
 measure() {
   local setup=$1 workload=$2 round=$3 base path connections out
-  [[ $setup == one ]] && base=$ONE_URL || base=$TWO_URL
+  case $setup in
+    one) base=$ONE_URL ;;
+    one-lb) base=$ONE_LB_URL ;;
+    two) base=$TWO_URL ;;
+  esac
   case $workload in
     page) path=/simple/benchproj/ connections=$PAGE_CONNECTIONS ;;
     download) path=$BIG_PATH connections=$DOWNLOAD_CONNECTIONS ;;
@@ -175,13 +183,15 @@ measure() {
 BINARY=$(edelweiss_binary)
 python3 "$BENCH_DIR/make_wheels.py" "$WORK/wheels" "$FILES" "$BIG_BYTES" >&2
 
-ONE_PORT=$(free_port) TWO_A=$(free_port) TWO_B=$(free_port) LB_PORT=$(free_port)
+ONE_PORT=$(free_port) TWO_A=$(free_port) TWO_B=$(free_port) LB_PORT=$(free_port) ONE_LB_PORT=$(free_port)
 start_replica one "$(new_database one)" "$WORK/blobs-one" "$ONE_PORT"
 TWO_DATABASE=$(new_database two)
 start_replica two-a "$TWO_DATABASE" "$WORK/blobs-two" "$TWO_A"
 start_replica two-b "$TWO_DATABASE" "$WORK/blobs-two" "$TWO_B"
-start_balancer "$LB_PORT" "$TWO_A" "$TWO_B"
+start_balancer nginx-two "$LB_PORT" "$TWO_A" "$TWO_B"
+start_balancer nginx-one "$ONE_LB_PORT" "$ONE_PORT"
 ONE_URL="http://127.0.0.1:$ONE_PORT"
+ONE_LB_URL="http://127.0.0.1:$ONE_LB_PORT"
 TWO_URL="http://127.0.0.1:$LB_PORT"
 
 log "uploading $FILES wheels and one of $BIG_BYTES bytes to each setup"
@@ -197,7 +207,7 @@ for setup_url in "$ONE_URL" "$TWO_URL"; do
 done
 
 for round in $(seq "$ROUNDS"); do
-  for setup in one two; do
+  for setup in one one-lb two; do
     log "round $round: $setup"
     measure "$setup" page "$round"
     measure "$setup" download "$round"
@@ -212,25 +222,25 @@ cat <<EOF
 Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg).
 Command: FILES=$FILES BIG_BYTES=$BIG_BYTES UPLOAD_PARALLEL=$UPLOAD_PARALLEL ROUNDS=$ROUNDS DURATION=$DURATION bench/replicas.sh
 
-| workload | one replica | two replicas behind nginx | two / one |
-|---|---:|---:|---:|
+| workload | one replica | one replica behind nginx | two replicas behind nginx | two / one behind nginx |
+|---|---:|---:|---:|---:|
 EOF
 awk -v a="$((UP_ONE_FILES * 1000))" -v b="$UP_ONE_MS" -v c="$((UP_TWO_FILES * 1000))" -v d="$UP_TWO_MS" \
   -v bytes="$UP_BYTES" -v parallel="$UPLOAD_PARALLEL" 'BEGIN {
   one = a / b; two = c / d
-  printf "| upload, files/s (%d parallel) | %.1f | %.1f | %.2f |\n", parallel, one, two, two / one
-  printf "| upload, MB/s | %.1f | %.1f | %.2f |\n", bytes / b / 1000, bytes / d / 1000, b / d
+  printf "| upload, files/s (%d parallel) | %.1f | — | %.1f | (two / one: %.2f) |\n", parallel, one, two, two / one
+  printf "| upload, MB/s | %.1f | — | %.1f | (two / one: %.2f) |\n", bytes / b / 1000, bytes / d / 1000, b / d
 }'
 for workload in page download; do
-  one_rps=$(cell one "$workload" 3) two_rps=$(cell two "$workload" 3)
-  one_p99=$(cell one "$workload" 4) two_p99=$(cell two "$workload" 4)
-  one_mbs=$(cell one "$workload" 5) two_mbs=$(cell two "$workload" 5)
+  one_rps=$(cell one "$workload" 3) lb_rps=$(cell one-lb "$workload" 3) two_rps=$(cell two "$workload" 3)
+  one_p99=$(cell one "$workload" 4) lb_p99=$(cell one-lb "$workload" 4) two_p99=$(cell two "$workload" 4)
+  one_mbs=$(cell one "$workload" 5) lb_mbs=$(cell one-lb "$workload" 5) two_mbs=$(cell two "$workload" 5)
   if [[ $workload == page ]]; then
-    awk -v a="$one_rps" -v b="$two_rps" -v c="$one_p99" -v d="$two_p99" 'BEGIN {
-      printf "| JSON page, requests/s | %.0f | %.0f | %.2f |\n", a, b, b / a
-      printf "| JSON page, p99 ms | %.2f | %.2f | %.2f |\n", c, d, d / c }'
+    awk -v a="$one_rps" -v l="$lb_rps" -v b="$two_rps" -v c="$one_p99" -v m="$lb_p99" -v d="$two_p99" 'BEGIN {
+      printf "| JSON page, requests/s | %.0f | %.0f | %.0f | %.2f |\n", a, l, b, b / l
+      printf "| JSON page, p99 ms | %.2f | %.2f | %.2f | %.2f |\n", c, m, d, d / m }'
   else
-    awk -v a="$one_mbs" -v b="$two_mbs" 'BEGIN {
-      printf "| download, MB/s | %.0f | %.0f | %.2f |\n", a, b, b / a }'
+    awk -v a="$one_mbs" -v l="$lb_mbs" -v b="$two_mbs" 'BEGIN {
+      printf "| download, MB/s | %.0f | %.0f | %.0f | %.2f |\n", a, l, b, b / l }'
   fi
 done
