@@ -67,7 +67,35 @@ impl ApiError {
         self.status_code().is_server_error()
             && !matches!(self, Self::Mirror(MirrorError::Upstream(_)))
     }
+
+    /// The database of the records, the mirror's records or the build queue did not
+    /// answer (PostgreSQL out of reach, say): the request may succeed when retried, and the
+    /// client is told that much, though not why.
+    fn database_unavailable(&self) -> bool {
+        let mirror_records = |error: &MirrorError| {
+            matches!(
+                error,
+                MirrorError::Records(MirrorStoreError::Unavailable(_))
+            )
+        };
+        match self {
+            Self::Index(error)
+            | Self::Ingest(IngestError::Index(error))
+            | Self::Build(BuildError::Index(error)) => matches!(error, IndexError::Unavailable(_)),
+            Self::Queue(error) | Self::Build(BuildError::Queue(error)) => {
+                matches!(error, QueueError::Unavailable(_))
+            }
+            Self::Ingest(IngestError::MirrorRecords(error)) => {
+                matches!(error, MirrorStoreError::Unavailable(_))
+            }
+            Self::Mirror(error) | Self::Build(BuildError::Mirror(error)) => mirror_records(error),
+            _ => false,
+        }
+    }
 }
+
+/// Seconds a client is asked to wait before retrying a request the database could not serve.
+const DATABASE_RETRY_AFTER_SECONDS: u32 = 5;
 
 fn index_status(error: &IndexError) -> StatusCode {
     match error {
@@ -133,7 +161,7 @@ impl ResponseError for ApiError {
                 | BuildError::Storage(_)
                 | BuildError::Mirror(_),
             ) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Build(BuildError::Index(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Build(BuildError::Index(error)) => index_status(error),
         }
     }
 
@@ -142,7 +170,10 @@ impl ResponseError for ApiError {
         if let Self::Mirror(MirrorError::Upstream(error)) = self {
             tracing::warn!(%error, "upstream failure answered with 502");
         }
-        let message = if self.is_server_fault() {
+        let message = if self.database_unavailable() {
+            tracing::error!(error = %self, "request failed: the database is unavailable");
+            "Service Unavailable: the database does not answer; try again shortly".to_string()
+        } else if self.is_server_fault() {
             tracing::error!(error = %self, "request failed");
             format!(
                 "{}: the server could not complete the request; see its log",
@@ -154,6 +185,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Basic realm=\"edelweiss\""));
+        }
+        if self.database_unavailable() {
+            response.insert_header(("Retry-After", DATABASE_RETRY_AFTER_SECONDS.to_string()));
         }
         // twine prints the reason phrase; a one-line body serves curl and pip.
         response
@@ -181,6 +215,36 @@ mod tests {
         let long = one_line(format!("form field `{}`", "x".repeat(1 << 20)));
         assert!(long.len() < 2 * MAX_MESSAGE_CHARS && long.ends_with('…'));
         assert_eq!(one_line("a\nb".into()), "a\\nb");
+    }
+
+    /// Tried: the records' database unreachable under an upload, a build request and a
+    /// mirrored page. Kept: 503 saying so, with `Retry-After`, and nothing of the cause.
+    #[test]
+    fn an_unreachable_database_is_a_503_that_says_so() {
+        let cause = || -> Box<dyn std::error::Error + Send + Sync> {
+            "connection to 10.0.0.5:5432 timed out".into()
+        };
+        let errors = [
+            ApiError::Ingest(IngestError::Index(IndexError::Unavailable(cause()))),
+            ApiError::Build(BuildError::Queue(QueueError::Unavailable(cause()))),
+            ApiError::Mirror(MirrorError::Records(MirrorStoreError::Unavailable(cause()))),
+            ApiError::Build(BuildError::Index(IndexError::Unavailable(cause()))),
+        ];
+        for error in errors {
+            let response = error.error_response();
+            assert_eq!(
+                response.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{error}"
+            );
+            assert_eq!(response.headers().get("Retry-After").unwrap(), "5");
+            let body = actix_web::body::to_bytes(response.into_body());
+            let body = futures::executor::block_on(body).unwrap();
+            assert_eq!(
+                body,
+                "Service Unavailable: the database does not answer; try again shortly\n"
+            );
+        }
     }
 
     #[test]

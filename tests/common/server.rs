@@ -14,10 +14,12 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_edelweiss")))
 }
 
-/// Where the server runs: a child process of the test, or a container of the runtime image.
+/// Where the server runs: a child process of the test, a container of the runtime image, or
+/// somewhere the test reaches but does not own (a replica of a compose project).
 enum Process {
     Child(Child),
     Container(String),
+    Remote,
 }
 
 pub struct TestServer {
@@ -159,11 +161,25 @@ impl TestServer {
         }
     }
 
+    /// A server at `url` that this handle neither logs nor kills: dropping it leaves the
+    /// server running.
+    pub fn remote(url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            data_dir: PathBuf::new(),
+            config: PathBuf::new(),
+            process: Process::Remote,
+            mirror: false,
+            env: Vec::new(),
+            _temp: None,
+        }
+    }
+
     /// The server's process id, when it runs as a child of the test.
     pub fn pid(&self) -> Option<u32> {
         match &self.process {
             Process::Child(child) => Some(child.id()),
-            Process::Container(_) => None,
+            Process::Container(_) | Process::Remote => None,
         }
     }
 
@@ -177,6 +193,7 @@ impl TestServer {
                 .output()
                 .map(|output| super::text(&output))
                 .unwrap_or_default(),
+            Process::Remote => String::new(),
         }
     }
 
@@ -212,6 +229,7 @@ impl TestServer {
             Process::Container(name) => {
                 let _ = Command::new("docker").args(["kill", name]).output();
             }
+            Process::Remote => {}
         }
     }
 

@@ -2,11 +2,12 @@
 """The S3 server of edelweiss's storage tests: moto's S3 service (installed by .ci/setup,
 pinned in .ci/s3-requirements.txt) over HTTP on a free loopback port.
 
-  server.py --bucket NAME [--bucket NAME ...]
+  server.py --bucket NAME [--bucket NAME ...] [--host ADDRESS] [--port PORT] [--until-killed]
 
-Prints `listening on http://127.0.0.1:PORT` once the buckets exist, then serves until killed
-or until its standard input closes (so a test process that exits takes it along). Requests
-may be signed with any credentials: moto checks the request, not the signature.
+Prints `listening on http://HOST:PORT` once the buckets exist, then serves until killed or
+until its standard input closes (so a test process that exits takes it along). In a container,
+whose standard input is closed from the start, `--until-killed` serves until killed only.
+Requests may be signed with any credentials: moto checks the request, not the signature.
 
 Writes (PUT, POST, DELETE) are handled one at a time. moto checks `If-None-Match: *` and then
 writes, as two steps: six CompleteMultipartUpload requests racing for one key with
@@ -44,6 +45,9 @@ class WritesInTurn:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bucket", action="append", default=[])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--until-killed", action="store_true")
     args = parser.parse_args()
     # A line per request would bury the test's own output; errors still show.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -52,9 +56,10 @@ def main():
         response = Client(app).put(f"/{bucket}")
         if response.status_code != 200:
             sys.exit(f"cannot create bucket {bucket}: {response.status} {response.get_data(as_text=True)}")
-    server = make_server("127.0.0.1", 0, WritesInTurn(app), threaded=True)
-    threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
-    print(f"listening on http://127.0.0.1:{server.port}", flush=True)
+    server = make_server(args.host, args.port, WritesInTurn(app), threaded=True)
+    if not args.until_killed:
+        threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
+    print(f"listening on http://{args.host}:{server.port}", flush=True)
     server.serve_forever()
 
 
