@@ -51,6 +51,9 @@ pub enum OpenError {
 
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Longest sent data may go unacknowledged before a connection counts as lost.
+const TCP_USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Connections at most per pool: each store of each process holds its own pool.
 const POOL_SIZE: usize = 8;
 
@@ -65,6 +68,11 @@ pub fn config(url: &str) -> Result<tokio_postgres::Config, OpenError> {
     if config.get_connect_timeout().is_none() {
         // A host that drops packets fails in seconds rather than after the kernel's retries.
         config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        // A server cut off mid-query (a partition, not a refusal) fails the query in seconds,
+        // a 503, rather than after the kernel's quarter of an hour of retransmissions.
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
     }
     Ok(config)
 }
