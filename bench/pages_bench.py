@@ -6,14 +6,21 @@ results into Markdown tables.
   pages_bench.py tree ROOT PROJECT FILES            upstream JSON + HTML page of FILES entries
   pages_bench.py latency BASE PATH LABEL REPEAT CODING         >> results.jsonl
   pages_bench.py after_write BASE TOKEN PROJECT ROUNDS LABEL   >> results.jsonl
-  pages_bench.py wrk LABEL WRK_OUTPUT                          >> results.jsonl
+  pages_bench.py root ROOT PROJECT...                         upstream root page (JSON + HTML)
+  pages_bench.py check URL FILES CODING                       a page lists FILES files, or exit 1
+  pages_bench.py wrk LABEL WRK_OUTPUT [TABLE [VERSUS]]         >> results.jsonl
+  pages_bench.py compile LABEL VERSUS RUNS...                  >> results.jsonl (RUNS: wall/cpu s)
   pages_bench.py memory PID LABEL                              >> results.jsonl
   pages_bench.py report results.jsonl                          > tables.md
 
 CODING is the client whose headers a request carries: `identity` (no Accept-Encoding),
 `pip` (Accept-Encoding: gzip, deflate) or `uv` (gzip, deflate, zstd). Every body is
 checked: status 200, and a JSON page (decoded when compressed; zstd by the `zstd` CLI)
-that parses.
+that parses. `check` takes an HTML page too (the other index servers answer pip's Accept
+with HTML) and counts its wheel links.
+
+wrk rows are grouped into tables by TABLE, each compared with its own first row and, where
+VERSUS names another row of the table, with that row (nginx serving the same bytes).
 """
 
 import base64
@@ -23,6 +30,7 @@ import http.client
 import io
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -75,6 +83,18 @@ def tree(root, project, files):
             f"<!DOCTYPE html>\n<html><head><title>Links for {project}</title></head><body>\n"
             f"<h1>Links for {project}</h1>\n{anchors}</body></html>\n"
         )
+
+
+def root(root_dir, *projects):
+    """The upstream's /simple/ page, for mirrors that read it (devpi-server)."""
+    directory = os.path.join(root_dir, "simple")
+    os.makedirs(directory, exist_ok=True)
+    page = {"meta": {"api-version": "1.1"}, "projects": [{"name": name} for name in projects]}
+    with open(os.path.join(directory, "index.json"), "w") as handle:
+        json.dump(page, handle)
+    anchors = "".join(f'<a href="{name}/">{name}</a><br/>\n' for name in projects)
+    with open(os.path.join(directory, "index.html"), "w") as handle:
+        handle.write(f"<!DOCTYPE html>\n<html><body>\n{anchors}</body></html>\n")
 
 
 # --- the client --------------------------------------------------------------------------
@@ -132,6 +152,27 @@ def timed_get(connection, path, coding):
     lowered = {key.lower(): value for key, value in headers.items()}
     page = json.loads(decode(headers, body))
     return seconds, len(body), lowered.get("content-encoding", "identity"), page
+
+
+def check(url, files, coding):
+    """Exits 1 unless URL answers pip's request with a page (JSON or HTML) of FILES wheels;
+    prints what was sent: content type, coding and bytes."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = Connection(f"{parsed.scheme}://{parsed.netloc}")
+    status, headers, body = connection.request("GET", parsed.path, page_headers(coding))
+    if status != 200:
+        sys.exit(f"{url}: HTTP {status}: {body[:200]!r}")
+    lowered = {key.lower(): value for key, value in headers.items()}
+    text = decode(headers, body)
+    content_type = lowered.get("content-type", "")
+    if "json" in content_type:
+        found = len(json.loads(text)["files"])
+    else:
+        found = len(set(re.findall(rb'href="[^"#]*?([^/"#]+\.whl)', text)))
+    if found != int(files):
+        sys.exit(f"{url}: {found} wheels on the page, not {files}")
+    kind = "JSON" if "json" in content_type else "HTML"
+    print(f"{kind}, {lowered.get('content-encoding', 'identity')}")
 
 
 def latency(base, path, label, repeat, coding):
@@ -210,7 +251,7 @@ def after_write(base, token, project, rounds, label):
                           "coding": coding, "sent": [], "seconds": seconds, "bytes": 0, "files": 0}))
 
 
-def wrk_summary(label, output_file):
+def wrk_summary(label, output_file, table="", versus=""):
     values = {}
     with open(output_file) as handle:
         for line in handle:
@@ -221,9 +262,17 @@ def wrk_summary(label, output_file):
     errors = sum(int(values[key]) for key in values if key.startswith("errors_"))
     if errors:
         sys.exit(f"{label}: wrk reported {errors} errors: {values}")
-    print(json.dumps({"kind": "wrk", "label": label, "rps": int(values["requests"]) / seconds,
+    print(json.dumps({"kind": "wrk", "label": label, "table": table, "versus": versus,
+                      "rps": int(values["requests"]) / seconds,
                       "p50": int(values["p50_us"]) / 1000, "p99": int(values["p99_us"]) / 1000,
                       "bytes_per_request": int(values["bytes"]) / max(int(values["requests"]), 1)}))
+
+
+def compile_times(label, versus, *runs):
+    """Each run as WALL/CPU seconds (CPU: uv's own user + system time); VERSUS names the row
+    to compare with, or is empty."""
+    wall, cpu = zip(*((float(part) for part in run.split("/")) for run in runs))
+    print(json.dumps({"kind": "compile", "label": label, "versus": versus, "seconds": wall, "cpu": cpu}))
 
 
 def memory(pid, label):
@@ -242,18 +291,36 @@ def memory(pid, label):
 def report(results_file):
     with open(results_file) as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
-    wrk = {}
+    tables = {}
     for row in (row for row in rows if row["kind"] == "wrk"):
-        wrk.setdefault(row["label"], []).append(row)
-    if wrk:
-        baseline = statistics.median(r["rps"] for r in next(iter(wrk.values())))
-        print("| page, `wrk -t1 -c32` | rounds | requests/s (median) | vs first row | p50 ms | p99 ms | bytes per response |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        tables.setdefault(row.get("table", ""), {}).setdefault(row["label"], []).append(row)
+    for table, wrk in tables.items():
+        rps = {label: statistics.median(r["rps"] for r in runs) for label, runs in wrk.items()}
+        baseline = next(iter(rps.values()))
+        if table:
+            print(f"{table}:\n")
+        print("| page, `wrk -t1 -c32` | requests/s, each round | requests/s (median) | vs first row | vs nginx, same bytes | p50 ms | p99 ms | bytes per response |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
         for label, runs in wrk.items():
-            rps = statistics.median(r["rps"] for r in runs)
-            print(f"| {label} | {len(runs)} | {rps:,.0f} | {rps / baseline:.2f} | "
+            versus = runs[0].get("versus")
+            against = f"{rps[label] / rps[versus]:.2f}" if versus in rps else "-"
+            each = ", ".join(f"{r['rps']:,.0f}" for r in runs)
+            print(f"| {label} | {each} | {rps[label]:,.0f} | {rps[label] / baseline:.2f} | {against} | "
                   f"{statistics.median(r['p50'] for r in runs):.2f} | {statistics.median(r['p99'] for r in runs):.2f} | "
                   f"{statistics.median(r['bytes_per_request'] for r in runs):,.0f} |")
+        print()
+    compiles = [row for row in rows if row["kind"] == "compile"]
+    if compiles:
+        medians = {row["label"]: statistics.median(row["seconds"]) for row in compiles}
+        print("| `uv pip compile`, warm | runs | median s | runs, s | uv's CPU s (median) | speed-up |")
+        print("|---|---:|---:|---|---:|---:|")
+        for row in compiles:
+            median = medians[row["label"]]
+            versus = row.get("versus")
+            speedup = f"{medians[versus] / median:.2f}" if versus in medians else "-"
+            print(f"| {row['label']} | {len(row['seconds'])} | {median:.2f} | "
+                  f"{', '.join(f'{s:.2f}' for s in row['seconds'])} | {statistics.median(row['cpu']):.2f} | "
+                  f"{speedup} |")
         print()
     latencies = [row for row in rows if row["kind"] == "latency"]
     if latencies:
@@ -278,9 +345,12 @@ def main():
     command, arguments = sys.argv[1], sys.argv[2:]
     commands = {
         "tree": lambda root, project, files: tree(root, project, int(files)),
+        "root": root,
+        "check": check,
         "latency": latency,
         "after_write": after_write,
         "wrk": wrk_summary,
+        "compile": compile_times,
         "memory": memory,
         "report": report,
     }
