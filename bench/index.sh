@@ -60,19 +60,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for_http() {
-  local url=$1
-  for _ in $(seq 100); do
-    curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  die "nothing answers at $url"
-}
-
 start_edelweiss() {
   local binary=$1
   EDELWEISS_LOG=warn "$binary" serve --data "$WORK/data" --listen 127.0.0.1:0 --no-upstream \

@@ -24,6 +24,20 @@ edelweiss_binary() {
   echo "$binary"
 }
 
+# A TCP port free on the loopback now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits up to 30 s for URL to answer 2xx; dies otherwise.
+wait_for_http() {
+  for _ in $(seq 300); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "nothing answers at $1"
+}
+
 # Milliseconds since the epoch.
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 

@@ -98,18 +98,6 @@ UV_TMPDIR=""
 trap 'stop "$EDELWEISS_PID"; stop "$NGINX_PID"; stop_others; [[ $UV_TMPDIR == /dev/shm/* ]] && rm -rf "$UV_TMPDIR"; if [[ ${KEEP:-0} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi' EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for_http() {
-  for _ in $(seq 300); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  die "nothing answers at $1"
-}
-
 start_nginx() {
   local port dir=$WORK/nginx
   port=$(free_port)

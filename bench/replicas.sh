@@ -69,18 +69,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for_http() {
-  for _ in $(seq 200); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  die "nothing answers at $1"
-}
-
 # new_database NAME: a fresh database on the server; prints its URL.
 new_database() {
   local name="edelweiss_bench_$1_$$"

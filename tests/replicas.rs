@@ -160,15 +160,7 @@ fn a_page_one_replica_mirrored_is_served_by_the_others_from_the_database() {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let tree = UpstreamTree::new(&work.path().join("tree"));
-    let dists = work.path().join("dists");
-    std::fs::create_dir_all(&dists).unwrap();
-    let files = [
-        WheelSpec::new("purelib", "2.0", "py3-none-any").write(&dists),
-        write_sdist(&dists, "purelib", "2.0", &[]),
-    ];
-    tree.publish("purelib", &files);
-    let upstream = UpstreamServer::start(&tree, "json");
+    let (upstream, _) = upstream_with_purelib(work.path());
     let config = format!(
         "metadata_url = {:?}\n{}",
         database.url,
@@ -207,18 +199,36 @@ fn replicas_mirroring(
     (start(), start())
 }
 
-/// A project of one wheel and one sdist on a fresh upstream; the wheel's filename.
-fn upstream_with_purelib(work: &std::path::Path) -> (UpstreamServer, String) {
+/// An upstream tree publishing purelib 2.0, a wheel and an sdist: the tree, the directory
+/// its distributions are written in, and those files (the wheel first).
+struct PurelibTree {
+    tree: UpstreamTree,
+    dists: std::path::PathBuf,
+    files: Vec<std::path::PathBuf>,
+}
+
+fn purelib_tree(work: &std::path::Path) -> PurelibTree {
     let tree = UpstreamTree::new(&work.join("tree"));
     let dists = work.join("dists");
     std::fs::create_dir_all(&dists).unwrap();
-    let wheel = WheelSpec::new("purelib", "2.0", "py3-none-any").write(&dists);
-    tree.publish(
-        "purelib",
-        &[wheel.clone(), write_sdist(&dists, "purelib", "2.0", &[])],
-    );
-    let filename = wheel.file_name().unwrap().to_str().unwrap().to_string();
-    (UpstreamServer::start(&tree, "json"), filename)
+    let files = vec![
+        WheelSpec::new("purelib", "2.0", "py3-none-any").write(&dists),
+        write_sdist(&dists, "purelib", "2.0", &[]),
+    ];
+    tree.publish("purelib", &files);
+    PurelibTree { tree, dists, files }
+}
+
+/// A project of one wheel and one sdist on a fresh upstream; the wheel's filename.
+fn upstream_with_purelib(work: &std::path::Path) -> (UpstreamServer, String) {
+    let purelib = purelib_tree(work);
+    let filename = purelib.files[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    (UpstreamServer::start(&purelib.tree, "json"), filename)
 }
 
 /// Sessions of `database` waiting for an advisory lock.
@@ -344,14 +354,11 @@ fn a_page_one_replica_changed_is_made_again_by_the_others() {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let tree = UpstreamTree::new(&work.path().join("tree"));
-    let dists = work.path().join("dists");
-    std::fs::create_dir_all(&dists).unwrap();
-    let mut files = vec![
-        WheelSpec::new("purelib", "2.0", "py3-none-any").write(&dists),
-        write_sdist(&dists, "purelib", "2.0", &[]),
-    ];
-    tree.publish("purelib", &files);
+    let PurelibTree {
+        tree,
+        dists,
+        mut files,
+    } = purelib_tree(work.path());
     let upstream = UpstreamServer::start(&tree, "json");
     let mirroring = |page_ttl_seconds: u64| {
         let mirror = format!("[mirror]\npage_ttl_seconds = {page_ttl_seconds}\n[limits]");

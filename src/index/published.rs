@@ -64,6 +64,12 @@ impl Published {
         self.changed(&[Scope::Project(project.clone())]).await;
     }
 
+    /// Another process stored a new copy of `project`'s upstream page and announced it
+    /// itself: only this process's pages of it go.
+    pub fn upstream_page_changed_elsewhere(&self, project: &PackageName) {
+        self.pages.heard(&Scope::Project(project.clone()));
+    }
+
     async fn changed(&self, scopes: &[Scope]) {
         for scope in scopes {
             self.pages.changed(scope);

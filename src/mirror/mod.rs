@@ -493,7 +493,7 @@ impl PageJob {
                 let changed =
                     (self.cached.as_ref()).is_none_or(|cached| cached.detail != page.detail);
                 if changed {
-                    self.published.upstream_page_changed(&self.name).await;
+                    self.published.upstream_page_changed_elsewhere(&self.name);
                 }
                 Ok(Some(page))
             }
